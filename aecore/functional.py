@@ -1,0 +1,157 @@
+"""aecore.functional: PyTorch's functional API (names, arguments, semantics), NCHW.
+
+The conv-family ops are graph Functions whose forward and backward call the kernel registry
+(`aecore.kernels`), which picks the tier (ref / numba / cuda) for the arrays at hand and records
+it on the Function (`function.tier`) for the graph view and the profiler.
+"""
+
+from . import kernels
+from .kernels import geometry
+from .kernels.conv2d import bias_backward
+from .losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, l1_loss  # noqa: F401
+from .ops import (leaky_relu, relu, sigmoid, softplus, tanh)  # noqa: F401
+from .tensor import Function, Tensor
+
+
+def _run(function, op, array, *args):
+    """Run kernel `op` for `array` through the registry; remember the tier on the function."""
+    tier, implementation = kernels.dispatch(op, array)
+    function.tier = tier
+    return implementation(*args)
+
+
+def _kernel_on(op, array, *args):
+    return kernels.dispatch(op, array)[1](*args)
+
+
+# ---------------------------------------------------------------------------- linear
+def linear(x, weight, bias=None):
+    """y = x @ weight.T + bias, weight: (out_features, in_features)."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight "
+                         f"expects {weight.shape[1]} (shape {weight.shape})")
+    y = x @ weight.T
+    return y + bias if bias is not None else y
+
+
+# ---------------------------------------------------------------------------- conv2d
+class Conv2d(Function):
+    def forward(self, x, w, b, geom):
+        self.geom = geom
+        self.save_for_backward(x, w)
+        return _run(self, "conv2d_forward", x, x, w, b, geom)
+
+    def backward(self, grad):
+        x, w = self.saved
+        grad_x = grad_w = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_x = _kernel_on("conv2d_backward_input", grad, grad, w, self.geom)
+        if self.needs_input_grad[1]:
+            grad_w = _kernel_on("conv2d_backward_weight", grad, grad, x, self.geom)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_b = bias_backward(grad)
+        return (grad_x, grad_w, grad_b)[:len(self.needs_input_grad)]
+
+
+class _Conv2dNoBias(Conv2d):
+    def forward(self, x, w, geom):
+        return super().forward(x, w, None, geom)
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """2-D convolution (cross-correlation), dilation 1, groups 1.
+
+    x: (N, Cin, H, W), weight: (Cout, Cin, kH, kW), bias: (Cout,) -> (N, Cout, outH, outW).
+    padding: int, pair, 'valid' or 'same' (TensorFlow's rule: extra pixel at bottom/right).
+    """
+    geom = geometry.conv2d_geometry(x.shape, weight.shape, stride, padding,
+                                    b_shape=None if bias is None else bias.shape)
+    if bias is None:
+        return _Conv2dNoBias.apply(x, weight, geom=geom)
+    return Conv2d.apply(x, weight, bias, geom=geom)
+
+
+# ---------------------------------------------------------------------------- conv_transpose2d
+class ConvTranspose2d(Function):
+    def forward(self, x, w, b, geom):
+        self.geom = geom
+        self.save_for_backward(x, w)
+        return _run(self, "conv_transpose2d_forward", x, x, w, b, geom)
+
+    def backward(self, grad):
+        x, w = self.saved
+        grad_x = grad_w = grad_b = None
+        if self.needs_input_grad[0]:
+            grad_x = _kernel_on("conv_transpose2d_backward_input", grad, grad, w, self.geom)
+        if self.needs_input_grad[1]:
+            grad_w = _kernel_on("conv_transpose2d_backward_weight", grad, grad, x, self.geom)
+        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
+            grad_b = bias_backward(grad)
+        return (grad_x, grad_w, grad_b)[:len(self.needs_input_grad)]
+
+
+class _ConvTranspose2dNoBias(ConvTranspose2d):
+    def forward(self, x, w, geom):
+        return super().forward(x, w, None, geom)
+
+
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
+    """Transposed 2-D convolution (the adjoint of conv2d), dilation 1, groups 1.
+
+    x: (N, Cin, H, W), weight: (Cin, Cout, kH, kW) -> (N, Cout, outH, outW),
+    outH = (H - 1) * stride - 2 * padding + kH + output_padding; padding='same' gives H * stride
+    (TensorFlow's Conv2DTranspose).
+    """
+    geom = geometry.conv_transpose2d_geometry(x.shape, weight.shape, stride, padding,
+                                              output_padding,
+                                              b_shape=None if bias is None else bias.shape)
+    if bias is None:
+        return _ConvTranspose2dNoBias.apply(x, weight, geom=geom)
+    return ConvTranspose2d.apply(x, weight, bias, geom=geom)
+
+
+# ---------------------------------------------------------------------------- max_pool2d
+class MaxPool2d(Function):
+    def forward(self, x, geom):
+        self.geom = geom
+        out, argmax = _run(self, "max_pool2d_forward", x, x, geom)
+        self.save_for_backward(argmax)
+        return out
+
+    def backward(self, grad):
+        (argmax,) = self.saved
+        return (_kernel_on("max_pool2d_backward", grad, grad, argmax, self.geom),)
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Max pooling. x: (N, C, H, W). stride defaults to kernel_size; padding also 'same' (TF).
+
+    Ties send the gradient to the first maximum of the window, as PyTorch does.
+    """
+    geom = geometry.max_pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
+    return MaxPool2d.apply(x, geom=geom)
+
+
+# ---------------------------------------------------------------------------- interpolate
+class Upsample(Function):
+    def forward(self, x, geom):
+        self.geom = geom
+        self.op = "upsample_" + geom["mode"]
+        return _run(self, self.op + "_forward", x, x, geom)
+
+    def backward(self, grad):
+        return (_kernel_on(self.op + "_backward", grad, grad, self.geom),)
+
+
+def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Resize (N, C, H, W) images to `size` or by `scale_factor`, PyTorch's rules.
+
+    mode: 'nearest' (PyTorch's legacy nearest) or 'bilinear' (align_corners False by default).
+    """
+    geom = geometry.interpolate_geometry(x.shape, size, scale_factor, mode, align_corners)
+    return Upsample.apply(x, geom=geom)
+
+
+__all__ = ["linear", "conv2d", "conv_transpose2d", "max_pool2d", "interpolate", "relu",
+           "leaky_relu", "sigmoid", "tanh", "softplus", "mse_loss", "l1_loss",
+           "binary_cross_entropy", "binary_cross_entropy_with_logits", "Tensor"]

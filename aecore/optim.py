@@ -1,0 +1,197 @@
+"""Optimizers with PyTorch's update rules: SGD (momentum, nesterov), Adam, RMSprop.
+
+Updates are done in place on the parameters' arrays (NumPy or CuPy), outside the graph.
+`state_dict()` returns plain numbers and NumPy arrays (no pickle needed to save it), and
+`load_state_dict()` restores them so a resumed run continues exactly.
+"""
+
+import numpy as np
+
+from .backend import to_device
+
+
+class Optimizer:
+    defaults = {}
+
+    def __init__(self, params, **hyper):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        for index, p in enumerate(self.params):
+            if not p.requires_grad:
+                raise ValueError(f"{type(self).__name__}: parameter {index} (shape {p.shape}) "
+                                 "does not require gradients")
+        self.hyper = dict(self.defaults)
+        unknown = set(hyper) - set(self.defaults)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown arguments {sorted(unknown)}; "
+                            f"accepted: {sorted(self.defaults)}")
+        self.hyper.update(hyper)
+        self._validate()
+        self.step_count = 0
+        self.state = [dict() for _ in self.params]  # per parameter: name -> array
+
+    def _validate(self):
+        if not self.hyper["lr"] >= 0:
+            raise ValueError(f"lr must be >= 0, got {self.hyper['lr']!r}")
+        if self.hyper.get("weight_decay", 0) < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.hyper['weight_decay']!r}")
+
+    @property
+    def lr(self):
+        return self.hyper["lr"]
+
+    @lr.setter
+    def lr(self, value):
+        self.hyper["lr"] = float(value)
+
+    @property
+    def param_groups(self):
+        """PyTorch-style view (one group) so LR schedules can set group['lr']."""
+        return [self.hyper]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        self.step_count += 1
+        for p, state in zip(self.params, self.state):
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if self.hyper.get("weight_decay", 0):
+                grad = grad + self.hyper["weight_decay"] * p.data
+            self._update(p, grad, state)
+
+    def _update(self, p, grad, state):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _buffer(self, state, name, like):
+        if name not in state:
+            state[name] = p_zeros(like)
+        return state[name]
+
+    def state_dict(self):
+        return {
+            "type": type(self).__name__,
+            "hyper": {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.hyper.items()},
+            "step_count": self.step_count,
+            "state": [{name: np.array(to_device(a, "cpu"), copy=True) for name, a in s.items()}
+                      for s in self.state],
+        }
+
+    def load_state_dict(self, state_dict):
+        if state_dict.get("type") != type(self).__name__:
+            raise ValueError(f"load_state_dict: the state is from {state_dict.get('type')!r}, "
+                             f"not {type(self).__name__}")
+        if len(state_dict["state"]) != len(self.params):
+            raise ValueError(f"load_state_dict: the state has {len(state_dict['state'])} "
+                             f"parameters, this optimizer has {len(self.params)}")
+        for index, (p, saved) in enumerate(zip(self.params, state_dict["state"])):
+            for name, array in saved.items():
+                if tuple(array.shape) != p.shape:
+                    raise ValueError(f"load_state_dict: buffer {name!r} of parameter {index} has "
+                                     f"shape {tuple(array.shape)}, the parameter {p.shape}")
+        self.hyper.update({k: (tuple(v) if isinstance(v, list) else v)
+                           for k, v in state_dict["hyper"].items()})
+        self.step_count = int(state_dict["step_count"])
+        self.state = [{name: p.xp.asarray(array, dtype=p.dtype).copy() for name, array in saved.items()}
+                      for p, saved in zip(self.params, state_dict["state"])]
+
+
+def p_zeros(like):
+    return like.xp.zeros_like(like.data)
+
+
+class SGD(Optimizer):
+    """p -= lr * g, with optional momentum (buf = momentum*buf + (1-dampening)*g) and nesterov."""
+
+    defaults = dict(lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0)
+
+    def _validate(self):
+        super()._validate()
+        if self.hyper["momentum"] < 0:
+            raise ValueError(f"momentum must be >= 0, got {self.hyper['momentum']!r}")
+        if self.hyper["nesterov"] and (self.hyper["momentum"] <= 0 or self.hyper["dampening"] != 0):
+            raise ValueError("nesterov momentum needs momentum > 0 and dampening = 0")
+
+    def _update(self, p, grad, state):
+        h = self.hyper
+        if h["momentum"]:
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = grad.copy()
+            else:
+                buf = state["momentum_buffer"]
+                buf *= h["momentum"]
+                buf += (1 - h["dampening"]) * grad
+            buf = state["momentum_buffer"]
+            grad = grad + h["momentum"] * buf if h["nesterov"] else buf
+        p.data -= h["lr"] * grad
+
+
+class Adam(Optimizer):
+    """Adam with bias correction (PyTorch's form: lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps))."""
+
+    defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+
+    def _validate(self):
+        super()._validate()
+        b1, b2 = self.hyper["betas"]
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"betas must be in [0, 1), got {self.hyper['betas']!r}")
+        if self.hyper["eps"] < 0:
+            raise ValueError(f"eps must be >= 0, got {self.hyper['eps']!r}")
+
+    def _update(self, p, grad, state):
+        h = self.hyper
+        b1, b2 = h["betas"]
+        xp = p.xp
+        m = self._buffer(state, "exp_avg", p)
+        v = self._buffer(state, "exp_avg_sq", p)
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        v += (1 - b2) * grad * grad
+        t = self.step_count
+        bias_correction1 = 1 - b1 ** t
+        bias_correction2 = 1 - b2 ** t
+        denom = xp.sqrt(v) / np.sqrt(bias_correction2) + h["eps"]
+        p.data -= (h["lr"] / bias_correction1) * (m / denom)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (PyTorch's): square_avg = alpha*square_avg + (1-alpha)*g^2; p -= lr*g/(sqrt(.)+eps)."""
+
+    defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0)
+
+    def _validate(self):
+        super()._validate()
+        if not 0 <= self.hyper["alpha"] < 1:
+            raise ValueError(f"alpha must be in [0, 1), got {self.hyper['alpha']!r}")
+        if self.hyper["momentum"] < 0:
+            raise ValueError(f"momentum must be >= 0, got {self.hyper['momentum']!r}")
+
+    def _update(self, p, grad, state):
+        h = self.hyper
+        xp = p.xp
+        square_avg = self._buffer(state, "square_avg", p)
+        square_avg *= h["alpha"]
+        square_avg += (1 - h["alpha"]) * grad * grad
+        if h["centered"]:
+            grad_avg = self._buffer(state, "grad_avg", p)
+            grad_avg *= h["alpha"]
+            grad_avg += (1 - h["alpha"]) * grad
+            avg = xp.sqrt(square_avg - grad_avg * grad_avg) + h["eps"]
+        else:
+            avg = xp.sqrt(square_avg) + h["eps"]
+        if h["momentum"] > 0:
+            buf = self._buffer(state, "momentum_buffer", p)
+            buf *= h["momentum"]
+            buf += grad / avg
+            p.data -= h["lr"] * buf
+        else:
+            p.data -= h["lr"] * grad / avg
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}

@@ -1,0 +1,598 @@
+"""conv2d: 2-D cross-correlation, PyTorch's `torch.nn.functional.conv2d` (NCHW, groups=1, dilation=1).
+
+    x: (N, Cin, H, W),  w: (Cout, Cin, kH, kW),  b: (Cout,) or None  ->  y: (N, Cout, outH, outW)
+
+    y[n, co, oy, ox] = b[co] + sum_{ci, ky, kx} w[co, ci, ky, kx] * xpad[n, ci, oy*sH + ky, ox*sW + kx]
+    outH = (H + pad_top + pad_bottom - kH) // sH + 1          (likewise outW)
+
+where xpad is x with pad_top zero rows above it (pad_left columns on the left, ...). Only dilation 1
+and groups 1 are supported. Padding arrives resolved by `geometry.conv2d_geometry`: ints, pairs,
+'valid', and TensorFlow's 'same' (outH = ceil(H / sH), the odd pixel of padding at the bottom/right).
+
+Registered ops (same signature on every tier; `geom` is the dict from conv2d_geometry):
+    conv2d_forward(x, w, b, geom)            -> y       (N, Cout, outH, outW)
+    conv2d_backward_input(grad_y, w, geom)   -> grad_x  (N, Cin, H, W)
+    conv2d_backward_weight(grad_y, x, geom)  -> grad_w  (Cout, Cin, kH, kW)
+    bias_backward(grad_y) (plain function)   -> grad_b  (Cout,) = grad_y summed over N, H, W
+
+The adjoint pairs. Every tier implements three *cores*, and all six ops of the conv family (this
+file and conv_transpose2d.py) are thin compositions of them:
+    gather(x, w, b, stride, (top, left), (outH, outW))   conv2d forward          (w: Cout, Cin, ..)
+    scatter(x, w, b, stride, (top, left), (outH, outW))  conv_transpose2d fwd   (w: Cin, Cout, ..)
+    weight(g, x, stride, (top, left), (kH, kW))          sum_{n,i,j} g[n,a,i,j] x[n,b,i*s+ky-top, ..]
+conv2d's input gradient IS a transposed convolution of grad_y with the same weight, stride and
+padding, cropped to (H, W) ("scatter"); the transposed conv's input gradient IS a conv2d of grad_y
+("gather"); and both weight gradients are the same correlation with the roles of the two arrays
+swapped ("weight"). Rows of the padded input that no window reaches (when (H + pads - kH) is not a
+multiple of the stride) simply get a zero gradient: the scatter core crops/extends by the geometry.
+
+numba cpu: how the loops were chosen (2-core Xeon (Sapphire Rapids, AVX-512) shared with other
+jobs, batch 200, float32, median ms; indicative only)
+-----------------------------------------------------------------------------------------------
+* Layout. The input is copied once ("packed") into a zero-padded, channel-major buffer
+  (Cin, sH, sW, N, Hq, Wq): per input channel and per stride phase, the padded images of the whole
+  batch lie end to end. Then every kernel tap (ky, kx) is ONE contiguous slice of that buffer
+  (offset (ky//sH)*Wq + kx//sW in phase (ky%sH, kx%sW)), and the output of a block of B images is
+  computed at every position of the flattened padded plane -- the few positions outside
+  (outH, outW) are junk that the final copy skips. The innermost loop therefore runs over
+  B*Hq*Wq contiguous elements (about 2000) instead of over outW (14): with a 14-wide row, LLVM's
+  8-wide vector loop left most of the work in the scalar remainder.
+* Innermost loop indexing uses slices (`xr = buf[base:base+L]; xr[p]`), not `buf[base + p]`:
+  Numba's negative-index wraparound on a computed index kept LLVM from vectorizing
+  (32->32 on 14x14: 259 ms -> 48 ms).
+* Register blocking: 4 output channels x 3 horizontal taps per pass (12 multiply-adds per
+  7 loads + 4 stores), with fastmath {"contract"} so multiply-add fuses into FMA:
+  32->32 3x3 on 14x14 went 48 ms (1 channel, 1 tap) -> 33 ms (4 channels) -> 28 ms (+3 taps)
+  -> about 14 ms (+ image blocks of 8 + FMA). See the table at the end of this docstring.
+* Weight gradient: the same packed buffers; per (4 output channels, 1 input channel) task, 12 dot
+  products share one pass over the data, vectorized as reductions thanks to fastmath "reassoc"
+  (the sum order changes; the result is deterministic).
+* im2col + GEMM was measured too: the im2col copy of a 32->32 conv on 14x14 costs more than its
+  GEMM, and NumPy's matmul cannot accumulate (beta=1) into the output, so it did not win here.
+MEASURED_TABLE
+"""
+
+import numpy as np
+
+from .compile import (array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d,
+                      prange)
+from .registry import register
+
+
+def bias_backward(grad_y):
+    """grad_b[co] = sum over (n, oy, ox) of grad_y[n, co, oy, ox]  ->  (Cout,)."""
+    return grad_y.sum(axis=(0, 2, 3))
+
+
+def _stride(geom):
+    return geom["stride_h"], geom["stride_w"]
+
+
+def _pads(geom):
+    return geom["pad_top"], geom["pad_left"]
+
+
+def register_conv2d_tier(tier, gather, scatter, weight):
+    """Register the three conv2d ops of one tier as compositions of its cores."""
+
+    def conv2d_forward(x, w, b, geom):
+        return gather(x, w, b, _stride(geom), _pads(geom), (geom["out_h"], geom["out_w"]))
+
+    def conv2d_backward_input(grad_y, w, geom):
+        # the adjoint of a correlation is the transposed convolution, cropped to the input size
+        return scatter(grad_y, w, None, _stride(geom), _pads(geom), (geom["h"], geom["w"]))
+
+    def conv2d_backward_weight(grad_y, x, geom):
+        return weight(grad_y, x, _stride(geom), _pads(geom), (geom["k_h"], geom["k_w"]))
+
+    register("conv2d_forward", tier)(conv2d_forward)
+    register("conv2d_backward_input", tier)(conv2d_backward_input)
+    register("conv2d_backward_weight", tier)(conv2d_backward_weight)
+
+
+# ----------------------------------------------------------------------------------------------
+# reference (NumPy; CuPy arrays work too): im2col slices + one tensordot (a GEMM)
+# ----------------------------------------------------------------------------------------------
+
+def window(a, top, left, height, width):
+    """out[..., r, c] = a[..., r - top, c - left], zero where that is outside `a`.
+
+    `top`/`left` may be negative (crop) and the window may extend past the end (zero rows/cols).
+    """
+    xp = array_module_of(a)
+    out = xp.zeros(a.shape[:-2] + (height, width), dtype=a.dtype)
+    r0, r1 = max(top, 0), min(top + a.shape[-2], height)
+    c0, c1 = max(left, 0), min(left + a.shape[-1], width)
+    if r0 < r1 and c0 < c1:
+        out[..., r0:r1, c0:c1] = a[..., r0 - top:r1 - top, c0 - left:c1 - left]
+    return out
+
+
+def _columns(x, pads, kernel_hw, stride, out_hw):
+    """(N, C, kH*kW, outH, outW): for every kernel tap, the strided slice of the padded input it
+    meets (im2col, kept 5-D), so one tensordot does the whole sum."""
+    (sh, sw), (k_h, k_w), (oh, ow) = stride, kernel_hw, out_hw
+    x_pad = window(x, pads[0], pads[1], (oh - 1) * sh + k_h, (ow - 1) * sw + k_w)
+    xp = array_module_of(x)
+    return xp.stack([x_pad[:, :, ky:ky + (oh - 1) * sh + 1:sh, kx:kx + (ow - 1) * sw + 1:sw]
+                     for ky in range(k_h) for kx in range(k_w)], axis=2)
+
+
+def gather_ref(x, w, b, stride, pads, out_hw):
+    """conv2d: y[n, co] = b[co] + sum_{ci, tap} w[co, ci, tap] * columns[n, ci, tap]."""
+    xp = array_module_of(x)
+    c_out, c_in, k_h, k_w = w.shape
+    cols = _columns(x, pads, (k_h, k_w), stride, out_hw)               # (N, Cin, K, oh, ow)
+    y = xp.tensordot(w.reshape(c_out, c_in, k_h * k_w).astype(x.dtype, copy=False), cols,
+                     axes=([1, 2], [1, 2]))                              # (Cout, N, oh, ow)
+    y = y.transpose(1, 0, 2, 3)
+    if b is not None:
+        y = y + b.reshape(1, -1, 1, 1).astype(x.dtype, copy=False)
+    return xp.ascontiguousarray(y)
+
+
+def scatter_ref(x, w, b, stride, pads, out_hw):
+    """conv_transpose2d: every input pixel adds x * w[ci, :, :, :] into the full result
+    ((H-1)*sH + kH rows), which is then cropped at (top, left) / zero-extended to out_hw."""
+    xp = array_module_of(x)
+    (sh, sw) = stride
+    n, _, h, w_in = x.shape
+    k_h, k_w = w.shape[2], w.shape[3]
+    # contributions[n, iy, ix, co, ky, kx] = sum_ci x[n, ci, iy, ix] * w[ci, co, ky, kx]
+    contributions = xp.tensordot(x, w.astype(x.dtype, copy=False), axes=([1], [0]))
+    full = xp.zeros((n, (h - 1) * sh + k_h, (w_in - 1) * sw + k_w, w.shape[1]), dtype=x.dtype)
+    for ky in range(k_h):
+        for kx in range(k_w):
+            full[:, ky:ky + (h - 1) * sh + 1:sh, kx:kx + (w_in - 1) * sw + 1:sw, :] += \
+                contributions[..., ky, kx]
+    y = window(full.transpose(0, 3, 1, 2), -pads[0], -pads[1], out_hw[0], out_hw[1])
+    if b is not None:
+        y += b.reshape(1, -1, 1, 1).astype(x.dtype, copy=False)
+    return y
+
+
+def weight_ref(g, x, stride, pads, kernel_hw):
+    """grad_w[a, b, ky, kx] = sum_{n, i, j} g[n, a, i, j] * xpad[n, b, i*sH + ky, j*sW + kx]."""
+    cols = _columns(x, pads, kernel_hw, stride, g.shape[2:])             # (N, B, K, oh, ow)
+    gw = array_module_of(x).tensordot(g.astype(x.dtype, copy=False), cols,
+                                      axes=([0, 2, 3], [0, 3, 4]))       # (A, B, K)
+    return gw.reshape(g.shape[1], x.shape[1], kernel_hw[0], kernel_hw[1])
+
+
+register_conv2d_tier("ref", gather_ref, scatter_ref, weight_ref)
+
+
+# ----------------------------------------------------------------------------------------------
+# numba cpu: packed channel-major buffers, contiguous inner loops over blocks of images
+# ----------------------------------------------------------------------------------------------
+
+# Inner-loop targets: about 2048 positions per pass keeps the 4 accumulator rows (32 KiB in
+# float32) in L1; lengths are rounded up to ROUND so the vector loop has no scalar remainder.
+_POSITIONS_PER_PASS = 2048
+_ROUND = 32
+_FMA = {"contract"}
+_FMA_REDUCE = {"contract", "reassoc"}
+
+
+def _pack_loops(x, buf, top, left, sh, sw, hq, wq):
+    # x: (N, C, H, W) -> buf: flat (C, sH, sW, N, Hq, Wq) + slack, with
+    # buf[c, ry, rx, n, a, q] = x[n, c, a*sH + ry - top, q*sW + rx - left] (0 outside x)
+    n_, c_, h, w = x.shape
+    plane = hq * wq
+    for task in prange(c_ * n_):
+        c = task // n_
+        n = task - c * n_
+        for ry in range(sh):
+            for rx in range(sw):
+                base = ((c * sh + ry) * sw + rx) * n_ * plane + n * plane
+                for a in range(hq):
+                    r = a * sh + ry - top
+                    row = base + a * wq
+                    if r < 0 or r >= h:
+                        for q in range(wq):
+                            buf[row + q] = 0
+                    else:
+                        for q in range(wq):
+                            col = q * sw + rx - left
+                            if col >= 0 and col < w:
+                                buf[row + q] = x[n, c, r, col]
+                            else:
+                                buf[row + q] = 0
+
+
+def _rows4_taps3(a0, a1, a2, a3, x0, x1, x2, w, c0, ci, ky, kx, length):
+    # 4 output channels x 3 taps: a_c[p] += sum_t w[c0 + c, ci, ky, kx + t] * x_t[p]
+    u0, u1, u2 = w[c0, ci, ky, kx], w[c0, ci, ky, kx + 1], w[c0, ci, ky, kx + 2]
+    v0, v1, v2 = w[c0 + 1, ci, ky, kx], w[c0 + 1, ci, ky, kx + 1], w[c0 + 1, ci, ky, kx + 2]
+    s0, s1, s2 = w[c0 + 2, ci, ky, kx], w[c0 + 2, ci, ky, kx + 1], w[c0 + 2, ci, ky, kx + 2]
+    t0, t1, t2 = w[c0 + 3, ci, ky, kx], w[c0 + 3, ci, ky, kx + 1], w[c0 + 3, ci, ky, kx + 2]
+    for p in range(length):
+        e0 = x0[p]
+        e1 = x1[p]
+        e2 = x2[p]
+        a0[p] += u0 * e0 + u1 * e1 + u2 * e2
+        a1[p] += v0 * e0 + v1 * e1 + v2 * e2
+        a2[p] += s0 * e0 + s1 * e1 + s2 * e2
+        a3[p] += t0 * e0 + t1 * e1 + t2 * e2
+
+
+def _rows4_tap1(a0, a1, a2, a3, x0, w, c0, ci, ky, kx, length):
+    u0, v0, s0, t0 = w[c0, ci, ky, kx], w[c0 + 1, ci, ky, kx], w[c0 + 2, ci, ky, kx], w[c0 + 3, ci, ky, kx]
+    for p in range(length):
+        e0 = x0[p]
+        a0[p] += u0 * e0
+        a1[p] += v0 * e0
+        a2[p] += s0 * e0
+        a3[p] += t0 * e0
+
+
+def _rows1_taps3(a0, x0, x1, x2, w, c, ci, ky, kx, length):
+    u0, u1, u2 = w[c, ci, ky, kx], w[c, ci, ky, kx + 1], w[c, ci, ky, kx + 2]
+    for p in range(length):
+        a0[p] += u0 * x0[p] + u1 * x1[p] + u2 * x2[p]
+
+
+def _rows1_tap1(a0, x0, w, c, ci, ky, kx, length):
+    u0 = w[c, ci, ky, kx]
+    for p in range(length):
+        a0[p] += u0 * x0[p]
+
+
+_rows4_taps3 = cpu_kernel_serial(_rows4_taps3, fastmath=_FMA)
+_rows4_tap1 = cpu_kernel_serial(_rows4_tap1, fastmath=_FMA)
+_rows1_taps3 = cpu_kernel_serial(_rows1_taps3, fastmath=_FMA)
+_rows1_tap1 = cpu_kernel_serial(_rows1_tap1, fastmath=_FMA)
+
+
+def _gather_loops(buf, w, b, y, n_, sh, sw, hq, wq, block,
+                  out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
+    # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; w: (Cout, Cin, kH, kW); b: (Cout,)
+    # y: flat output (N, Cout, y_rows, y_cols); result (oy, ox) goes to
+    # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step) (transposed conv phases use the steps).
+    c_out, c_in, k_h, k_w = w.shape
+    plane = hq * wq
+    n_blocks = (n_ + block - 1) // block
+    c_blocks = (c_out + 3) // 4
+    for task in prange(n_blocks * c_blocks):
+        nb = task // c_blocks
+        c0 = (task - nb * c_blocks) * 4
+        n0 = nb * block
+        images = min(block, n_ - n0)
+        length = (images * plane + 31) // 32 * 32
+        acc = np.zeros((4, length), y.dtype)
+        channels = min(4, c_out - c0)
+        for ci in range(c_in):
+            for ky in range(k_h):
+                kx = 0
+                while kx < k_w:
+                    # taps kx, kx+1, kx+2 (in up to 3 stride phases) when there are 3 left
+                    taps = 3 if kx + 3 <= k_w else 1
+                    o0 = (((ci * sh + ky % sh) * sw + kx % sw) * n_ + n0) * plane \
+                        + (ky // sh) * wq + kx // sw
+                    x0 = buf[o0:o0 + length]
+                    if taps == 3:
+                        o1 = (((ci * sh + ky % sh) * sw + (kx + 1) % sw) * n_ + n0) * plane \
+                            + (ky // sh) * wq + (kx + 1) // sw
+                        o2 = (((ci * sh + ky % sh) * sw + (kx + 2) % sw) * n_ + n0) * plane \
+                            + (ky // sh) * wq + (kx + 2) // sw
+                        x1 = buf[o1:o1 + length]
+                        x2 = buf[o2:o2 + length]
+                        if channels == 4:
+                            _rows4_taps3(acc[0], acc[1], acc[2], acc[3], x0, x1, x2,
+                                         w, c0, ci, ky, kx, length)
+                        else:
+                            for c in range(channels):
+                                _rows1_taps3(acc[c], x0, x1, x2, w, c0 + c, ci, ky, kx, length)
+                    else:
+                        if channels == 4:
+                            _rows4_tap1(acc[0], acc[1], acc[2], acc[3], x0, w, c0, ci, ky, kx, length)
+                        else:
+                            for c in range(channels):
+                                _rows1_tap1(acc[c], x0, w, c0 + c, ci, ky, kx, length)
+                    kx += taps
+        for c in range(channels):
+            bias = b[c0 + c]
+            for j in range(images):
+                out = ((n0 + j) * c_out + c0 + c) * y_rows
+                for oy in range(out_h):
+                    row = (out + y_row0 + oy * y_row_step) * y_cols + y_col0
+                    src = j * plane + oy * wq
+                    for ox in range(out_w):
+                        y[row + ox * y_col_step] = acc[c, src + ox] + bias
+
+
+def _dots4_taps3(g0, g1, g2, g3, x0, x1, x2, gw, c0, ci, ky, kx, length):
+    # 12 dot products in one pass: gw[c0 + c, ci, ky, kx + t] += <g_c, x_t>
+    s00, s01, s02 = gw[c0, ci, ky, kx], gw[c0, ci, ky, kx + 1], gw[c0, ci, ky, kx + 2]
+    s10, s11, s12 = gw[c0 + 1, ci, ky, kx], gw[c0 + 1, ci, ky, kx + 1], gw[c0 + 1, ci, ky, kx + 2]
+    s20, s21, s22 = gw[c0 + 2, ci, ky, kx], gw[c0 + 2, ci, ky, kx + 1], gw[c0 + 2, ci, ky, kx + 2]
+    s30, s31, s32 = gw[c0 + 3, ci, ky, kx], gw[c0 + 3, ci, ky, kx + 1], gw[c0 + 3, ci, ky, kx + 2]
+    for p in range(length):
+        e0 = x0[p]
+        e1 = x1[p]
+        e2 = x2[p]
+        f0 = g0[p]
+        f1 = g1[p]
+        f2 = g2[p]
+        f3 = g3[p]
+        s00 += f0 * e0
+        s01 += f0 * e1
+        s02 += f0 * e2
+        s10 += f1 * e0
+        s11 += f1 * e1
+        s12 += f1 * e2
+        s20 += f2 * e0
+        s21 += f2 * e1
+        s22 += f2 * e2
+        s30 += f3 * e0
+        s31 += f3 * e1
+        s32 += f3 * e2
+    gw[c0, ci, ky, kx], gw[c0, ci, ky, kx + 1], gw[c0, ci, ky, kx + 2] = s00, s01, s02
+    gw[c0 + 1, ci, ky, kx], gw[c0 + 1, ci, ky, kx + 1], gw[c0 + 1, ci, ky, kx + 2] = s10, s11, s12
+    gw[c0 + 2, ci, ky, kx], gw[c0 + 2, ci, ky, kx + 1], gw[c0 + 2, ci, ky, kx + 2] = s20, s21, s22
+    gw[c0 + 3, ci, ky, kx], gw[c0 + 3, ci, ky, kx + 1], gw[c0 + 3, ci, ky, kx + 2] = s30, s31, s32
+
+
+def _dot1(g0, x0, gw, c, ci, ky, kx, length):
+    s = gw[c, ci, ky, kx]
+    for p in range(length):
+        s += g0[p] * x0[p]
+    gw[c, ci, ky, kx] = s
+
+
+_dots4_taps3 = cpu_kernel_serial(_dots4_taps3, fastmath=_FMA_REDUCE)
+_dot1 = cpu_kernel_serial(_dot1, fastmath=_FMA_REDUCE)
+
+
+def _weight_loops(gbuf, buf, gw, n_, sh, sw, hq, wq, chunk):
+    # gbuf: packed g (A, 1, 1, N, Hq, Wq), zero outside (outH, outW); buf: packed x
+    # (B, sH, sW, N, Hq, Wq) + slack; gw: (A, B, kH, kW) zeros.  One task = (4 rows of g, 1 x channel)
+    c_out, c_in, k_h, k_w = gw.shape
+    total = n_ * hq * wq
+    c_blocks = (c_out + 3) // 4
+    for task in prange(c_blocks * c_in):
+        cb = task // c_in
+        ci = task - cb * c_in
+        c0 = cb * 4
+        channels = min(4, c_out - c0)
+        for q0 in range(0, total, chunk):
+            length = min(chunk, total - q0)
+            for ky in range(k_h):
+                kx = 0
+                while kx < k_w:
+                    taps = 3 if (kx + 3 <= k_w and channels == 4) else 1
+                    o0 = ((ci * sh + ky % sh) * sw + kx % sw) * total + q0 + (ky // sh) * wq + kx // sw
+                    x0 = buf[o0:o0 + length]
+                    if taps == 3:
+                        o1 = ((ci * sh + ky % sh) * sw + (kx + 1) % sw) * total + q0 \
+                            + (ky // sh) * wq + (kx + 1) // sw
+                        o2 = ((ci * sh + ky % sh) * sw + (kx + 2) % sw) * total + q0 \
+                            + (ky // sh) * wq + (kx + 2) // sw
+                        _dots4_taps3(gbuf[c0 * total + q0:c0 * total + q0 + length],
+                                     gbuf[(c0 + 1) * total + q0:(c0 + 1) * total + q0 + length],
+                                     gbuf[(c0 + 2) * total + q0:(c0 + 2) * total + q0 + length],
+                                     gbuf[(c0 + 3) * total + q0:(c0 + 3) * total + q0 + length],
+                                     x0, buf[o1:o1 + length], buf[o2:o2 + length],
+                                     gw, c0, ci, ky, kx, length)
+                    else:
+                        for c in range(channels):
+                            start = (c0 + c) * total + q0
+                            _dot1(gbuf[start:start + length], x0, gw, c0 + c, ci, ky, kx, length)
+                    kx += taps
+
+
+_pack_loops = cpu_kernel(_pack_loops)
+_gather_loops = cpu_kernel(_gather_loops)
+_weight_loops = cpu_kernel(_weight_loops)
+
+
+def _pack(x, top, left, stride, hq, wq):
+    """Packed, zero-padded, channel-major copy of x (see the docstring) with slack at the end."""
+    sh, sw = stride
+    n_, c_ = x.shape[0], x.shape[1]
+    size = c_ * sh * sw * n_ * hq * wq
+    buf = np.empty(size + hq * wq + _ROUND, dtype=x.dtype)
+    buf[size:] = 0
+    _pack_loops(np.ascontiguousarray(x), buf, top, left, sh, sw, hq, wq)
+    return buf
+
+
+def _image_block(n_, plane, c_blocks):
+    """Images per task: about _POSITIONS_PER_PASS positions, but keep >= 8 tasks for 2+ threads."""
+    block = max(1, min(n_, _POSITIONS_PER_PASS // plane))
+    while block > 1 and -(-n_ // block) * c_blocks < 8:
+        block //= 2
+    return block
+
+
+def _gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), step=(1, 1)):
+    """Run the packed conv2d loops; results land at y[.., offset + i*step] of the flat y."""
+    sh, sw = stride
+    k_h, k_w = w.shape[2], w.shape[3]
+    oh, ow = out_hw
+    hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
+    buf = _pack(x, pads[0], pads[1], stride, hq, wq)
+    w = np.ascontiguousarray(w, dtype=x.dtype)
+    b = np.zeros(w.shape[0], x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    n_ = x.shape[0]
+    block = _image_block(n_, hq * wq, (w.shape[0] + 3) // 4)
+    _gather_loops(buf, w, b, y_flat, n_, sh, sw, hq, wq, block, oh, ow,
+                  y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1])
+
+
+def gather_numba(x, w, b, stride, pads, out_hw):
+    y = np.empty((x.shape[0], w.shape[0]) + tuple(out_hw), dtype=x.dtype)
+    _gather_into(y.reshape(-1), y.shape, x, w, b, stride, pads, out_hw)
+    return y
+
+
+def scatter_numba(x, w, b, stride, pads, out_hw):
+    """Transposed conv as sH*sW stride-1 conv2d's, one per output phase (no scatter at all).
+
+    Full-result row fy = oy + top = iy*sH + ky.  Output rows with fy % sH == ry only meet taps
+    ky = ry + sH*j, at input rows iy = fy//sH - j: a stride-1 correlation of x with the
+    flipped sub-kernel w[:, :, ry::sH][..., ::-1], written to every sH-th output row.
+    """
+    sh, sw = stride
+    top, left = pads
+    c_out, k_h, k_w = w.shape[1], w.shape[2], w.shape[3]
+    oh, ow = out_hw
+    y = np.empty((x.shape[0], c_out, oh, ow), dtype=x.dtype)
+    y_flat = y.reshape(-1)
+    for ry in range(sh):
+        oy0 = (ry - top) % sh            # first output row of this phase
+        rows = -(-(oh - oy0) // sh)
+        for rx in range(sw):
+            ox0 = (rx - left) % sw
+            cols = -(-(ow - ox0) // sw)
+            if rows <= 0 or cols <= 0:
+                continue
+            sub = w[:, :, ry::sh, rx::sw]
+            if sub.shape[2] == 0 or sub.shape[3] == 0:   # kernel < stride: rows get only the bias
+                y[:, :, oy0::sh, ox0::sw] = 0 if b is None else b.reshape(1, -1, 1, 1)
+                continue
+            sub = np.ascontiguousarray(sub[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            m0, l0 = (oy0 + top - ry) // sh, (ox0 + left - rx) // sw
+            _gather_into(y_flat, y.shape, x, sub, b, (1, 1),
+                         (sub.shape[2] - 1 - m0, sub.shape[3] - 1 - l0), (rows, cols),
+                         offset=(oy0, ox0), step=(sh, sw))
+    return y
+
+
+def weight_numba(g, x, stride, pads, kernel_hw):
+    sh, sw = stride
+    k_h, k_w = kernel_hw
+    oh, ow = g.shape[2], g.shape[3]
+    hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
+    buf = _pack(x, pads[0], pads[1], stride, hq, wq)
+    gbuf = _pack(g, 0, 0, (1, 1), hq, wq)
+    gw = np.zeros((g.shape[1], x.shape[1], k_h, k_w), dtype=x.dtype)
+    _weight_loops(gbuf, buf, gw, x.shape[0], sh, sw, hq, wq, 4096)
+    return gw
+
+
+NUMBA_TIER = _gather_loops is not None
+if NUMBA_TIER:
+    register_conv2d_tier("numba", gather_numba, scatter_numba, weight_numba)
+
+
+# ----------------------------------------------------------------------------------------------
+# numba cuda: one thread per output element, gathers only (no atomics)
+# ----------------------------------------------------------------------------------------------
+
+def _gather_kernel(x, w, b, y, sh, sw, top, left):
+    # y[n, co, oy, ox] = b[co] + sum_{ci, ky, kx} w[co, ci, ky, kx] * x[n, ci, oy*sH+ky-top, ox*sW+kx-left]
+    i = cuda.grid(1)
+    n_, c_out, oh, ow = y.shape
+    if i >= n_ * c_out * oh * ow:
+        return
+    ox = i % ow
+    oy = (i // ow) % oh
+    co = (i // (ow * oh)) % c_out
+    n = i // (ow * oh * c_out)
+    c_in, h, w_in = x.shape[1], x.shape[2], x.shape[3]
+    k_h, k_w = w.shape[2], w.shape[3]
+    acc = b[co]
+    for ci in range(c_in):
+        for ky in range(k_h):
+            iy = oy * sh + ky - top
+            if iy >= 0 and iy < h:
+                for kx in range(k_w):
+                    ix = ox * sw + kx - left
+                    if ix >= 0 and ix < w_in:
+                        acc += w[co, ci, ky, kx] * x[n, ci, iy, ix]
+    y[n, co, oy, ox] = acc
+
+
+def _scatter_kernel(x, w, b, y, sh, sw, top, left):
+    # transposed conv as a gather: y[n, co, oy, ox] = b[co] + sum over the taps (ky, kx) with
+    # oy + top = iy*sH + ky (0 <= iy < H), likewise for ox, of x[n, ci, iy, ix] * w[ci, co, ky, kx]
+    i = cuda.grid(1)
+    n_, c_out, oh, ow = y.shape
+    if i >= n_ * c_out * oh * ow:
+        return
+    ox = i % ow
+    oy = (i // ow) % oh
+    co = (i // (ow * oh)) % c_out
+    n = i // (ow * oh * c_out)
+    c_in, h, w_in = x.shape[1], x.shape[2], x.shape[3]
+    k_h, k_w = w.shape[2], w.shape[3]
+    fy = oy + top
+    fx = ox + left
+    acc = b[co]
+    for ky in range(fy % sh, k_h, sh):
+        iy = (fy - ky) // sh
+        if iy >= 0 and iy < h:
+            for kx in range(fx % sw, k_w, sw):
+                ix = (fx - kx) // sw
+                if ix >= 0 and ix < w_in:
+                    for ci in range(c_in):
+                        acc += x[n, ci, iy, ix] * w[ci, co, ky, kx]
+    y[n, co, oy, ox] = acc
+
+
+def _weight_kernel(g, x, gw, sh, sw, top, left):
+    # one thread per weight element: gw[a, c, ky, kx] = sum_{n, i, j} g[n, a, i, j] * x[n, c, i*sH+ky-top, j*sW+kx-left]
+    t = cuda.grid(1)
+    c_a, c_b, k_h, k_w = gw.shape
+    if t >= c_a * c_b * k_h * k_w:
+        return
+    kx = t % k_w
+    ky = (t // k_w) % k_h
+    c = (t // (k_w * k_h)) % c_b
+    a = t // (k_w * k_h * c_b)
+    n_, oh, ow = g.shape[0], g.shape[2], g.shape[3]
+    h, w_in = x.shape[2], x.shape[3]
+    acc = gw[a, c, ky, kx]  # zero-initialised by the launcher; gives acc the array's dtype
+    for n in range(n_):
+        for i in range(oh):
+            iy = i * sh + ky - top
+            if iy >= 0 and iy < h:
+                for j in range(ow):
+                    ix = j * sw + kx - left
+                    if ix >= 0 and ix < w_in:
+                        acc += g[n, a, i, j] * x[n, c, iy, ix]
+    gw[a, c, ky, kx] = acc
+
+
+_gather_kernel = cuda_kernel(_gather_kernel)
+_scatter_kernel = cuda_kernel(_scatter_kernel)
+_weight_kernel = cuda_kernel(_weight_kernel)
+
+
+def _bias_or_zeros(xp, b, channels, dtype):
+    return xp.zeros(channels, dtype=dtype) if b is None else xp.ascontiguousarray(b, dtype=dtype)
+
+
+def gather_cuda(x, w, b, stride, pads, out_hw):
+    xp = array_module_of(x)
+    x = xp.ascontiguousarray(x)
+    w = xp.ascontiguousarray(w, dtype=x.dtype)
+    y = xp.empty((x.shape[0], w.shape[0]) + tuple(out_hw), dtype=x.dtype)
+    launch_1d(_gather_kernel, y.size, x, w, _bias_or_zeros(xp, b, w.shape[0], x.dtype), y,
+              stride[0], stride[1], pads[0], pads[1])
+    return y
+
+
+def scatter_cuda(x, w, b, stride, pads, out_hw):
+    xp = array_module_of(x)
+    x = xp.ascontiguousarray(x)
+    w = xp.ascontiguousarray(w, dtype=x.dtype)
+    y = xp.empty((x.shape[0], w.shape[1]) + tuple(out_hw), dtype=x.dtype)
+    launch_1d(_scatter_kernel, y.size, x, w, _bias_or_zeros(xp, b, w.shape[1], x.dtype), y,
+              stride[0], stride[1], pads[0], pads[1])
+    return y
+
+
+def weight_cuda(g, x, stride, pads, kernel_hw):
+    xp = array_module_of(x)
+    g = xp.ascontiguousarray(g)
+    x = xp.ascontiguousarray(x, dtype=g.dtype)
+    gw = xp.zeros((g.shape[1], x.shape[1]) + tuple(kernel_hw), dtype=g.dtype)
+    launch_1d(_weight_kernel, gw.size, g, x, gw, stride[0], stride[1], pads[0], pads[1])
+    return gw
+
+
+CUDA_TIER = _gather_kernel is not None
+if CUDA_TIER:
+    register_conv2d_tier("cuda", gather_cuda, scatter_cuda, weight_cuda)

@@ -1,0 +1,244 @@
+"""Output-size and padding arithmetic shared by every op and every tier.
+
+Every kernel receives *resolved* geometry: explicit integers for the padding on each side and
+explicit output sizes. All validation happens here, before any kernel runs, so a user sees an
+error that names the argument instead of an index error from deep inside a loop.
+
+Conventions (PyTorch's, NCHW):
+- conv2d:            out = (in + pad_before + pad_after - kernel) // stride + 1
+- max_pool2d:        out = floor_or_ceil((in + 2*pad - kernel) / stride) + 1, and in ceil mode the
+                     last window must start inside the input or the left padding
+- conv_transpose2d:  out = (in - 1) * stride - pad_before - pad_after + kernel + output_padding
+- TensorFlow 'same': out = ceil(in / stride); the total padding max((out-1)*stride + k - in, 0) is
+                     split with the extra pixel at the bottom/right.
+"""
+
+import math
+
+
+def _is_int(value):
+    # bool is an int subclass in Python, but `padding=True` is always a mistake.
+    return isinstance(value, int) and not isinstance(value, bool) or (
+        hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0 and value.dtype.kind in "iu"
+    )
+
+
+def pair(value, name, minimum=1):
+    """Turn an int or a 2-sequence into an (h, w) pair of ints >= minimum, or raise naming `name`."""
+    if _is_int(value):
+        values = (int(value), int(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
+        values = (int(value[0]), int(value[1]))
+    else:
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(values) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return values
+
+
+def check_input_4d(x_shape, name="input"):
+    """Validate an NCHW shape; return (N, C, H, W)."""
+    if len(x_shape) != 4:
+        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x_shape)}")
+    if min(x_shape) < 1:
+        raise ValueError(f"{name} must have every dimension >= 1, got shape {tuple(x_shape)}")
+    return tuple(int(s) for s in x_shape)
+
+
+def same_padding(in_size, kernel, stride):
+    """TensorFlow's 'same' rule for one axis: (pad_before, pad_after), extra pixel after."""
+    out = -(-in_size // stride)  # ceil(in / stride)
+    total = max((out - 1) * stride + kernel - in_size, 0)
+    return total // 2, total - total // 2
+
+
+def resolve_padding(padding, in_hw, kernel_hw, stride_hw, name="padding"):
+    """Resolve int / pair / 'same' / 'valid' into (top, bottom, left, right)."""
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if mode == "valid":
+            return (0, 0, 0, 0)
+        if mode == "same":
+            top, bottom = same_padding(in_hw[0], kernel_hw[0], stride_hw[0])
+            left, right = same_padding(in_hw[1], kernel_hw[1], stride_hw[1])
+            return (top, bottom, left, right)
+        raise ValueError(f"{name} must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+    pad_h, pad_w = pair(padding, name, minimum=0)
+    return (pad_h, pad_h, pad_w, pad_w)
+
+
+def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, has_bias=False, b_shape=None):
+    """Validate conv2d arguments; return a dict with everything a kernel needs.
+
+    x: (N, Cin, H, W), w: (Cout, Cin, kH, kW) -> out: (N, Cout, outH, outW)
+    """
+    n, c_in, h, w = check_input_4d(x_shape, "input")
+    if len(w_shape) != 4:
+        raise ValueError(f"weight must be 4-D (Cout, Cin, kH, kW), got shape {tuple(w_shape)}")
+    c_out, w_c_in, k_h, k_w = (int(s) for s in w_shape)
+    if min(c_out, k_h, k_w) < 1:
+        raise ValueError(f"weight must have every dimension >= 1, got shape {tuple(w_shape)}")
+    if w_c_in != c_in:
+        raise ValueError(
+            f"weight expects {w_c_in} input channels (shape {tuple(w_shape)}) but input has "
+            f"{c_in} channels (shape {tuple(x_shape)})")
+    if b_shape is not None and tuple(b_shape) != (c_out,):
+        raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
+    stride_h, stride_w = pair(stride, "stride")
+    top, bottom, left, right = resolve_padding(padding, (h, w), (k_h, k_w), (stride_h, stride_w))
+    if h + top + bottom < k_h or w + left + right < k_w:
+        raise ValueError(
+            f"kernel size ({k_h}, {k_w}) is larger than the padded input "
+            f"({h + top + bottom}, {w + left + right}) (input {h}x{w}, padding {padding!r})")
+    out_h = (h + top + bottom - k_h) // stride_h + 1
+    out_w = (w + left + right - k_w) // stride_w + 1
+    return dict(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
+                stride_h=stride_h, stride_w=stride_w,
+                pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right,
+                out_h=out_h, out_w=out_w)
+
+
+def _pool_axis(in_size, kernel, stride, pad, ceil_mode):
+    numerator = in_size + 2 * pad - kernel
+    out = (-(-numerator // stride) if ceil_mode else numerator // stride) + 1
+    # PyTorch: in ceil mode the last window must start inside the input or the left padding.
+    if ceil_mode and (out - 1) * stride >= in_size + pad:
+        out -= 1
+    return out
+
+
+def max_pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Validate max_pool2d arguments.
+
+    x: (N, C, H, W) -> out: (N, C, outH, outW). Padded positions act as -inf.
+    Returns pad_top/pad_left (where window (0, 0) starts) and the output size; 'same' is TF's rule.
+    """
+    n, c, h, w = check_input_4d(x_shape, "input")
+    k_h, k_w = pair(kernel_size, "kernel_size")
+    stride_h, stride_w = pair(kernel_size if stride is None else stride, "stride")
+    if isinstance(padding, str):
+        if padding.lower() not in ("same", "valid"):
+            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        if ceil_mode:
+            raise ValueError("ceil_mode=True cannot be combined with padding='same' or 'valid'")
+        top, bottom, left, right = resolve_padding(padding, (h, w), (k_h, k_w), (stride_h, stride_w))
+        if h + top + bottom < k_h or w + left + right < k_w:
+            raise ValueError(f"kernel_size ({k_h}, {k_w}) is larger than the input ({h}, {w}) "
+                             f"with padding {padding!r}")
+        out_h = (h + top + bottom - k_h) // stride_h + 1
+        out_w = (w + left + right - k_w) // stride_w + 1
+    else:
+        pad_h, pad_w = pair(padding, "padding", minimum=0)
+        if pad_h > k_h // 2 or pad_w > k_w // 2:
+            raise ValueError(f"padding must be at most half of kernel_size ({k_h}, {k_w}), "
+                             f"got {padding!r}")
+        if h + 2 * pad_h < k_h or w + 2 * pad_w < k_w:
+            raise ValueError(f"kernel_size ({k_h}, {k_w}) is larger than the padded input "
+                             f"({h + 2 * pad_h}, {w + 2 * pad_w})")
+        top, left = pad_h, pad_w
+        out_h = _pool_axis(h, k_h, stride_h, pad_h, ceil_mode)
+        out_w = _pool_axis(w, k_w, stride_w, pad_w, ceil_mode)
+    return dict(n=n, c=c, h=h, w=w, k_h=k_h, k_w=k_w, stride_h=stride_h, stride_w=stride_w,
+                pad_top=top, pad_left=left, out_h=out_h, out_w=out_w)
+
+
+def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0,
+                              b_shape=None):
+    """Validate conv_transpose2d arguments.
+
+    x: (N, Cin, H, W), w: (Cin, Cout, kH, kW) -> out: (N, Cout, outH, outW) with
+    outH = (H - 1) * stride - pad_top - pad_bottom + kH (output_padding is folded into pad_bottom
+    as a negative crop). Output pixel (oy, ox) sits at (oy + pad_top, ox + pad_left) of the
+    uncropped "full" result of size (H - 1) * stride + kH.
+    'same' (TF's Conv2DTranspose): outH = H * stride.
+    """
+    n, c_in, h, w = check_input_4d(x_shape, "input")
+    if len(w_shape) != 4:
+        raise ValueError(f"weight must be 4-D (Cin, Cout, kH, kW), got shape {tuple(w_shape)}")
+    w_c_in, c_out, k_h, k_w = (int(s) for s in w_shape)
+    if min(c_out, k_h, k_w) < 1:
+        raise ValueError(f"weight must have every dimension >= 1, got shape {tuple(w_shape)}")
+    if w_c_in != c_in:
+        raise ValueError(
+            f"weight expects {w_c_in} input channels (shape {tuple(w_shape)}) but input has "
+            f"{c_in} channels (shape {tuple(x_shape)})")
+    if b_shape is not None and tuple(b_shape) != (c_out,):
+        raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
+    stride_h, stride_w = pair(stride, "stride")
+    if isinstance(padding, str):
+        mode = padding.lower()
+        if output_padding not in (0, (0, 0), [0, 0]):
+            raise ValueError(f"output_padding must be 0 with padding={padding!r}, got {output_padding!r}")
+        if mode == "valid":
+            # TF: out = (in - 1) * stride + max(kernel, stride)
+            top, left = 0, 0
+            bottom = -max(stride_h - k_h, 0)
+            right = -max(stride_w - k_w, 0)
+        elif mode == "same":
+            top, left = max(k_h - stride_h, 0) // 2, max(k_w - stride_w, 0) // 2
+            bottom = (h - 1) * stride_h + k_h - top - h * stride_h
+            right = (w - 1) * stride_w + k_w - left - w * stride_w
+        else:
+            raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+    else:
+        pad_h, pad_w = pair(padding, "padding", minimum=0)
+        out_pad_h, out_pad_w = pair(output_padding, "output_padding", minimum=0)
+        if out_pad_h >= stride_h or out_pad_w >= stride_w:
+            raise ValueError(f"output_padding must be smaller than stride {(stride_h, stride_w)}, "
+                             f"got {output_padding!r}")
+        top, left = pad_h, pad_w
+        bottom, right = pad_h - out_pad_h, pad_w - out_pad_w
+    out_h = (h - 1) * stride_h + k_h - top - bottom
+    out_w = (w - 1) * stride_w + k_w - left - right
+    if out_h < 1 or out_w < 1:
+        raise ValueError(f"padding {padding!r} crops the whole output: the output size would be "
+                         f"({out_h}, {out_w}) for input {h}x{w}, kernel ({k_h}, {k_w}), stride "
+                         f"{(stride_h, stride_w)}")
+    return dict(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
+                stride_h=stride_h, stride_w=stride_w,
+                pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right,
+                out_h=out_h, out_w=out_w)
+
+
+def interpolate_geometry(x_shape, size=None, scale_factor=None, mode="nearest", align_corners=None):
+    """Validate interpolate arguments; return output size and the source-index scales.
+
+    PyTorch's rules: with `size`, scale = in / out; with `scale_factor` s, out = floor(in * s) and
+    scale = 1 / s (the factor itself, not recomputed from the sizes). For bilinear with
+    align_corners=True, scale = (in - 1) / (out - 1) (0 when out == 1).
+    """
+    n, c, h, w = check_input_4d(x_shape, "input")
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
+    if mode == "nearest" and align_corners is not None:
+        raise ValueError("align_corners can only be set with mode='bilinear', got "
+                         f"align_corners={align_corners!r} with mode='nearest'")
+    align = bool(align_corners) if mode == "bilinear" else False
+    if (size is None) == (scale_factor is None):
+        raise ValueError("give exactly one of size or scale_factor, got "
+                         f"size={size!r}, scale_factor={scale_factor!r}")
+    if size is not None:
+        out_h, out_w = pair(size, "size")
+        scales = (None, None)
+    else:
+        if isinstance(scale_factor, (tuple, list)):
+            if len(scale_factor) != 2:
+                raise ValueError(f"scale_factor must be a number or a pair, got {scale_factor!r}")
+            factors = tuple(float(s) for s in scale_factor)
+        else:
+            factors = (float(scale_factor), float(scale_factor))
+        if min(factors) <= 0 or not all(math.isfinite(f) for f in factors):
+            raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
+        out_h, out_w = int(math.floor(h * factors[0])), int(math.floor(w * factors[1]))
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"scale_factor {scale_factor!r} gives an empty output "
+                             f"({out_h}, {out_w}) for input {h}x{w}")
+        scales = factors
+
+    def axis_scale(in_size, out_size, factor):
+        if align:
+            return (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
+        return 1.0 / factor if factor is not None else in_size / out_size
+
+    return dict(n=n, c=c, h=h, w=w, out_h=out_h, out_w=out_w, mode=mode, align_corners=align,
+                scale_h=axis_scale(h, out_h, scales[0]), scale_w=axis_scale(w, out_w, scales[1]))

@@ -1,0 +1,292 @@
+"""max_pool2d: the maximum over each window, with the argmax kept for the backward pass.
+
+Shapes (NCHW):
+    x:      (N, C, H, W)
+    y:      (N, C, outH, outW)            same dtype as x
+    argmax: (N, C, outH, outW) int64      flat index ih * W + iw into the input plane
+
+Geometry (kernels/geometry.py, `max_pool2d_geometry`): window (oy, ox) covers input rows
+    oy * stride_h - pad_top  ...  oy * stride_h - pad_top + k_h - 1
+(and the same for columns), clipped to the input. Padded or out-of-range positions never win:
+they act as -inf. outH = floor_or_ceil((H + 2 * pad - k_h) / stride_h) + 1 for int/pair padding
+(in ceil mode the last window must start inside the input or the left padding), and ceil(H / s)
+for TensorFlow's 'same' (extra padding at the bottom/right).
+
+Semantics are PyTorch's CPU kernel, exactly:
+    maxval = -inf; maxindex = first in-range element of the window
+    for each in-range element in row-major window order:
+        if val > maxval or isnan(val): maxval, maxindex = val, index
+so ties go to the FIRST maximum, a NaN propagates (the last NaN of the window is the argmax),
+and an all -inf window points at its first element.
+
+Backward: grad_x[argmax] += grad_y. Overlapping windows (stride < kernel) can pick the same
+input element, so this is a scatter-ADD on the CPU tiers; the CUDA tier instead GATHERS: one
+thread per input element loops over the (few) windows that can contain it and sums grad_y where
+argmax equals its own index, in a fixed order -> no atomics, bit-identical results run after run.
+
+Tiers (same signature everywhere):
+    "max_pool2d_forward"(x, geom) -> (y, argmax)
+    "max_pool2d_backward"(grad_y, argmax, geom) -> grad_x
+
+Why the numba loop structure: the natural unit of independent work is one (n, c) plane: a
+plane's windows only read that plane, and the backward's scatter-add only writes that plane, so
+`prange` over the N*C planes needs no atomics and no private buffers, and the tiny window loops
+(k_h x k_w, typically 2x2) stay scalar inside. With N*C = 6400 planes at the classic-CAE shape
+there is ample parallelism for any core count, and each plane (28*28*4 B = 3 KiB) stays in L1.
+
+Measured (indicative: one quick run, median of 7, on a shared 2-core machine, float32,
+2x2/stride-2 pool on x (200, 32, 28, 28)):
+    numba:   forward 3.9 ms, forward+backward 6.2 ms
+    ref:     forward 49 ms,  forward+backward 88 ms
+    PyTorch CPU (2 threads, measured earlier): forward 20.0 ms, forward+backward 24.7 ms
+"""
+
+import numpy as np
+
+from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, prange
+from .registry import register
+
+
+def _window_origin(geom):
+    """Where window (0, 0) starts, and the padded extent the windows need (rows, cols)."""
+    rows = (geom["out_h"] - 1) * geom["stride_h"] + geom["k_h"]
+    cols = (geom["out_w"] - 1) * geom["stride_w"] + geom["k_w"]
+    return geom["pad_top"], geom["pad_left"], rows, cols
+
+
+# ------------------------------------------------------------------------------------------------
+# reference
+# ------------------------------------------------------------------------------------------------
+# One vectorized step per kernel offset (i, j): the (outH, outW) grid of elements at offset (i, j)
+# of every window is a strided slice of the -inf padded input. Scanning the offsets in row-major
+# order and updating where `val > best or isnan(val)` reproduces PyTorch's per-window scan.
+
+def _offset_tables(geom, i, j):
+    """For kernel offset (i, j): flat input index of that element in each window, and whether it
+    lies inside the input. Shapes (outH, outW)."""
+    rows = np.arange(geom["out_h"]) * geom["stride_h"] - geom["pad_top"] + i
+    cols = np.arange(geom["out_w"]) * geom["stride_w"] - geom["pad_left"] + j
+    valid = ((rows >= 0) & (rows < geom["h"]))[:, None] & ((cols >= 0) & (cols < geom["w"]))[None, :]
+    index = rows[:, None] * geom["w"] + cols[None, :]
+    return index, valid
+
+
+def _padded_slice(geom, i, j):
+    """Index into the padded array that selects offset (i, j) of every window."""
+    sh, sw = geom["stride_h"], geom["stride_w"]
+    return (Ellipsis, slice(i, i + (geom["out_h"] - 1) * sh + 1, sh),
+            slice(j, j + (geom["out_w"] - 1) * sw + 1, sw))
+
+
+@register("max_pool2d_forward", "ref")
+def max_pool2d_forward_ref(x, geom):
+    xp = array_module_of(x)
+    n, c, h, w = x.shape
+    top, left, rows, cols = _window_origin(geom)
+    if top == 0 and left == 0 and rows <= h and cols <= w:
+        padded = x  # every window lies inside the input (the common unpadded case)
+    else:  # -inf padding; rows/cols past the last window are simply not copied
+        padded = xp.full((n, c, rows, cols), -xp.inf, dtype=x.dtype)
+        used_h, used_w = min(h, rows - top), min(w, cols - left)
+        padded[:, :, top:top + used_h, left:left + used_w] = x[:, :, :used_h, :used_w]
+
+    # PyTorch starts each window at maxval = -inf, maxindex = its first in-range element.
+    first_row = np.maximum(np.arange(geom["out_h"]) * geom["stride_h"] - top, 0)
+    first_col = np.maximum(np.arange(geom["out_w"]) * geom["stride_w"] - left, 0)
+    shape = (n, c, geom["out_h"], geom["out_w"])
+    best = xp.full(shape, -xp.inf, dtype=x.dtype)
+    argmax = xp.empty(shape, dtype=xp.int64)
+    argmax[...] = xp.asarray(first_row[:, None] * w + first_col[None, :])
+    update = xp.empty(shape, dtype=bool)
+    for i in range(geom["k_h"]):
+        for j in range(geom["k_w"]):
+            index, _ = _offset_tables(geom, i, j)
+            # one contiguous copy of the strided slice makes the four passes below ~10x faster
+            val = xp.ascontiguousarray(padded[_padded_slice(geom, i, j)])
+            # update where val > best or val is NaN (padding is -inf: never > best, never NaN)
+            xp.greater(val, best, out=update)
+            update |= xp.isnan(val)
+            xp.copyto(best, val, where=update)
+            xp.copyto(argmax, xp.broadcast_to(xp.asarray(index), shape), where=update)
+    return best, argmax
+
+
+@register("max_pool2d_backward", "ref")
+def max_pool2d_backward_ref(grad_y, argmax, geom):
+    xp = array_module_of(grad_y)
+    n, c = grad_y.shape[:2]
+    h, w = geom["h"], geom["w"]
+    top, left, rows, cols = _window_origin(geom)
+    grad_padded = xp.zeros((n, c, rows, cols), dtype=grad_y.dtype)
+    zero = xp.zeros((), dtype=grad_y.dtype)
+    for i in range(geom["k_h"]):
+        for j in range(geom["k_w"]):
+            index, valid = _offset_tables(geom, i, j)
+            hit = (argmax == xp.asarray(index)) & xp.asarray(valid)
+            grad_padded[_padded_slice(geom, i, j)] += xp.where(hit, grad_y, zero)
+    grad_x = xp.zeros((n, c, h, w), dtype=grad_y.dtype)
+    used_h, used_w = min(h, rows - top), min(w, cols - left)
+    grad_x[:, :, :used_h, :used_w] = grad_padded[:, :, top:top + used_h, left:left + used_w]
+    return grad_x
+
+
+# ------------------------------------------------------------------------------------------------
+# numba cpu
+# ------------------------------------------------------------------------------------------------
+# x: (P, H, W) with P = N*C planes; y, argmax: (P, outH, outW). Parallel over planes.
+
+def _max_pool2d_forward_loops(x, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+    planes, h, w = x.shape
+    out_h, out_w = y.shape[1], y.shape[2]
+    for p in prange(planes):
+        for oy in range(out_h):
+            h_start = oy * stride_h - pad_top
+            h_end = min(h_start + k_h, h)
+            h_start = max(h_start, 0)
+            for ox in range(out_w):
+                w_start = ox * stride_w - pad_left
+                w_end = min(w_start + k_w, w)
+                w_start = max(w_start, 0)
+                # Starting from the first element is the same as starting from -inf with the
+                # first element's index (it either wins, is -inf, or is NaN and wins anyway).
+                best = x[p, h_start, w_start]
+                best_index = h_start * w + w_start
+                for ih in range(h_start, h_end):
+                    for iw in range(w_start, w_end):
+                        val = x[p, ih, iw]
+                        if val > best or val != val:  # val != val: NaN propagates
+                            best = val
+                            best_index = ih * w + iw
+                y[p, oy, ox] = best
+                argmax[p, oy, ox] = best_index
+
+
+def _max_pool2d_backward_loops(grad_y, argmax, grad_x):
+    # grad_y, argmax: (P, outH * outW); grad_x: (P, H * W), zero on entry.
+    planes, outs = grad_y.shape
+    for p in prange(planes):
+        for o in range(outs):
+            grad_x[p, argmax[p, o]] += grad_y[p, o]
+
+
+_max_pool2d_forward_cpu = cpu_kernel(_max_pool2d_forward_loops)
+_max_pool2d_backward_cpu = cpu_kernel(_max_pool2d_backward_loops)
+
+
+def max_pool2d_forward_numba(x, geom):
+    n, c, h, w = x.shape
+    x3 = np.ascontiguousarray(x).reshape(n * c, h, w)
+    y = np.empty((n * c, geom["out_h"], geom["out_w"]), dtype=x.dtype)
+    argmax = np.empty(y.shape, dtype=np.int64)
+    _max_pool2d_forward_cpu(x3, y, argmax, geom["k_h"], geom["k_w"], geom["stride_h"],
+                            geom["stride_w"], geom["pad_top"], geom["pad_left"])
+    shape = (n, c, geom["out_h"], geom["out_w"])
+    return y.reshape(shape), argmax.reshape(shape)
+
+
+def max_pool2d_backward_numba(grad_y, argmax, geom):
+    n, c, out_h, out_w = grad_y.shape
+    grad_x = np.zeros((n * c, geom["h"] * geom["w"]), dtype=grad_y.dtype)
+    _max_pool2d_backward_cpu(np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
+                             np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
+                             grad_x)
+    return grad_x.reshape(n, c, geom["h"], geom["w"])
+
+
+if _max_pool2d_forward_cpu is not None:
+    register("max_pool2d_forward", "numba")(max_pool2d_forward_numba)
+    register("max_pool2d_backward", "numba")(max_pool2d_backward_numba)
+
+
+# ------------------------------------------------------------------------------------------------
+# numba cuda
+# ------------------------------------------------------------------------------------------------
+# Flat 1-D launches (launch_1d): forward one thread per output element, backward one thread per
+# INPUT element (a gather: no atomics, deterministic).
+
+def _max_pool2d_forward_kernel(x, y, argmax, total, h, w, out_h, out_w,
+                               k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+    # x: (P*H*W,) flat; y, argmax: (P*outH*outW,) flat.
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    ox = t % out_w
+    oy = (t // out_w) % out_h
+    p = t // (out_w * out_h)
+    h_start = oy * stride_h - pad_top
+    h_end = min(h_start + k_h, h)
+    h_start = max(h_start, 0)
+    w_start = ox * stride_w - pad_left
+    w_end = min(w_start + k_w, w)
+    w_start = max(w_start, 0)
+    base = p * h * w
+    best = x[base + h_start * w + w_start]
+    best_index = h_start * w + w_start
+    for ih in range(h_start, h_end):
+        for iw in range(w_start, w_end):
+            val = x[base + ih * w + iw]
+            if val > best or val != val:
+                best = val
+                best_index = ih * w + iw
+    y[t] = best
+    argmax[t] = best_index
+
+
+def _max_pool2d_backward_kernel(grad_y, argmax, grad_x, zero, total, h, w, out_h, out_w,
+                                k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+    # grad_x: (P*H*W,) flat, one thread per element; windows containing row ih are those with
+    # oy * stride_h - pad_top <= ih <= oy * stride_h - pad_top + k_h - 1.
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    iw = t % w
+    ih = (t // w) % h
+    p = t // (w * h)
+    me = ih * w + iw
+    oy_lo = max((ih + pad_top - k_h + stride_h) // stride_h, 0)   # ceil((ih+pad-k+1)/stride)
+    oy_hi = min((ih + pad_top) // stride_h, out_h - 1)
+    ox_lo = max((iw + pad_left - k_w + stride_w) // stride_w, 0)
+    ox_hi = min((iw + pad_left) // stride_w, out_w - 1)
+    acc = zero
+    base = p * out_h * out_w
+    for oy in range(oy_lo, oy_hi + 1):
+        for ox in range(ox_lo, ox_hi + 1):
+            o = base + oy * out_w + ox
+            if argmax[o] == me:
+                acc += grad_y[o]
+    grad_x[t] = acc
+
+
+_max_pool2d_forward_gpu = cuda_kernel(_max_pool2d_forward_kernel)
+_max_pool2d_backward_gpu = cuda_kernel(_max_pool2d_backward_kernel)
+
+
+def max_pool2d_forward_cuda(x, geom):
+    xp = array_module_of(x)
+    n, c, h, w = x.shape
+    out_h, out_w = geom["out_h"], geom["out_w"]
+    y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
+    argmax = xp.empty(y.shape, dtype=xp.int64)
+    total = y.size
+    launch_1d(_max_pool2d_forward_gpu, total, xp.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+              argmax.reshape(-1), total, h, w, out_h, out_w, geom["k_h"], geom["k_w"],
+              geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"])
+    return y, argmax
+
+
+def max_pool2d_backward_cuda(grad_y, argmax, geom):
+    xp = array_module_of(grad_y)
+    n, c, out_h, out_w = grad_y.shape
+    h, w = geom["h"], geom["w"]
+    grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
+    total = grad_x.size
+    launch_1d(_max_pool2d_backward_gpu, total, xp.ascontiguousarray(grad_y).reshape(-1),
+              xp.ascontiguousarray(argmax, dtype=xp.int64).reshape(-1), grad_x.reshape(-1),
+              grad_y.dtype.type(0), total, h, w, out_h, out_w, geom["k_h"], geom["k_w"],
+              geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"])
+    return grad_x
+
+
+if _max_pool2d_forward_gpu is not None:
+    register("max_pool2d_forward", "cuda")(max_pool2d_forward_cuda)
+    register("max_pool2d_backward", "cuda")(max_pool2d_backward_cuda)

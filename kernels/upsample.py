@@ -1,0 +1,448 @@
+"""upsample (torch.nn.functional.interpolate): modes 'nearest' and 'bilinear', NCHW.
+
+Shapes:
+    x: (N, C, H, W)  ->  y: (N, C, outH, outW), same dtype as x
+Geometry (kernels/geometry.py, `interpolate_geometry`): with `size`, (outH, outW) = size and
+scale = in / out; with `scale_factor` s, out = floor(in * s) and scale = 1 / s (PyTorch keeps the
+factor, it does not recompute it from the sizes); bilinear with align_corners=True uses
+scale = (in - 1) / (out - 1) (0 when out == 1).
+
+Every output pixel reads input pixels chosen by a per-AXIS rule, so everything is driven by small
+per-axis tables built on the host (NumPy) in exactly PyTorch's CPU arithmetic, then passed into the
+kernels. All tiers therefore use the same source indices and weights by construction.
+
+nearest (PyTorch's `nearest_idx`, float32 arithmetic):
+    src = dst                                     if out == in
+    src = dst >> 1                                if out == 2 * in
+    src = min(floorf(float(dst) * float(scale)), in - 1)   otherwise (float32 product)
+    y[oy, ox] = x[src_h[oy], src_w[ox]]
+  (the special cases matter: with scale_factor=1.05 on 9 pixels, out == in and PyTorch copies,
+  while the formula would give row 7 for dst 8.)
+
+bilinear (PyTorch's `compute_source_index_and_lambda`; opmath is float for float32 inputs and
+double for float64 inputs):
+    if out == in: h0 = h1 = dst, lambda0 = 1, lambda1 = 0 (a copy)
+    else:
+        src = scale * dst                                   align_corners=True
+        src = max(fma(scale, dst + 0.5, -0.5), 0)           align_corners=False
+              (one rounding: PyTorch's compiled kernel fuses it; emulated exactly on the host)
+        h0 = min(floorf(src), in - 1)   (floorf: PyTorch rounds src to float first, also for double)
+        lambda1 = clamp(src - h0, 0, 1); lambda0 = 1 - lambda1
+        h1 = h0 + (1 if h0 < in - 1 else 0)
+    y = l0h * (l0w * x[h0, w0] + l1w * x[h0, w1]) + l1h * (l0w * x[h1, w0] + l1w * x[h1, w1])
+
+Backward (adjoint of the forward: grad_x[src] += weight * grad_y):
+- CPU tiers scatter-add. The reference writes the per-axis operator as an (out, in) matrix A and
+  computes grad_x = A_h^T @ grad_y @ A_w (two matmuls: exact, and ~25x faster than np.add.at);
+  since 0 * inf = NaN would smear a non-finite gradient along whole rows, a non-finite grad_y takes
+  a per-output-row scatter path instead, which keeps NaN/inf local like the numba tier.
+- The CUDA tier is a deterministic GATHER: one thread per input element. The host builds the
+  inverse tables (for each input row, the output rows that read it, with their weights) as CSR
+  offset + index + weight arrays, so each thread loops only over its contributors, in a fixed order.
+
+Tiers (same signatures everywhere):
+    "upsample_nearest_forward"(x, geom) -> y        "upsample_nearest_backward"(grad_y, geom) -> grad_x
+    "upsample_bilinear_forward"(x, geom) -> y       "upsample_bilinear_backward"(grad_y, geom) -> grad_x
+
+Why the numba loop structure: parallel over the N*C planes (prange), the natural independent unit:
+the scatter-add backward writes only its own plane (no atomics, no private buffers), one plane is
+a few KiB (stays in L1 while it is scattered into), and N*C = 6400 at the classic-CAE shapes keeps
+every core busy. Inside a plane, plain row-major loops over the output with the per-axis tables;
+per-row values (source row, row weights) are hoisted out of the inner loop.
+
+Measured (indicative: one quick run, median of 7, on a shared 2-core machine, float32,
+x (200, 32, 14, 14) -> (200, 32, 28, 28)):
+    nearest x2   numba: forward 2.3 ms, forward+backward 4.9 ms
+                 ref:   forward 17 ms,  forward+backward 29 ms
+    bilinear x2  numba: forward 4.0 ms, forward+backward 8.7 ms
+                 ref:   forward 73 ms,  forward+backward 93 ms
+    PyTorch CPU (2 threads, measured earlier): nearest 10.7 / 16.2 ms, bilinear 11.1 / 37.5 ms.
+"""
+
+import functools
+from fractions import Fraction
+
+import numpy as np
+
+from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, prange
+from .registry import register
+
+
+# ------------------------------------------------------------------------------------------------
+# host tables (shared by every tier)
+# ------------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=128)
+def nearest_table(in_size, out_size, scale):
+    """Source index for each output position of one axis: int64 (out,)."""
+    dst = np.arange(out_size, dtype=np.int64)
+    if out_size == in_size:
+        return dst
+    if out_size == 2 * in_size:
+        return dst >> 1
+    # float32, like PyTorch: float scale = (float)(1.0 / scale_factor) or (float)in / out.
+    product = dst.astype(np.float32) * np.float32(scale)
+    return np.minimum(np.floor(product).astype(np.int64), in_size - 1)
+
+
+@functools.lru_cache(maxsize=128)
+def linear_table(in_size, out_size, scale, align_corners, dtype):
+    """(i0, i1, lambda0, lambda1) for one axis: int64 (out,) x 2 and dtype (out,) x 2."""
+    dtype = np.dtype(dtype)
+    dst = np.arange(out_size, dtype=np.int64)
+    if out_size == in_size:  # PyTorch copies (whatever the scale)
+        return dst, dst.copy(), np.ones(out_size, dtype), np.zeros(out_size, dtype)
+    one = dtype.type(1)
+    if align_corners:
+        s = dtype.type(in_size - 1) / dtype.type(out_size - 1) if out_size > 1 else dtype.type(0)
+        src = s * dst.astype(dtype)
+    else:
+        s = dtype.type(scale)
+        src = _fused_multiply_add(s, dst.astype(dtype) + dtype.type(0.5), -0.5, dtype)
+        src = np.maximum(src, dtype.type(0))
+    # floorf(src): PyTorch rounds to float first (it matters only for float64 within 1 float-ulp).
+    i0 = np.minimum(np.floor(src.astype(np.float32)).astype(np.int64), in_size - 1)
+    lambda1 = np.clip(src - i0.astype(dtype), 0, 1).astype(dtype)
+    lambda0 = (one - lambda1).astype(dtype)
+    i1 = i0 + (i0 < in_size - 1)
+    return i0, i1, lambda0, lambda1
+
+
+def _fused_multiply_add(a, b, c, dtype):
+    """a * b + c rounded ONCE to dtype, as PyTorch's CPU build computes `scale * (dst + 0.5) - 0.5`
+    (its compiler contracts it into an FMA; rounding the product first moves float32 weights by
+    up to ~50 ulp of the output). Exact emulation on the host: for float32 the float64 product of
+    two floats is exact and, whenever the result is >= 0 (negative sources are clamped to 0
+    anyway), so is the sum; for float64 we use exact rationals (tables are short and cached)."""
+    if dtype == np.float32:
+        return (np.float64(a) * b.astype(np.float64) + c).astype(np.float32)
+    return np.array([float(Fraction(float(a)) * Fraction(float(v)) + Fraction(c)) for v in b],
+                    dtype=dtype)
+
+
+def _taps(geom, axis, dtype):
+    """[(index, weight), ...] for one axis ('h' or 'w'): one tap (nearest) or two (bilinear)."""
+    in_size, out_size, scale = geom[axis], geom["out_" + axis], geom["scale_" + axis]
+    if geom["mode"] == "nearest":
+        return [(nearest_table(in_size, out_size, scale), np.ones(out_size, dtype))]
+    i0, i1, l0, l1 = linear_table(in_size, out_size, scale, geom["align_corners"], np.dtype(dtype).str)
+    return [(i0, l0), (i1, l1)]
+
+
+def interpolation_matrix(geom, axis, dtype):
+    """The (out, in) matrix of one axis' operator: y_axis = A @ x_axis."""
+    in_size, out_size = geom[axis], geom["out_" + axis]
+    matrix = np.zeros((out_size, in_size), dtype=dtype)
+    rows = np.arange(out_size)
+    for index, weight in _taps(geom, axis, dtype):
+        np.add.at(matrix, (rows, index), weight)
+    return matrix
+
+
+@functools.lru_cache(maxsize=128)
+def _inverse_table_cached(in_size, out_size, scale, mode, align_corners, dtype):
+    geom = {"h": in_size, "out_h": out_size, "scale_h": scale, "mode": mode,
+            "align_corners": align_corners}
+    taps = _taps(geom, "h", dtype)
+    # entries in (output position, tap) order; a stable sort by source keeps that order per row
+    sources = np.stack([index for index, _ in taps], axis=1).ravel()
+    targets = np.repeat(np.arange(out_size, dtype=np.int64), len(taps))
+    weights = np.stack([weight for _, weight in taps], axis=1).ravel()
+    order = np.argsort(sources, kind="stable")
+    offsets = np.zeros(in_size + 1, dtype=np.int64)
+    offsets[1:] = np.cumsum(np.bincount(sources, minlength=in_size))
+    return offsets, targets[order], np.ascontiguousarray(weights[order])
+
+
+def inverse_table(geom, axis, dtype):
+    """CSR form of one axis' adjoint: input position i is read by output positions
+    targets[offsets[i]:offsets[i + 1]] with weights weights[offsets[i]:offsets[i + 1]]."""
+    return _inverse_table_cached(geom[axis], geom["out_" + axis], geom["scale_" + axis],
+                                 geom["mode"], geom["align_corners"], np.dtype(dtype).str)
+
+
+def _check_mode(geom, mode):
+    if geom["mode"] != mode:
+        raise ValueError(f"upsample_{mode} kernel called with geometry for mode={geom['mode']!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# reference
+# ------------------------------------------------------------------------------------------------
+
+@register("upsample_nearest_forward", "ref")
+def upsample_nearest_forward_ref(x, geom):
+    _check_mode(geom, "nearest")
+    xp = array_module_of(x)
+    (src_h, _), = _taps(geom, "h", x.dtype)
+    (src_w, _), = _taps(geom, "w", x.dtype)
+    return x[:, :, xp.asarray(src_h)[:, None], xp.asarray(src_w)[None, :]]
+
+
+@register("upsample_bilinear_forward", "ref")
+def upsample_bilinear_forward_ref(x, geom):
+    _check_mode(geom, "bilinear")
+    xp = array_module_of(x)
+    (h0, l0h), (h1, l1h) = [(xp.asarray(i), xp.asarray(l)[:, None]) for i, l in _taps(geom, "h", x.dtype)]
+    (w0, l0w), (w1, l1w) = [(xp.asarray(i), xp.asarray(l)) for i, l in _taps(geom, "w", x.dtype)]
+    row0, row1 = x[:, :, h0, :], x[:, :, h1, :]          # (N, C, outH, W)
+    top = l0w * row0[..., w0] + l1w * row0[..., w1]       # (N, C, outH, outW)
+    bottom = l0w * row1[..., w0] + l1w * row1[..., w1]
+    return l0h * top + l1h * bottom
+
+
+def _scatter_axis(xp, grad, taps, in_size, axis):
+    """grad_in[..., i, ...] += w[o] * grad[..., o, ...] along `axis` (-1 or -2), one output
+    position at a time: slow but keeps non-finite values local."""
+    grad = xp.moveaxis(grad, axis, -1)
+    out = xp.zeros(grad.shape[:-1] + (in_size,), dtype=grad.dtype)
+    for index, weight in taps:
+        for o in range(grad.shape[-1]):
+            out[..., int(index[o])] += weight[o] * grad[..., o]
+    return xp.moveaxis(out, -1, axis)
+
+
+def _upsample_backward_ref(grad_y, geom):
+    xp = array_module_of(grad_y)
+    if bool(xp.isfinite(grad_y).all()):
+        a_h = xp.asarray(interpolation_matrix(geom, "h", grad_y.dtype))   # (outH, H)
+        a_w = xp.asarray(interpolation_matrix(geom, "w", grad_y.dtype))   # (outW, W)
+        return xp.ascontiguousarray(a_h.T @ (grad_y @ a_w))               # (N, C, H, W)
+    grad = _scatter_axis(xp, grad_y, _taps(geom, "w", grad_y.dtype), geom["w"], -1)
+    return xp.ascontiguousarray(_scatter_axis(xp, grad, _taps(geom, "h", grad_y.dtype), geom["h"], -2))
+
+
+@register("upsample_nearest_backward", "ref")
+def upsample_nearest_backward_ref(grad_y, geom):
+    _check_mode(geom, "nearest")
+    return _upsample_backward_ref(grad_y, geom)
+
+
+@register("upsample_bilinear_backward", "ref")
+def upsample_bilinear_backward_ref(grad_y, geom):
+    _check_mode(geom, "bilinear")
+    return _upsample_backward_ref(grad_y, geom)
+
+
+# ------------------------------------------------------------------------------------------------
+# numba cpu
+# ------------------------------------------------------------------------------------------------
+# x: (P, H, W) with P = N*C planes, y: (P, outH, outW); parallel over planes.
+
+def _nearest_forward_loops(x, src_h, src_w, y):
+    planes, out_h, out_w = y.shape
+    for p in prange(planes):
+        for oy in range(out_h):
+            ih = src_h[oy]
+            for ox in range(out_w):
+                y[p, oy, ox] = x[p, ih, src_w[ox]]
+
+
+def _nearest_backward_loops(grad_y, src_h, src_w, grad_x):
+    # grad_x zero on entry
+    planes, out_h, out_w = grad_y.shape
+    for p in prange(planes):
+        for oy in range(out_h):
+            ih = src_h[oy]
+            for ox in range(out_w):
+                grad_x[p, ih, src_w[ox]] += grad_y[p, oy, ox]
+
+
+def _bilinear_forward_loops(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y):
+    planes, out_h, out_w = y.shape
+    for p in prange(planes):
+        for oy in range(out_h):
+            a, b = h0[oy], h1[oy]
+            wa, wb = l0h[oy], l1h[oy]
+            for ox in range(out_w):
+                c, d = w0[ox], w1[ox]
+                wc, wd = l0w[ox], l1w[ox]
+                y[p, oy, ox] = (wa * (wc * x[p, a, c] + wd * x[p, a, d])
+                                + wb * (wc * x[p, b, c] + wd * x[p, b, d]))
+
+
+def _bilinear_backward_loops(grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x):
+    # grad_x zero on entry
+    planes, out_h, out_w = grad_y.shape
+    for p in prange(planes):
+        for oy in range(out_h):
+            a, b = h0[oy], h1[oy]
+            wa, wb = l0h[oy], l1h[oy]
+            for ox in range(out_w):
+                c, d = w0[ox], w1[ox]
+                wc, wd = l0w[ox], l1w[ox]
+                g = grad_y[p, oy, ox]
+                ga, gb = wa * g, wb * g
+                grad_x[p, a, c] += wc * ga
+                grad_x[p, a, d] += wd * ga
+                grad_x[p, b, c] += wc * gb
+                grad_x[p, b, d] += wd * gb
+
+
+_nearest_forward_cpu = cpu_kernel(_nearest_forward_loops)
+_nearest_backward_cpu = cpu_kernel(_nearest_backward_loops)
+_bilinear_forward_cpu = cpu_kernel(_bilinear_forward_loops)
+_bilinear_backward_cpu = cpu_kernel(_bilinear_backward_loops)
+
+
+def _planes(a):
+    n, c, h, w = a.shape
+    return np.ascontiguousarray(a).reshape(n * c, h, w)
+
+
+def _bilinear_tables(geom, dtype):
+    (h0, l0h), (h1, l1h) = _taps(geom, "h", dtype)
+    (w0, l0w), (w1, l1w) = _taps(geom, "w", dtype)
+    return h0, h1, l0h, l1h, w0, w1, l0w, l1w
+
+
+def upsample_nearest_forward_numba(x, geom):
+    _check_mode(geom, "nearest")
+    n, c = x.shape[:2]
+    y = np.empty((n * c, geom["out_h"], geom["out_w"]), dtype=x.dtype)
+    (src_h, _), = _taps(geom, "h", x.dtype)
+    (src_w, _), = _taps(geom, "w", x.dtype)
+    _nearest_forward_cpu(_planes(x), src_h, src_w, y)
+    return y.reshape(n, c, geom["out_h"], geom["out_w"])
+
+
+def upsample_nearest_backward_numba(grad_y, geom):
+    _check_mode(geom, "nearest")
+    n, c = grad_y.shape[:2]
+    grad_x = np.zeros((n * c, geom["h"], geom["w"]), dtype=grad_y.dtype)
+    (src_h, _), = _taps(geom, "h", grad_y.dtype)
+    (src_w, _), = _taps(geom, "w", grad_y.dtype)
+    _nearest_backward_cpu(_planes(grad_y), src_h, src_w, grad_x)
+    return grad_x.reshape(n, c, geom["h"], geom["w"])
+
+
+def upsample_bilinear_forward_numba(x, geom):
+    _check_mode(geom, "bilinear")
+    n, c = x.shape[:2]
+    y = np.empty((n * c, geom["out_h"], geom["out_w"]), dtype=x.dtype)
+    _bilinear_forward_cpu(_planes(x), *_bilinear_tables(geom, x.dtype), y)
+    return y.reshape(n, c, geom["out_h"], geom["out_w"])
+
+
+def upsample_bilinear_backward_numba(grad_y, geom):
+    _check_mode(geom, "bilinear")
+    n, c = grad_y.shape[:2]
+    grad_x = np.zeros((n * c, geom["h"], geom["w"]), dtype=grad_y.dtype)
+    _bilinear_backward_cpu(_planes(grad_y), *_bilinear_tables(geom, grad_y.dtype), grad_x)
+    return grad_x.reshape(n, c, geom["h"], geom["w"])
+
+
+if _nearest_forward_cpu is not None:
+    register("upsample_nearest_forward", "numba")(upsample_nearest_forward_numba)
+    register("upsample_nearest_backward", "numba")(upsample_nearest_backward_numba)
+    register("upsample_bilinear_forward", "numba")(upsample_bilinear_forward_numba)
+    register("upsample_bilinear_backward", "numba")(upsample_bilinear_backward_numba)
+
+
+# ------------------------------------------------------------------------------------------------
+# numba cuda
+# ------------------------------------------------------------------------------------------------
+# Flat 1-D launches (launch_1d). Forward: one thread per output element, reading the per-axis
+# tables. Backward (both modes): one thread per INPUT element gathering over its contributors
+# from the CSR inverse tables -- grad_x[ih, iw] = sum_(oy, a) a * sum_(ox, b) b * grad_y[oy, ox] --
+# in a fixed order, so no atomics and bit-identical results. For nearest the weights are 1.
+
+def _nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w):
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    ox = t % out_w
+    oy = (t // out_w) % out_h
+    p = t // (out_w * out_h)
+    y[t] = x[(p * h + src_h[oy]) * w + src_w[ox]]
+
+
+def _bilinear_forward_kernel(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y, total, h, w, out_h, out_w):
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    ox = t % out_w
+    oy = (t // out_w) % out_h
+    p = t // (out_w * out_h)
+    row_a = (p * h + h0[oy]) * w
+    row_b = (p * h + h1[oy]) * w
+    c, d = w0[ox], w1[ox]
+    wc, wd = l0w[ox], l1w[ox]
+    y[t] = (l0h[oy] * (wc * x[row_a + c] + wd * x[row_a + d])
+            + l1h[oy] * (wc * x[row_b + c] + wd * x[row_b + d]))
+
+
+def _gather_backward_kernel(grad_y, off_h, tgt_h, wt_h, off_w, tgt_w, wt_w, grad_x, zero,
+                            total, h, w, out_h, out_w):
+    t = cuda.grid(1)
+    if t >= total:
+        return
+    iw = t % w
+    ih = (t // w) % h
+    p = t // (w * h)
+    acc = zero
+    for e in range(off_h[ih], off_h[ih + 1]):
+        row = (p * out_h + tgt_h[e]) * out_w
+        inner = zero
+        for f in range(off_w[iw], off_w[iw + 1]):
+            inner += wt_w[f] * grad_y[row + tgt_w[f]]
+        acc += wt_h[e] * inner
+    grad_x[t] = acc
+
+
+_nearest_forward_gpu = cuda_kernel(_nearest_forward_kernel)
+_bilinear_forward_gpu = cuda_kernel(_bilinear_forward_kernel)
+_gather_backward_gpu = cuda_kernel(_gather_backward_kernel)
+
+
+def upsample_nearest_forward_cuda(x, geom):
+    _check_mode(geom, "nearest")
+    xp = array_module_of(x)
+    n, c, h, w = x.shape
+    out_h, out_w = geom["out_h"], geom["out_w"]
+    (src_h, _), = _taps(geom, "h", x.dtype)
+    (src_w, _), = _taps(geom, "w", x.dtype)
+    y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
+    launch_1d(_nearest_forward_gpu, y.size, xp.ascontiguousarray(x).reshape(-1),
+              xp.asarray(src_h), xp.asarray(src_w), y.reshape(-1), y.size, h, w, out_h, out_w)
+    return y
+
+
+def upsample_bilinear_forward_cuda(x, geom):
+    _check_mode(geom, "bilinear")
+    xp = array_module_of(x)
+    n, c, h, w = x.shape
+    out_h, out_w = geom["out_h"], geom["out_w"]
+    tables = [xp.asarray(t) for t in _bilinear_tables(geom, x.dtype)]
+    y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
+    launch_1d(_bilinear_forward_gpu, y.size, xp.ascontiguousarray(x).reshape(-1), *tables,
+              y.reshape(-1), y.size, h, w, out_h, out_w)
+    return y
+
+
+def _upsample_backward_cuda(grad_y, geom):
+    xp = array_module_of(grad_y)
+    n, c, out_h, out_w = grad_y.shape
+    h, w = geom["h"], geom["w"]
+    tables = [xp.asarray(t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
+    grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
+    launch_1d(_gather_backward_gpu, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1), *tables,
+              grad_x.reshape(-1), grad_y.dtype.type(0), grad_x.size, h, w, out_h, out_w)
+    return grad_x
+
+
+def upsample_nearest_backward_cuda(grad_y, geom):
+    _check_mode(geom, "nearest")
+    return _upsample_backward_cuda(grad_y, geom)
+
+
+def upsample_bilinear_backward_cuda(grad_y, geom):
+    _check_mode(geom, "bilinear")
+    return _upsample_backward_cuda(grad_y, geom)
+
+
+if _gather_backward_gpu is not None:
+    register("upsample_nearest_forward", "cuda")(upsample_nearest_forward_cuda)
+    register("upsample_nearest_backward", "cuda")(upsample_nearest_backward_cuda)
+    register("upsample_bilinear_forward", "cuda")(upsample_bilinear_forward_cuda)
+    register("upsample_bilinear_backward", "cuda")(upsample_bilinear_backward_cuda)

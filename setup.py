@@ -1,0 +1,24 @@
+"""aecore's build script. `kernels/` is installed as the subpackage `aecore.kernels` (never as a
+bare top-level `kernels` module), through package_dir."""
+
+from setuptools import setup
+
+setup(
+    name="aecore",
+    version="0.1.0",
+    description="A from-scratch autoencoder engine: NumPy/CuPy tensors, autograd-lite, Numba kernels",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=["aecore", "aecore.nn", "aecore.data", "aecore.io", "aecore.models", "aecore.inspect",
+              "aecore.kernels"],
+    package_dir={"aecore": "aecore", "aecore.kernels": "kernels"},
+    install_requires=["numpy>=1.22", "numba>=0.58"],
+    extras_require={
+        "test": ["pytest>=7", "hypothesis>=6.80", "numba-cuda[cu13]>=0.20"],
+        "viz": ["matplotlib>=3.5"],
+        "images": ["pillow>=9"],
+        "cuda": ["cupy-cuda13x>=13", "numba-cuda[cu13]>=0.20"],
+    },
+    entry_points={"console_scripts": ["aecore=aecore.cli:main"]},
+)
