@@ -40,16 +40,37 @@ jobs, batch 200, float32, median ms; indicative only)
 * Innermost loop indexing uses slices (`xr = buf[base:base+L]; xr[p]`), not `buf[base + p]`:
   Numba's negative-index wraparound on a computed index kept LLVM from vectorizing
   (32->32 on 14x14: 259 ms -> 48 ms).
-* Register blocking: 4 output channels x 3 horizontal taps per pass (12 multiply-adds per
-  7 loads + 4 stores), with fastmath {"contract"} so multiply-add fuses into FMA:
-  32->32 3x3 on 14x14 went 48 ms (1 channel, 1 tap) -> 33 ms (4 channels) -> 28 ms (+3 taps)
-  -> about 14 ms (+ image blocks of 8 + FMA). See the table at the end of this docstring.
+* Register blocking: each pass over the positions updates 4 output channels from 3 taps
+  (12 multiply-adds per 7 loads + 4 stores; the loop is store-bound, so fewer than 3 real taps
+  are padded with zero weights). Taps are taken 3 at a time in (ci, ky, kx) order, across kernel
+  rows and input channels, so a transposed conv's small stride-phase sub-kernels fill passes too.
+  fastmath {"contract"} lets multiply-add fuse into FMA (about 2x on its own).
+  Steps for 32->32 3x3 on 14x14 forward (machine lightly loaded, load avg ~1): computed-index
+  loop 259 ms -> slices 48 ms -> 4 channels 33 ms -> 3 taps 28 ms -> image blocks of 8 + FMA
+  about 14 ms (PyTorch, quoted for this machine: 6.7 ms).
 * Weight gradient: the same packed buffers; per (4 output channels, 1 input channel) task, 12 dot
   products share one pass over the data, vectorized as reductions thanks to fastmath "reassoc"
   (the sum order changes; the result is deterministic).
-* im2col + GEMM was measured too: the im2col copy of a 32->32 conv on 14x14 costs more than its
-  GEMM, and NumPy's matmul cannot accumulate (beta=1) into the output, so it did not win here.
-MEASURED_TABLE
+* Transposed conv (conv_transpose2d forward, conv2d's input gradient): sH*sW stride-1 conv2d's,
+  one per output phase, with flipped sub-kernels (see scatter_numba): no scatter, no atomics.
+* im2col + GEMM was not kept: the im2col copy of a 32->32 conv on 14x14 was measured earlier in
+  this project to cost more than its GEMM, NumPy's matmul cannot accumulate (beta=1) into the
+  output, and Numba has no BLAS without SciPy, so the direct loops were kept. One numba
+  implementation per op.
+* Compile cost: the kernels take several seconds to compile per dtype (cold), then load from
+  Numba's on-disk cache in a fraction of a second. Each prange loop is a one-line loop over tasks
+  calling a serial function, which keeps Numba's parfor passes cheap.
+
+Measured (batch 200, float32, median ms of 7, 'same' padding, numba vs PyTorch 2 threads
+interleaved in one run; the shared 2-core machine had a load average near 9, so absolute times
+are ~5-10x inflated and only the ratios mean something -- re-measure with bench/):
+
+    shape                          numba fwd / fwd+bwd(all)   torch fwd / fwd+bwd   ratio fwd / fwd+bwd
+    conv 1->32 3x3 on 28x28           79.7 / 232.7              64.1 / 259.6          1.24 / 0.90
+    conv 32->32 3x3 on 14x14         115.7 / 322.2              88.9 / 263.4          1.30 / 1.22
+    convT 32->32 3x3 s2 on 7x7       165.1 / 337.9             108.2 / 319.3          1.53 / 1.06
+    conv 32->1 3x3 on 28x28           78.2 / 204.7              89.4 / 428.3          0.87 / 0.48
+(fwd+bwd(all) = forward + input grad + weight grad + bias grad; the reference tier is 5-20x slower.)
 """
 
 import numpy as np
@@ -174,38 +195,42 @@ _FMA = {"contract"}
 _FMA_REDUCE = {"contract", "reassoc"}
 
 
-def _pack_loops(x, buf, top, left, sh, sw, hq, wq):
+# Each parallel loop below is a one-line prange over tasks calling a serial "task" function:
+# Numba's parfor passes are slow on big loop bodies, and this halves the compile time.
+
+def _pack_task(task, x, buf, top, left, sh, sw, hq, wq):
     # x: (N, C, H, W) -> buf: flat (C, sH, sW, N, Hq, Wq) + slack, with
     # buf[c, ry, rx, n, a, q] = x[n, c, a*sH + ry - top, q*sW + rx - left] (0 outside x)
     n_, c_, h, w = x.shape
     plane = hq * wq
-    for task in prange(c_ * n_):
-        c = task // n_
-        n = task - c * n_
-        for ry in range(sh):
-            for rx in range(sw):
-                base = ((c * sh + ry) * sw + rx) * n_ * plane + n * plane
-                for a in range(hq):
-                    r = a * sh + ry - top
-                    row = base + a * wq
-                    if r < 0 or r >= h:
-                        for q in range(wq):
+    c = task // n_
+    n = task - c * n_
+    for ry in range(sh):
+        for rx in range(sw):
+            base = ((c * sh + ry) * sw + rx) * n_ * plane + n * plane
+            for a in range(hq):
+                r = a * sh + ry - top
+                row = base + a * wq
+                if r < 0 or r >= h:
+                    for q in range(wq):
+                        buf[row + q] = 0
+                else:
+                    for q in range(wq):
+                        col = q * sw + rx - left
+                        if col >= 0 and col < w:
+                            buf[row + q] = x[n, c, r, col]
+                        else:
                             buf[row + q] = 0
-                    else:
-                        for q in range(wq):
-                            col = q * sw + rx - left
-                            if col >= 0 and col < w:
-                                buf[row + q] = x[n, c, r, col]
-                            else:
-                                buf[row + q] = 0
 
 
-def _rows4_taps3(a0, a1, a2, a3, x0, x1, x2, w, c0, ci, ky, kx, length):
-    # 4 output channels x 3 taps: a_c[p] += sum_t w[c0 + c, ci, ky, kx + t] * x_t[p]
-    u0, u1, u2 = w[c0, ci, ky, kx], w[c0, ci, ky, kx + 1], w[c0, ci, ky, kx + 2]
-    v0, v1, v2 = w[c0 + 1, ci, ky, kx], w[c0 + 1, ci, ky, kx + 1], w[c0 + 1, ci, ky, kx + 2]
-    s0, s1, s2 = w[c0 + 2, ci, ky, kx], w[c0 + 2, ci, ky, kx + 1], w[c0 + 2, ci, ky, kx + 2]
-    t0, t1, t2 = w[c0 + 3, ci, ky, kx], w[c0 + 3, ci, ky, kx + 1], w[c0 + 3, ci, ky, kx + 2]
+def _rows4_taps3(a0, a1, a2, a3, x0, x1, x2, wt, length):
+    # 4 output channels x 3 taps: a_c[p] += sum_t wt[c, t] * x_t[p]   (wt[c, t] = 0 for a
+    # missing tap: with 4 stores per pass the loop is store-bound, so padding 1 or 2 taps to 3
+    # costs nothing and one helper serves every kernel width)
+    u0, u1, u2 = wt[0, 0], wt[0, 1], wt[0, 2]
+    v0, v1, v2 = wt[1, 0], wt[1, 1], wt[1, 2]
+    s0, s1, s2 = wt[2, 0], wt[2, 1], wt[2, 2]
+    t0, t1, t2 = wt[3, 0], wt[3, 1], wt[3, 2]
     for p in range(length):
         e0 = x0[p]
         e1 = x1[p]
@@ -216,89 +241,73 @@ def _rows4_taps3(a0, a1, a2, a3, x0, x1, x2, w, c0, ci, ky, kx, length):
         a3[p] += t0 * e0 + t1 * e1 + t2 * e2
 
 
-def _rows4_tap1(a0, a1, a2, a3, x0, w, c0, ci, ky, kx, length):
-    u0, v0, s0, t0 = w[c0, ci, ky, kx], w[c0 + 1, ci, ky, kx], w[c0 + 2, ci, ky, kx], w[c0 + 3, ci, ky, kx]
-    for p in range(length):
-        e0 = x0[p]
-        a0[p] += u0 * e0
-        a1[p] += v0 * e0
-        a2[p] += s0 * e0
-        a3[p] += t0 * e0
-
-
-def _rows1_taps3(a0, x0, x1, x2, w, c, ci, ky, kx, length):
-    u0, u1, u2 = w[c, ci, ky, kx], w[c, ci, ky, kx + 1], w[c, ci, ky, kx + 2]
+def _rows1_taps3(a0, x0, x1, x2, wt, c, length):
+    u0, u1, u2 = wt[c, 0], wt[c, 1], wt[c, 2]
     for p in range(length):
         a0[p] += u0 * x0[p] + u1 * x1[p] + u2 * x2[p]
 
 
-def _rows1_tap1(a0, x0, w, c, ci, ky, kx, length):
-    u0 = w[c, ci, ky, kx]
-    for p in range(length):
-        a0[p] += u0 * x0[p]
-
-
 _rows4_taps3 = cpu_kernel_serial(_rows4_taps3, fastmath=_FMA)
-_rows4_tap1 = cpu_kernel_serial(_rows4_tap1, fastmath=_FMA)
 _rows1_taps3 = cpu_kernel_serial(_rows1_taps3, fastmath=_FMA)
-_rows1_tap1 = cpu_kernel_serial(_rows1_tap1, fastmath=_FMA)
 
 
-def _gather_loops(buf, w, b, y, n_, sh, sw, hq, wq, block,
-                  out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
+def _gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
+                 out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
     # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; w: (Cout, Cin, kH, kW); b: (Cout,)
     # y: flat output (N, Cout, y_rows, y_cols); result (oy, ox) goes to
     # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step) (transposed conv phases use the steps).
     c_out, c_in, k_h, k_w = w.shape
     plane = hq * wq
-    n_blocks = (n_ + block - 1) // block
     c_blocks = (c_out + 3) // 4
-    for task in prange(n_blocks * c_blocks):
-        nb = task // c_blocks
-        c0 = (task - nb * c_blocks) * 4
-        n0 = nb * block
-        images = min(block, n_ - n0)
-        length = (images * plane + 31) // 32 * 32
-        acc = np.zeros((4, length), y.dtype)
-        channels = min(4, c_out - c0)
-        for ci in range(c_in):
-            for ky in range(k_h):
-                kx = 0
-                while kx < k_w:
-                    # taps kx, kx+1, kx+2 (in up to 3 stride phases) when there are 3 left
-                    taps = 3 if kx + 3 <= k_w else 1
-                    o0 = (((ci * sh + ky % sh) * sw + kx % sw) * n_ + n0) * plane \
-                        + (ky // sh) * wq + kx // sw
-                    x0 = buf[o0:o0 + length]
-                    if taps == 3:
-                        o1 = (((ci * sh + ky % sh) * sw + (kx + 1) % sw) * n_ + n0) * plane \
-                            + (ky // sh) * wq + (kx + 1) // sw
-                        o2 = (((ci * sh + ky % sh) * sw + (kx + 2) % sw) * n_ + n0) * plane \
-                            + (ky // sh) * wq + (kx + 2) // sw
-                        x1 = buf[o1:o1 + length]
-                        x2 = buf[o2:o2 + length]
-                        if channels == 4:
-                            _rows4_taps3(acc[0], acc[1], acc[2], acc[3], x0, x1, x2,
-                                         w, c0, ci, ky, kx, length)
-                        else:
-                            for c in range(channels):
-                                _rows1_taps3(acc[c], x0, x1, x2, w, c0 + c, ci, ky, kx, length)
-                    else:
-                        if channels == 4:
-                            _rows4_tap1(acc[0], acc[1], acc[2], acc[3], x0, w, c0, ci, ky, kx, length)
-                        else:
-                            for c in range(channels):
-                                _rows1_tap1(acc[c], x0, w, c0 + c, ci, ky, kx, length)
-                    kx += taps
-        for c in range(channels):
-            bias = b[c0 + c]
-            for j in range(images):
-                out = ((n0 + j) * c_out + c0 + c) * y_rows
-                for oy in range(out_h):
-                    row = (out + y_row0 + oy * y_row_step) * y_cols + y_col0
-                    src = j * plane + oy * wq
-                    for ox in range(out_w):
-                        y[row + ox * y_col_step] = acc[c, src + ox] + bias
+    nb = task // c_blocks
+    c0 = (task - nb * c_blocks) * 4
+    n0 = nb * block
+    images = min(block, n_ - n0)
+    length = (images * plane + 31) // 32 * 32
+    acc = np.zeros((4, length), y.dtype)
+    channels = min(4, c_out - c0)
+    # The taps (ci, ky, kx), in order, are taken 3 at a time, across kernel rows and input
+    # channels: a 3x3 kernel costs 3 passes per input channel, and so do 2x2 + 2x1 + 1x2 + 1x1
+    # stride phases of a transposed conv together. wt holds the 3 taps' weights, 0 where none.
+    wt = np.zeros((4, 3), y.dtype)
+    taps = c_in * k_h * k_w
+    for first in range(0, taps, 3):
+        x0 = buf[0:length]
+        x1 = x0
+        x2 = x0
+        for t in range(3):
+            tap = first + t
+            if tap < taps:
+                ci = tap // (k_h * k_w)
+                ky = (tap // k_w) % k_h
+                kx = tap % k_w
+                o = (((ci * sh + ky % sh) * sw + kx % sw) * n_ + n0) * plane \
+                    + (ky // sh) * wq + kx // sw
+                if t == 0:
+                    x0 = buf[o:o + length]
+                elif t == 1:
+                    x1 = buf[o:o + length]
+                else:
+                    x2 = buf[o:o + length]
+                for c in range(4):
+                    wt[c, t] = w[c0 + c, ci, ky, kx] if c < channels else 0
+            else:
+                for c in range(4):
+                    wt[c, t] = 0
+        if channels == 4:
+            _rows4_taps3(acc[0], acc[1], acc[2], acc[3], x0, x1, x2, wt, length)
+        else:
+            for c in range(channels):
+                _rows1_taps3(acc[c], x0, x1, x2, wt, c, length)
+    for c in range(channels):
+        bias = b[c0 + c]
+        for j in range(images):
+            out = ((n0 + j) * c_out + c0 + c) * y_rows
+            for oy in range(out_h):
+                row = (out + y_row0 + oy * y_row_step) * y_cols + y_col0
+                src = j * plane + oy * wq
+                for ox in range(out_w):
+                    y[row + ox * y_col_step] = acc[c, src + ox] + bias
 
 
 def _dots4_taps3(g0, g1, g2, g3, x0, x1, x2, gw, c0, ci, ky, kx, length):
@@ -344,41 +353,63 @@ _dots4_taps3 = cpu_kernel_serial(_dots4_taps3, fastmath=_FMA_REDUCE)
 _dot1 = cpu_kernel_serial(_dot1, fastmath=_FMA_REDUCE)
 
 
-def _weight_loops(gbuf, buf, gw, n_, sh, sw, hq, wq, chunk):
+def _weight_task(task, gbuf, buf, gw, n_, sh, sw, hq, wq, chunk):
     # gbuf: packed g (A, 1, 1, N, Hq, Wq), zero outside (outH, outW); buf: packed x
     # (B, sH, sW, N, Hq, Wq) + slack; gw: (A, B, kH, kW) zeros.  One task = (4 rows of g, 1 x channel)
     c_out, c_in, k_h, k_w = gw.shape
     total = n_ * hq * wq
-    c_blocks = (c_out + 3) // 4
-    for task in prange(c_blocks * c_in):
-        cb = task // c_in
-        ci = task - cb * c_in
-        c0 = cb * 4
-        channels = min(4, c_out - c0)
-        for q0 in range(0, total, chunk):
-            length = min(chunk, total - q0)
-            for ky in range(k_h):
-                kx = 0
-                while kx < k_w:
-                    taps = 3 if (kx + 3 <= k_w and channels == 4) else 1
-                    o0 = ((ci * sh + ky % sh) * sw + kx % sw) * total + q0 + (ky // sh) * wq + kx // sw
-                    x0 = buf[o0:o0 + length]
-                    if taps == 3:
-                        o1 = ((ci * sh + ky % sh) * sw + (kx + 1) % sw) * total + q0 \
-                            + (ky // sh) * wq + (kx + 1) // sw
-                        o2 = ((ci * sh + ky % sh) * sw + (kx + 2) % sw) * total + q0 \
-                            + (ky // sh) * wq + (kx + 2) // sw
-                        _dots4_taps3(gbuf[c0 * total + q0:c0 * total + q0 + length],
-                                     gbuf[(c0 + 1) * total + q0:(c0 + 1) * total + q0 + length],
-                                     gbuf[(c0 + 2) * total + q0:(c0 + 2) * total + q0 + length],
-                                     gbuf[(c0 + 3) * total + q0:(c0 + 3) * total + q0 + length],
-                                     x0, buf[o1:o1 + length], buf[o2:o2 + length],
-                                     gw, c0, ci, ky, kx, length)
-                    else:
-                        for c in range(channels):
-                            start = (c0 + c) * total + q0
-                            _dot1(gbuf[start:start + length], x0, gw, c0 + c, ci, ky, kx, length)
-                    kx += taps
+    cb = task // c_in
+    ci = task - cb * c_in
+    c0 = cb * 4
+    channels = min(4, c_out - c0)
+    for q0 in range(0, total, chunk):
+        length = min(chunk, total - q0)
+        for ky in range(k_h):
+            kx = 0
+            while kx < k_w:
+                taps = 3 if (kx + 3 <= k_w and channels == 4) else 1
+                o0 = ((ci * sh + ky % sh) * sw + kx % sw) * total + q0 + (ky // sh) * wq + kx // sw
+                x0 = buf[o0:o0 + length]
+                if taps == 3:
+                    o1 = ((ci * sh + ky % sh) * sw + (kx + 1) % sw) * total + q0 \
+                        + (ky // sh) * wq + (kx + 1) // sw
+                    o2 = ((ci * sh + ky % sh) * sw + (kx + 2) % sw) * total + q0 \
+                        + (ky // sh) * wq + (kx + 2) // sw
+                    _dots4_taps3(gbuf[c0 * total + q0:c0 * total + q0 + length],
+                                 gbuf[(c0 + 1) * total + q0:(c0 + 1) * total + q0 + length],
+                                 gbuf[(c0 + 2) * total + q0:(c0 + 2) * total + q0 + length],
+                                 gbuf[(c0 + 3) * total + q0:(c0 + 3) * total + q0 + length],
+                                 x0, buf[o1:o1 + length], buf[o2:o2 + length],
+                                 gw, c0, ci, ky, kx, length)
+                else:
+                    for c in range(channels):
+                        start = (c0 + c) * total + q0
+                        _dot1(gbuf[start:start + length], x0, gw, c0 + c, ci, ky, kx, length)
+                kx += taps
+
+
+_pack_task = cpu_kernel_serial(_pack_task)
+_gather_task = cpu_kernel_serial(_gather_task, fastmath=_FMA)
+_weight_task = cpu_kernel_serial(_weight_task, fastmath=_FMA_REDUCE)
+
+
+def _pack_loops(x, buf, top, left, sh, sw, hq, wq):
+    for task in prange(x.shape[0] * x.shape[1]):
+        _pack_task(task, x, buf, top, left, sh, sw, hq, wq)
+
+
+def _gather_loops(buf, w, b, y, n_, sh, sw, hq, wq, block,
+                  out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
+    tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
+    for task in prange(tasks):
+        _gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
+                     out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step)
+
+
+def _weight_loops(gbuf, buf, gw, n_, sh, sw, hq, wq, chunk):
+    tasks = (gw.shape[0] + 3) // 4 * gw.shape[1]        # (4 rows of g, 1 channel of x)
+    for task in prange(tasks):
+        _weight_task(task, gbuf, buf, gw, n_, sh, sw, hq, wq, chunk)
 
 
 _pack_loops = cpu_kernel(_pack_loops)
@@ -532,7 +563,8 @@ def _scatter_kernel(x, w, b, y, sh, sw, top, left):
 
 
 def _weight_kernel(g, x, gw, sh, sw, top, left):
-    # one thread per weight element: gw[a, c, ky, kx] = sum_{n, i, j} g[n, a, i, j] * x[n, c, i*sH+ky-top, j*sW+kx-left]
+    # one thread per weight element:
+    # gw[a, c, ky, kx] = sum_{n, i, j} g[n, a, i, j] * x[n, c, i*sH+ky-top, j*sW+kx-left]
     t = cuda.grid(1)
     c_a, c_b, k_h, k_w = gw.shape
     if t >= c_a * c_b * k_h * k_w:

@@ -1,0 +1,382 @@
+"""conv2d and conv_transpose2d kernels: every tier against the reference (forward and both
+backward outputs), the reference against slow per-element definitions, the backward kernels
+against finite differences (the adjoint identity), and geometry errors."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from aecore.kernels import geometry, implementations
+from aecore.kernels.conv2d import bias_backward
+from tiers import compiled_tiers_to_test, on_gpu_arrays, tiers_to_test, tiny_shapes
+
+TINY = tiny_shapes()
+MAX_N = 2 if TINY else 3
+MAX_C = 2 if TINY else 3
+MAX_HW = 5 if TINY else 9
+DTYPES = [np.float32, np.float64]
+TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
+
+CONV = ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")
+CONVT = ("conv_transpose2d_forward", "conv_transpose2d_backward_input",
+         "conv_transpose2d_backward_weight")
+
+examples = settings(deadline=None)
+few_examples = settings(deadline=None, max_examples=max(1, min(15, settings.default.max_examples // 2)))
+seeds = st.integers(0, 2**32 - 1)
+
+
+def call(op, tier, *args):
+    """Run one tier on NumPy inputs (moved to the GPU when the cuda tier runs for real)."""
+    function = implementations(op)[tier]
+    if on_gpu_arrays(tier):
+        import cupy
+        args = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+    result = function(*args)
+    return result.get() if hasattr(result, "get") else np.asarray(result)
+
+
+def tiers_of_all(ops, compiled_only=False):
+    pick = compiled_tiers_to_test if compiled_only else tiers_to_test
+    tiers = sorted(set.intersection(*[set(pick(op)) for op in ops]),
+                   key=["ref", "numba", "cuda"].index)
+    return tiers if tiers else [pytest.param(None, marks=pytest.mark.skip(reason="no tier to test"))]
+
+
+# ------------------------------------------------------------------------------------------------
+# strategies: valid geometry is drawn directly (kernel sizes up to the padded input)
+# ------------------------------------------------------------------------------------------------
+
+@st.composite
+def conv2d_cases(draw, max_n=MAX_N, max_c=MAX_C, max_hw=MAX_HW):
+    """(x shape, w shape, stride, padding) for a valid conv2d."""
+    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
+                      draw(st.integers(1, max_c)))
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
+    if form == "int":
+        padding = draw(st.integers(0, 2))
+        pad_h = pad_w = padding
+    elif form == "pair":
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        pad_h, pad_w = padding
+    else:
+        padding, pad_h, pad_w = form, 0, 0
+    # 'same' pads whatever the kernel needs; otherwise the kernel fits in the padded input
+    limit_h = h + 2 if form == "same" else h + 2 * pad_h
+    limit_w = w + 2 if form == "same" else w + 2 * pad_w
+    kernel = (draw(st.integers(1, limit_h)), draw(st.integers(1, limit_w)))
+    return (n, c_in, h, w), (c_out, c_in) + kernel, stride, padding
+
+
+@st.composite
+def conv_transpose2d_cases(draw, max_n=MAX_N, max_c=MAX_C, max_hw=MAX_HW):
+    """(x shape, w shape, stride, padding, output_padding) for a valid conv_transpose2d."""
+    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
+                      draw(st.integers(1, max_c)))
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
+    output_padding = 0
+    if form in ("same", "valid"):
+        padding = form
+    else:
+        padding = draw(st.integers(0, 3)) if form == "int" else \
+            (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+        output_padding = (draw(st.integers(0, stride[0] - 1)), draw(st.integers(0, stride[1] - 1)))
+    try:  # padding larger than the full result crops everything: not a valid case
+        geometry.conv_transpose2d_geometry((n, c_in, h, w), (c_in, c_out) + kernel, stride,
+                                           padding, output_padding)
+    except ValueError:
+        assume(False)
+    return (n, c_in, h, w), (c_in, c_out) + kernel, stride, padding, output_padding
+
+
+def conv_arrays(case, seed, dtype, with_bias=True):
+    """(x, w, b, grad_y, geom) of `dtype` for a conv2d case."""
+    x_shape, w_shape, stride, padding = case
+    geom = geometry.conv2d_geometry(x_shape, w_shape, stride, padding, b_shape=(w_shape[0],))
+    return _arrays(x_shape, w_shape, w_shape[0], geom, seed, dtype, with_bias)
+
+
+def convt_arrays(case, seed, dtype, with_bias=True):
+    x_shape, w_shape, stride, padding, output_padding = case
+    geom = geometry.conv_transpose2d_geometry(x_shape, w_shape, stride, padding, output_padding,
+                                              b_shape=(w_shape[1],))
+    return _arrays(x_shape, w_shape, w_shape[1], geom, seed, dtype, with_bias)
+
+
+def _arrays(x_shape, w_shape, c_out, geom, seed, dtype, with_bias):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(c_out).astype(dtype) if with_bias else None
+    grad_y = rng.standard_normal((x_shape[0], c_out, geom["out_h"], geom["out_w"])).astype(dtype)
+    return x, w, b, grad_y, geom
+
+
+# ------------------------------------------------------------------------------------------------
+# slow, obviously correct definitions (one loop nest gives the output and both gradients)
+# ------------------------------------------------------------------------------------------------
+
+def brute_conv2d(x, w, b, grad_y, geom):
+    """Textbook conv2d: y[n, co, oy, ox] = b[co] + sum x[n, ci, oy*s + ky - top, ...] w[co, ci, ky, kx];
+    grad_x and grad_w accumulate grad_y times the other factor of every product."""
+    n_, c_in, h, w_in = x.shape
+    c_out, _, k_h, k_w = w.shape
+    sh, sw, top, left = geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"]
+    y = np.zeros((n_, c_out, geom["out_h"], geom["out_w"]))
+    grad_x, grad_w = np.zeros(x.shape), np.zeros(w.shape)
+    for n in range(n_):
+        for co in range(c_out):
+            for oy in range(geom["out_h"]):
+                for ox in range(geom["out_w"]):
+                    y[n, co, oy, ox] = 0.0 if b is None else b[co]
+                    for ci in range(c_in):
+                        for ky in range(k_h):
+                            for kx in range(k_w):
+                                iy, ix = oy * sh + ky - top, ox * sw + kx - left
+                                if 0 <= iy < h and 0 <= ix < w_in:
+                                    y[n, co, oy, ox] += x[n, ci, iy, ix] * w[co, ci, ky, kx]
+                                    grad_x[n, ci, iy, ix] += grad_y[n, co, oy, ox] * w[co, ci, ky, kx]
+                                    grad_w[co, ci, ky, kx] += grad_y[n, co, oy, ox] * x[n, ci, iy, ix]
+    return y, grad_x, grad_w
+
+
+def brute_conv_transpose2d(x, w, b, grad_y, geom):
+    """Scatter each input pixel times the kernel into the full ((H-1)*s + k) result, then take
+    the window at (pad_top, pad_left) of the output size (zeros past the end), plus the bias."""
+    n_, c_in, h, w_in = x.shape
+    _, c_out, k_h, k_w = w.shape
+    sh, sw, top, left = geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"]
+    out_h, out_w = geom["out_h"], geom["out_w"]
+    full = np.zeros((n_, c_out, (h - 1) * sh + k_h, (w_in - 1) * sw + k_w))
+    for n in range(n_):
+        for ci in range(c_in):
+            for iy in range(h):
+                for ix in range(w_in):
+                    full[n, :, iy * sh:iy * sh + k_h, ix * sw:ix * sw + k_w] += x[n, ci, iy, ix] * w[ci]
+    y = np.zeros((n_, c_out, out_h, out_w)) + (0.0 if b is None else b.reshape(1, -1, 1, 1))
+    for oy in range(out_h):
+        for ox in range(out_w):
+            fy, fx = oy + top, ox + left
+            if fy < full.shape[2] and fx < full.shape[3]:
+                y[:, :, oy, ox] += full[:, :, fy, fx]
+    # gradients: the same scatter, read backwards (grad_y rows past the full result are dropped)
+    grad_full = np.zeros(full.shape)
+    rows, cols = min(out_h, full.shape[2] - top), min(out_w, full.shape[3] - left)
+    grad_full[:, :, top:top + rows, left:left + cols] = grad_y[:, :, :rows, :cols]
+    grad_x, grad_w = np.zeros(x.shape), np.zeros(w.shape)
+    for n in range(n_):
+        for ci in range(c_in):
+            for iy in range(h):
+                for ix in range(w_in):
+                    patch = grad_full[n, :, iy * sh:iy * sh + k_h, ix * sw:ix * sw + k_w]
+                    grad_x[n, ci, iy, ix] += np.sum(patch * w[ci])
+                    grad_w[ci] += x[n, ci, iy, ix] * patch
+    return y, grad_x, grad_w
+
+
+# ------------------------------------------------------------------------------------------------
+# every tier against the reference
+# ------------------------------------------------------------------------------------------------
+
+def check_tier(ops, tier, x, w, b, grad_y, geom, dtype):
+    forward, backward_input, backward_weight = ops
+    expected = [call(forward, "ref", x, w, b, geom), call(backward_input, "ref", grad_y, w, geom),
+                call(backward_weight, "ref", grad_y, x, geom)]
+    # non-contiguous inputs must work too
+    got = [call(forward, tier, np.asfortranarray(x), w, b, geom),
+           call(backward_input, tier, grad_y, np.asfortranarray(w), geom),
+           call(backward_weight, tier, np.asfortranarray(grad_y), x, geom)]
+    shapes = [(x.shape[0], grad_y.shape[1], geom["out_h"], geom["out_w"]), x.shape, w.shape]
+    for name, e, g, shape in zip(ops, expected, got, shapes):
+        assert g.shape == shape, name
+        assert e.dtype == dtype and g.dtype == dtype, name
+        np.testing.assert_allclose(g, e, **TOL[dtype], err_msg=f"{tier} {name}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("tier", tiers_of_all(CONV, compiled_only=True))
+@examples
+@given(case=conv2d_cases(), seed=seeds, with_bias=st.booleans())
+def test_conv2d_tier_matches_reference(tier, dtype, case, seed, with_bias):
+    x, w, b, grad_y, geom = conv_arrays(case, seed, dtype, with_bias)
+    check_tier(CONV, tier, x, w, b, grad_y, geom, dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
+@pytest.mark.parametrize("tier", tiers_of_all(CONVT, compiled_only=True))
+@examples
+@given(case=conv_transpose2d_cases(), seed=seeds, with_bias=st.booleans())
+def test_conv_transpose2d_tier_matches_reference(tier, dtype, case, seed, with_bias):
+    x, w, b, grad_y, geom = convt_arrays(case, seed, dtype, with_bias)
+    check_tier(CONVT, tier, x, w, b, grad_y, geom, dtype)
+
+
+@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT, compiled_only=True))
+def test_classic_cae_shapes_match_reference(tier):
+    """The shapes the benchmarks time (smaller batch): 'same' 3x3 convs and a stride-2
+    transposed conv, whose numba paths (4-channel blocks, image blocks) tiny draws miss."""
+    if TINY:
+        pytest.skip("too large for the CUDA simulator")
+    rng = np.random.default_rng(0)
+    n = 5
+    for c_in, c_out, size in [(1, 32, 28), (32, 32, 14), (32, 1, 28)]:
+        x = rng.standard_normal((n, c_in, size, size)).astype(np.float32)
+        w = rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(c_out).astype(np.float32)
+        geom = geometry.conv2d_geometry(x.shape, w.shape, 1, "same")
+        check_tier(CONV, tier, x, w, b, rng.standard_normal(x.shape[:1] + (c_out, size, size))
+                   .astype(np.float32), geom, np.float32)
+    x = rng.standard_normal((n, 32, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((x.shape[1], 5, 3, 3)).astype(np.float32)
+    geom = geometry.conv_transpose2d_geometry(x.shape, w.shape, 2, "same")
+    assert (geom["out_h"], geom["out_w"]) == (14, 14)
+    check_tier(CONVT, tier, x, w, rng.standard_normal(5).astype(np.float32),
+               rng.standard_normal((n, 5, 14, 14)).astype(np.float32), geom, np.float32)
+
+
+# ------------------------------------------------------------------------------------------------
+# the reference against the slow definitions
+# ------------------------------------------------------------------------------------------------
+
+@examples
+@given(case=conv2d_cases(max_n=2, max_c=2, max_hw=7), seed=seeds, with_bias=st.booleans())
+def test_conv2d_reference_matches_brute_force(case, seed, with_bias):
+    x, w, b, grad_y, geom = conv_arrays(case, seed, np.float64, with_bias)
+    y, grad_x, grad_w = brute_conv2d(x, w, b, grad_y, geom)
+    tol = TOL[np.float64]
+    np.testing.assert_allclose(call("conv2d_forward", "ref", x, w, b, geom), y, **tol)
+    np.testing.assert_allclose(call("conv2d_backward_input", "ref", grad_y, w, geom), grad_x, **tol)
+    np.testing.assert_allclose(call("conv2d_backward_weight", "ref", grad_y, x, geom), grad_w, **tol)
+    np.testing.assert_allclose(bias_backward(grad_y), grad_y.sum(axis=(0, 2, 3)), **tol)
+
+
+@examples
+@given(case=conv_transpose2d_cases(max_n=2, max_c=2, max_hw=7), seed=seeds, with_bias=st.booleans())
+def test_conv_transpose2d_reference_matches_brute_force(case, seed, with_bias):
+    x, w, b, grad_y, geom = convt_arrays(case, seed, np.float64, with_bias)
+    y, grad_x, grad_w = brute_conv_transpose2d(x, w, b, grad_y, geom)
+    tol = TOL[np.float64]
+    np.testing.assert_allclose(call("conv_transpose2d_forward", "ref", x, w, b, geom), y, **tol)
+    np.testing.assert_allclose(call("conv_transpose2d_backward_input", "ref", grad_y, w, geom),
+                               grad_x, **tol)
+    np.testing.assert_allclose(call("conv_transpose2d_backward_weight", "ref", grad_y, x, geom),
+                               grad_w, **tol)
+
+
+def test_conv_transpose2d_output_sizes():
+    """PyTorch's size formula with output_padding, and TF's 'same' / 'valid'."""
+    g = geometry.conv_transpose2d_geometry((1, 1, 7, 5), (1, 1, 3, 3), 2, 1, 1)
+    assert (g["out_h"], g["out_w"]) == (14, 10)
+    g = geometry.conv_transpose2d_geometry((1, 1, 7, 5), (1, 1, 3, 3), (2, 3), "same")
+    assert (g["out_h"], g["out_w"]) == (14, 15)
+    g = geometry.conv_transpose2d_geometry((1, 1, 7, 5), (1, 1, 1, 1), 3, "valid")
+    assert (g["out_h"], g["out_w"]) == (21, 15)
+
+
+# ------------------------------------------------------------------------------------------------
+# backward kernels against finite differences: forward is affine in x, in w and in b, so the
+# central difference along a random direction is exact up to rounding, and the backward kernels
+# must be its adjoints: <grad_y, dy/dt> == <backward(grad_y), direction>
+# ------------------------------------------------------------------------------------------------
+
+def check_finite_differences(ops, tier, x, w, b, grad_y, geom, seed):
+    forward, backward_input, backward_weight = ops
+    rng = np.random.default_rng(seed + 1)
+    dx, dw, db = rng.standard_normal(x.shape), rng.standard_normal(w.shape), rng.standard_normal(b.shape)
+    t = 1e-3
+
+    def directional(xx, ww, bb, sign):
+        return np.sum(grad_y * call(forward, tier, xx, ww, bb, geom)) * sign
+
+    for name, numeric, analytic in [
+        ("input", (directional(x + t * dx, w, b, 1) + directional(x - t * dx, w, b, -1)) / (2 * t),
+         np.sum(call(backward_input, tier, grad_y, w, geom) * dx)),
+        ("weight", (directional(x, w + t * dw, b, 1) + directional(x, w - t * dw, b, -1)) / (2 * t),
+         np.sum(call(backward_weight, tier, grad_y, x, geom) * dw)),
+        ("bias", (directional(x, w, b + t * db, 1) + directional(x, w, b - t * db, -1)) / (2 * t),
+         np.sum(bias_backward(grad_y) * db)),
+    ]:
+        assert abs(numeric - analytic) <= 1e-7 * (1 + abs(analytic)), (name, numeric, analytic)
+
+
+@pytest.mark.parametrize("tier", tiers_of_all(CONV))
+@few_examples
+@given(case=conv2d_cases(), seed=st.integers(0, 2**31))
+def test_conv2d_backward_finite_differences(tier, case, seed):
+    x, w, b, grad_y, geom = conv_arrays(case, seed, np.float64)
+    check_finite_differences(CONV, tier, x, w, b, grad_y, geom, seed)
+
+
+@pytest.mark.parametrize("tier", tiers_of_all(CONVT))
+@few_examples
+@given(case=conv_transpose2d_cases(), seed=st.integers(0, 2**31))
+def test_conv_transpose2d_backward_finite_differences(tier, case, seed):
+    x, w, b, grad_y, geom = convt_arrays(case, seed, np.float64)
+    check_finite_differences(CONVT, tier, x, w, b, grad_y, geom, seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# impossible geometry: ValueError / TypeError naming the argument, before any kernel runs
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, error, name", [
+    (((1, 1, 3, 3), (1, 1, 4, 4), 1, 0), ValueError, "kernel size"),          # kernel > padded input
+    (((1, 1, 3, 3), (1, 1, 6, 1), 1, 1), ValueError, "kernel size"),
+    (((1, 1, 5, 5), (1, 1, 6, 6), 1, "valid"), ValueError, "kernel size"),
+    (((0, 1, 5, 5), (1, 1, 3, 3), 1, 0), ValueError, "input"),                # zero sizes
+    (((1, 1, 0, 5), (1, 1, 3, 3), 1, 0), ValueError, "input"),
+    (((1, 1, 5, 5), (0, 1, 3, 3), 1, 0), ValueError, "weight"),
+    (((1, 1, 5, 5), (1, 1, 0, 3), 1, 0), ValueError, "weight"),
+    (((1, 5, 5), (1, 1, 3, 3), 1, 0), ValueError, "input"),                   # wrong ranks
+    (((1, 1, 5, 5), (1, 3, 3), 1, 0), ValueError, "weight"),
+    (((1, 2, 5, 5), (1, 3, 3, 3), 1, 0), ValueError, "channels"),             # channel mismatch
+    (((1, 1, 5, 5), (1, 1, 3, 3), 0, 0), ValueError, "stride"),
+    (((1, 1, 5, 5), (1, 1, 3, 3), (1, 2, 3), 0), TypeError, "stride"),
+    (((1, 1, 5, 5), (1, 1, 3, 3), 1, -1), ValueError, "padding"),
+    (((1, 1, 5, 5), (1, 1, 3, 3), 1, "full"), ValueError, "padding"),         # bad padding string
+    (((1, 1, 5, 5), (1, 1, 3, 3), 1, 1.5), TypeError, "padding"),
+    (((1, 1, 5, 5), (1, 1, 3, 3), 1, True), TypeError, "padding"),
+])
+def test_conv2d_geometry_errors(args, error, name):
+    with pytest.raises(error, match=name):
+        geometry.conv2d_geometry(*args)
+
+
+def test_conv2d_geometry_bias_shape():
+    with pytest.raises(ValueError, match="bias"):
+        geometry.conv2d_geometry((1, 1, 5, 5), (2, 1, 3, 3), b_shape=(3,))
+    with pytest.raises(ValueError, match="bias"):
+        geometry.conv2d_geometry((1, 1, 5, 5), (2, 1, 3, 3), b_shape=(2, 1))
+
+
+@pytest.mark.parametrize("kwargs, error, name", [
+    (dict(stride=2, padding=0, output_padding=2), ValueError, "output_padding"),   # >= stride
+    (dict(stride=(2, 1), padding=0, output_padding=(0, 1)), ValueError, "output_padding"),
+    (dict(stride=2, padding="same", output_padding=1), ValueError, "output_padding"),
+    (dict(stride=1, padding=5), ValueError, "padding"),                            # crops all
+    (dict(stride=1, padding="full"), ValueError, "padding"),
+    (dict(stride=1, padding=(1, 2, 3)), TypeError, "padding"),
+    (dict(stride=0), ValueError, "stride"),
+    (dict(output_padding=-1, stride=2), ValueError, "output_padding"),
+])
+def test_conv_transpose2d_geometry_errors(kwargs, error, name):
+    with pytest.raises(error, match=name):
+        geometry.conv_transpose2d_geometry((1, 2, 3, 3), (2, 4, 3, 3), **kwargs)
+
+
+@pytest.mark.parametrize("x_shape, w_shape, b_shape, name", [
+    ((1, 2, 3, 3), (3, 4, 3, 3), None, "channels"),
+    ((1, 2, 3, 3), (2, 4, 3), None, "weight"),
+    ((1, 2, 0, 3), (2, 4, 3, 3), None, "input"),
+    ((1, 2, 3, 3), (2, 0, 3, 3), None, "weight"),
+    ((1, 2, 3, 3), (2, 4, 3, 3), (3,), "bias"),
+])
+def test_conv_transpose2d_geometry_shape_errors(x_shape, w_shape, b_shape, name):
+    with pytest.raises(ValueError, match=name):
+        geometry.conv_transpose2d_geometry(x_shape, w_shape, b_shape=b_shape)
