@@ -34,11 +34,17 @@ plane's windows only read that plane, and the backward's scatter-add only writes
 (k_h x k_w, typically 2x2) stay scalar inside. With N*C = 6400 planes at the classic-CAE shape
 there is ample parallelism for any core count, and each plane (28*28*4 B = 3 KiB) stays in L1.
 
-Measured (indicative: one quick run, median of 7, on a shared 2-core machine, float32,
-2x2/stride-2 pool on x (200, 32, 28, 28)):
-    numba:   forward 3.9 ms, forward+backward 6.2 ms
-    ref:     forward 49 ms,  forward+backward 88 ms
-    PyTorch CPU (2 threads, measured earlier): forward 20.0 ms, forward+backward 24.7 ms
+Measured (indicative only: a shared 2-core machine that other jobs kept busy, load 5-8), float32,
+2x2/stride-2 pool on x (200, 32, 28, 28), median of 7 after a warm-up:
+    CPU time with ONE thread each (time.process_time; robust to the load), same process:
+        numba:        forward 33 ms,  forward+backward 30-36 ms
+        ref (NumPy):  forward 84-108 ms, forward+backward 169-183 ms
+        PyTorch CPU:  forward 57-59 ms, forward+backward 62-69 ms
+    wall time with 2 threads, in a quiet moment: numba forward 16.8 ms, forward+backward 22.2 ms
+    (PyTorch CPU with 2 threads, measured earlier: 20.0 / 24.7 ms).
+The window scan is branchy (data-dependent `val > best`); a branchless select version and a
+row-wise version (offset loops outside, ox innermost) were tried and were not faster (the latter
+~2x slower), so the plain per-window loop stays.
 """
 
 import numpy as np

@@ -50,13 +50,13 @@ a few KiB (stays in L1 while it is scattered into), and N*C = 6400 at the classi
 every core busy. Inside a plane, plain row-major loops over the output with the per-axis tables;
 per-row values (source row, row weights) are hoisted out of the inner loop.
 
-Measured (indicative: one quick run, median of 7, on a shared 2-core machine, float32,
-x (200, 32, 14, 14) -> (200, 32, 28, 28)):
-    nearest x2   numba: forward 2.3 ms, forward+backward 4.9 ms
-                 ref:   forward 17 ms,  forward+backward 29 ms
-    bilinear x2  numba: forward 4.0 ms, forward+backward 8.7 ms
-                 ref:   forward 73 ms,  forward+backward 93 ms
-    PyTorch CPU (2 threads, measured earlier): nearest 10.7 / 16.2 ms, bilinear 11.1 / 37.5 ms.
+Measured (indicative only: a shared 2-core machine that other jobs kept busy, load 5-8), float32,
+x (200, 32, 14, 14) -> x2 -> (200, 32, 28, 28), median of 7 after a warm-up, CPU time with ONE
+thread each (time.process_time; robust to the load), same process, forward / forward+backward:
+    nearest    numba 4.4 / 10-12 ms    ref 10.7 / 22-30 ms    PyTorch CPU 26 / 37 ms
+    bilinear   numba 12.4 / 30-38 ms   ref 87-96 / 98-105 ms  PyTorch CPU 27 / 59-81 ms
+Wall time with 2 threads in a quiet moment: numba nearest 2.3 / 6.6 ms, bilinear 7.3 / 20.9 ms
+(PyTorch CPU with 2 threads, measured earlier: nearest 10.7 / 16.2 ms, bilinear 11.1 / 37.5 ms).
 """
 
 import functools
@@ -72,17 +72,24 @@ from .registry import register
 # host tables (shared by every tier)
 # ------------------------------------------------------------------------------------------------
 
+def _frozen(*arrays):
+    """Tables are cached and shared between calls: make them read-only."""
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays if len(arrays) > 1 else arrays[0]
+
+
 @functools.lru_cache(maxsize=128)
 def nearest_table(in_size, out_size, scale):
     """Source index for each output position of one axis: int64 (out,)."""
     dst = np.arange(out_size, dtype=np.int64)
     if out_size == in_size:
-        return dst
+        return _frozen(dst)
     if out_size == 2 * in_size:
-        return dst >> 1
+        return _frozen(dst >> 1)
     # float32, like PyTorch: float scale = (float)(1.0 / scale_factor) or (float)in / out.
     product = dst.astype(np.float32) * np.float32(scale)
-    return np.minimum(np.floor(product).astype(np.int64), in_size - 1)
+    return _frozen(np.minimum(np.floor(product).astype(np.int64), in_size - 1))
 
 
 @functools.lru_cache(maxsize=128)
@@ -91,7 +98,7 @@ def linear_table(in_size, out_size, scale, align_corners, dtype):
     dtype = np.dtype(dtype)
     dst = np.arange(out_size, dtype=np.int64)
     if out_size == in_size:  # PyTorch copies (whatever the scale)
-        return dst, dst.copy(), np.ones(out_size, dtype), np.zeros(out_size, dtype)
+        return _frozen(dst, dst.copy(), np.ones(out_size, dtype), np.zeros(out_size, dtype))
     one = dtype.type(1)
     if align_corners:
         s = dtype.type(in_size - 1) / dtype.type(out_size - 1) if out_size > 1 else dtype.type(0)
@@ -105,7 +112,7 @@ def linear_table(in_size, out_size, scale, align_corners, dtype):
     lambda1 = np.clip(src - i0.astype(dtype), 0, 1).astype(dtype)
     lambda0 = (one - lambda1).astype(dtype)
     i1 = i0 + (i0 < in_size - 1)
-    return i0, i1, lambda0, lambda1
+    return _frozen(i0, i1, lambda0, lambda1)
 
 
 def _fused_multiply_add(a, b, c, dtype):
@@ -124,7 +131,7 @@ def _taps(geom, axis, dtype):
     """[(index, weight), ...] for one axis ('h' or 'w'): one tap (nearest) or two (bilinear)."""
     in_size, out_size, scale = geom[axis], geom["out_" + axis], geom["scale_" + axis]
     if geom["mode"] == "nearest":
-        return [(nearest_table(in_size, out_size, scale), np.ones(out_size, dtype))]
+        return [(nearest_table(in_size, out_size, scale), _frozen(np.ones(out_size, dtype)))]
     i0, i1, l0, l1 = linear_table(in_size, out_size, scale, geom["align_corners"], np.dtype(dtype).str)
     return [(i0, l0), (i1, l1)]
 
@@ -151,7 +158,7 @@ def _inverse_table_cached(in_size, out_size, scale, mode, align_corners, dtype):
     order = np.argsort(sources, kind="stable")
     offsets = np.zeros(in_size + 1, dtype=np.int64)
     offsets[1:] = np.cumsum(np.bincount(sources, minlength=in_size))
-    return offsets, targets[order], np.ascontiguousarray(weights[order])
+    return _frozen(offsets, targets[order], np.ascontiguousarray(weights[order]))
 
 
 def inverse_table(geom, axis, dtype):
@@ -176,7 +183,8 @@ def upsample_nearest_forward_ref(x, geom):
     xp = array_module_of(x)
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
-    return x[:, :, xp.asarray(src_h)[:, None], xp.asarray(src_w)[None, :]]
+    rows = xp.take(x, xp.asarray(src_h), axis=2)        # (N, C, outH, W); take beats x[:, :, idx]
+    return xp.take(rows, xp.asarray(src_w), axis=3)     # (N, C, outH, outW)
 
 
 @register("upsample_bilinear_forward", "ref")
@@ -185,9 +193,9 @@ def upsample_bilinear_forward_ref(x, geom):
     xp = array_module_of(x)
     (h0, l0h), (h1, l1h) = [(xp.asarray(i), xp.asarray(l)[:, None]) for i, l in _taps(geom, "h", x.dtype)]
     (w0, l0w), (w1, l1w) = [(xp.asarray(i), xp.asarray(l)) for i, l in _taps(geom, "w", x.dtype)]
-    row0, row1 = x[:, :, h0, :], x[:, :, h1, :]          # (N, C, outH, W)
-    top = l0w * row0[..., w0] + l1w * row0[..., w1]       # (N, C, outH, outW)
-    bottom = l0w * row1[..., w0] + l1w * row1[..., w1]
+    row0, row1 = xp.take(x, h0, axis=2), xp.take(x, h1, axis=2)      # (N, C, outH, W)
+    top = l0w * xp.take(row0, w0, axis=3) + l1w * xp.take(row0, w1, axis=3)   # (N, C, outH, outW)
+    bottom = l0w * xp.take(row1, w0, axis=3) + l1w * xp.take(row1, w1, axis=3)
     return l0h * top + l1h * bottom
 
 
@@ -347,6 +355,12 @@ if _nearest_forward_cpu is not None:
 # from the CSR inverse tables -- grad_x[ih, iw] = sum_(oy, a) a * sum_(ox, b) b * grad_y[oy, ox] --
 # in a fixed order, so no atomics and bit-identical results. For nearest the weights are 1.
 
+def _on_device(xp, table):
+    """A writable copy of a cached host table in the caller's array module (numba.cuda copies
+    NumPy arguments back after a launch under the simulator, so they must be writable)."""
+    return xp.array(table)
+
+
 def _nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w):
     t = cuda.grid(1)
     if t >= total:
@@ -404,7 +418,7 @@ def upsample_nearest_forward_cuda(x, geom):
     (src_w, _), = _taps(geom, "w", x.dtype)
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     launch_1d(_nearest_forward_gpu, y.size, xp.ascontiguousarray(x).reshape(-1),
-              xp.asarray(src_h), xp.asarray(src_w), y.reshape(-1), y.size, h, w, out_h, out_w)
+              _on_device(xp, src_h), _on_device(xp, src_w), y.reshape(-1), y.size, h, w, out_h, out_w)
     return y
 
 
@@ -413,7 +427,7 @@ def upsample_bilinear_forward_cuda(x, geom):
     xp = array_module_of(x)
     n, c, h, w = x.shape
     out_h, out_w = geom["out_h"], geom["out_w"]
-    tables = [xp.asarray(t) for t in _bilinear_tables(geom, x.dtype)]
+    tables = [_on_device(xp, t) for t in _bilinear_tables(geom, x.dtype)]
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     launch_1d(_bilinear_forward_gpu, y.size, xp.ascontiguousarray(x).reshape(-1), *tables,
               y.reshape(-1), y.size, h, w, out_h, out_w)
@@ -424,7 +438,7 @@ def _upsample_backward_cuda(grad_y, geom):
     xp = array_module_of(grad_y)
     n, c, out_h, out_w = grad_y.shape
     h, w = geom["h"], geom["w"]
-    tables = [xp.asarray(t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
+    tables = [_on_device(xp, t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
     grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
     launch_1d(_gather_backward_gpu, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1), *tables,
               grad_x.reshape(-1), grad_y.dtype.type(0), grad_x.size, h, w, out_h, out_w)
