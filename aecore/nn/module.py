@@ -154,6 +154,11 @@ class Module:
     def num_parameters(self):
         return sum(p.size for p in self.parameters())
 
+    def summary(self, input_shape, **kw):
+        """A table of layers: output shapes, parameters, FLOPs, activations (aecore.inspect.summary)."""
+        from ..inspect import summary
+        return summary(self, input_shape, **kw)
+
     # ------------------------------------------------------------------ modes and state
     def train(self, mode=True):
         for module in self.modules():

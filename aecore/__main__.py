@@ -1,0 +1,8 @@
+"""`python -m aecore ...` runs the `aecore` command (see aecore/cli.py)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

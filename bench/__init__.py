@@ -1,0 +1,10 @@
+"""aecore's benchmarks (not an installed package: run the scripts from a source checkout).
+
+    python bench/kernels.py [--quick] [--ops conv2d_forward ...] [--tiers numba ...] [--out FILE]
+    python bench/models.py  [--quick] [--models cae ae vae] [--steps 10] [--out FILE]
+    python bench/roofline.py bench/results/kernels.json [--out roofline.png]
+
+Each validates first (every tier against the NumPy reference, llm.c style), then times: warm-up
+excluded (JIT compile), median of repeats; results are JSON with the machine described, written
+to bench/results/, and a markdown table is printed. `aecore bench kernels|models` wraps them.
+"""

@@ -1,0 +1,374 @@
+"""What every benchmark shares: timing, validation, the machine's description, JSON and tables.
+
+Timing rules (llm.c's dev/cuda style):
+- validate first: a tier whose output disagrees with the reference is flagged, never hidden;
+- warm-up calls are excluded (the first call of a Numba kernel compiles it or loads it from the
+  cache; its time is reported separately as `first_call_ms`);
+- the figure is the MEDIAN of the repeats (robust to the odd slow repeat on a shared machine);
+- CPU: time.perf_counter around each call;
+- GPU: CUDA events on the current stream, and a large buffer written between repeats so that the
+  L2 cache does not hold the inputs from the previous repeat (otherwise a small kernel would be
+  timed from cache, not from memory).
+"""
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+
+def import_aecore():
+    """`import aecore`, with a clear message when only a bare source tree is at hand."""
+    try:
+        import aecore
+    except ImportError as error:  # pragma: no cover - depends on the installation
+        raise SystemExit(
+            f"bench: cannot import aecore ({error}). Install the package from the repository root "
+            "first: pip install -e .  (kernels/ is installed as aecore.kernels)") from error
+    return aecore
+
+
+def quick_requested(flag=False):
+    """--quick, or AECORE_BENCH_QUICK=1: tiny shapes and few repeats, to check the code runs."""
+    return bool(flag) or os.environ.get("AECORE_BENCH_QUICK", "") not in ("", "0")
+
+
+# ------------------------------------------------------------------------------------ threads
+def cpu_threads():
+    """The threads our CPU kernels use (Numba's pool), so PyTorch can be given as many."""
+    try:
+        import numba
+        return int(numba.get_num_threads())
+    except Exception:  # pragma: no cover - numba missing
+        return os.cpu_count() or 1
+
+
+def import_torch(threads=None):
+    """torch (with its intra-op thread count set to match ours), or None when not installed.
+
+    PyTorch is used only here, in bench/, for side-by-side numbers; never by the engine or tests.
+    """
+    if os.environ.get("AECORE_BENCH_NO_TORCH", "") not in ("", "0"):
+        return None
+    try:
+        import torch
+    except Exception:
+        return None
+    torch.set_num_threads(int(threads or cpu_threads()))
+    return torch
+
+
+def torch_cuda_available(torch):
+    try:
+        return torch is not None and bool(torch.cuda.is_available())
+    except Exception:  # pragma: no cover
+        return False
+
+
+# ------------------------------------------------------------------------------------- timing
+def _summary(times_ms, first_ms, warmup):
+    return {
+        "median_ms": float(statistics.median(times_ms)),
+        "min_ms": float(min(times_ms)),
+        "max_ms": float(max(times_ms)),
+        "mean_ms": float(statistics.fmean(times_ms)),
+        "stdev_ms": float(statistics.stdev(times_ms)) if len(times_ms) > 1 else 0.0,
+        "repeats": len(times_ms),
+        "warmup": warmup,
+        "first_call_ms": float(first_ms),
+        "times_ms": [round(float(t), 6) for t in times_ms],
+    }
+
+
+def time_cpu(fn, repeats=10, warmup=2):
+    """Median wall time of fn() on the CPU. The first call (JIT compile) is timed on its own."""
+    repeats, warmup = max(1, int(repeats)), max(1, int(warmup))
+    started = time.perf_counter()
+    fn()
+    first_ms = (time.perf_counter() - started) * 1e3
+    for _ in range(warmup - 1):
+        fn()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - started) * 1e3)
+    return _summary(times, first_ms, warmup)
+
+
+class _L2Flusher:
+    """Writes a buffer a few times the size of the GPU's L2 cache (evicts what is cached)."""
+
+    def __init__(self, xp, library):
+        l2_bytes = 0
+        try:
+            if library == "cupy":
+                l2_bytes = int(xp.cuda.Device().attributes.get("L2CacheSize", 0))
+            else:
+                l2_bytes = int(getattr(xp.cuda.get_device_properties(0), "L2_cache_size", 0))
+        except Exception:  # pragma: no cover - attribute names vary between versions
+            l2_bytes = 0
+        size = max(4 * l2_bytes, 256 << 20) // 4
+        if library == "cupy":
+            self.buffer = xp.empty(size, dtype=xp.float32)
+        else:
+            self.buffer = xp.empty(size, dtype=xp.float32, device="cuda")
+
+    def __call__(self):
+        self.buffer.fill(0) if hasattr(self.buffer, "fill") else self.buffer.zero_()
+
+
+def time_gpu(fn, repeats=10, warmup=2, library="cupy"):
+    """Median GPU time of fn() from CUDA events on the current stream, L2 flushed each repeat.
+
+    library: "cupy" (our cuda tier: Numba kernels launched on CuPy's stream) or "torch".
+    """
+    repeats, warmup = max(1, int(repeats)), max(1, int(warmup))
+    if library == "cupy":
+        import cupy as xp
+        make_event = xp.cuda.Event
+        synchronize = xp.cuda.Device().synchronize
+
+        def elapsed(a, b):
+            return xp.cuda.get_elapsed_time(a, b)
+    else:
+        import torch as xp
+        make_event = lambda: xp.cuda.Event(enable_timing=True)  # noqa: E731
+        synchronize = xp.cuda.synchronize
+
+        def elapsed(a, b):
+            return a.elapsed_time(b)
+    flush = _L2Flusher(xp, library)
+    synchronize()
+    started = time.perf_counter()
+    fn()
+    synchronize()
+    first_ms = (time.perf_counter() - started) * 1e3
+    for _ in range(warmup - 1):
+        fn()
+    synchronize()
+    times = []
+    start, stop = make_event(), make_event()
+    for _ in range(repeats):
+        flush()
+        start.record()
+        fn()
+        stop.record()
+        stop.synchronize()
+        times.append(float(elapsed(start, stop)))
+    del flush
+    return _summary(times, first_ms, warmup)
+
+
+# --------------------------------------------------------------------------------- validation
+def to_numpy(array):
+    """NumPy copy of a NumPy, CuPy or torch array."""
+    if hasattr(array, "detach"):  # torch
+        return array.detach().cpu().numpy()
+    if type(array).__module__.split(".")[0] == "cupy":
+        return array.get()
+    return np.asarray(array)
+
+
+def default_tolerance(dtype):
+    """Tolerance on the error relative to the largest reference value (sums of ~1e5 terms)."""
+    return 1e-10 if np.dtype(dtype) == np.float64 else 2e-4
+
+
+def compare(out, ref, tol=None):
+    """Compare an output with the reference: max |out - ref| against tol * max(1, max |ref|).
+
+    Integer outputs (max-pool's argmax) must match exactly. Returns a JSON-safe dict.
+    """
+    a, b = to_numpy(out), to_numpy(ref)
+    if a.shape != b.shape:
+        return {"ok": False, "max_abs_err": float("inf"), "max_rel_err": float("inf"),
+                "error": f"shape {a.shape} != reference shape {b.shape}"}
+    if b.dtype.kind in "iub":
+        mismatches = int(np.count_nonzero(a != b))
+        return {"ok": mismatches == 0, "max_abs_err": float(mismatches), "max_rel_err": 0.0}
+    tol = default_tolerance(b.dtype) if tol is None else tol
+    diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    max_abs = float(diff.max()) if diff.size else 0.0
+    scale = max(1.0, float(np.abs(b).max()) if b.size else 0.0)
+    finite = bool(np.isfinite(a).all())
+    return {"ok": finite and max_abs <= tol * scale, "max_abs_err": max_abs,
+            "max_rel_err": max_abs / scale}
+
+
+def compare_outputs(outs, refs, tol=None):
+    """compare() over tuples of outputs; the worst error and whether all agree."""
+    if not isinstance(outs, (tuple, list)):
+        outs, refs = (outs,), (refs,)
+    checks = [compare(o, r, tol) for o, r in zip(outs, refs)]
+    return {"ok": all(c["ok"] for c in checks),
+            "max_abs_err": max(c["max_abs_err"] for c in checks),
+            "max_rel_err": max(c["max_rel_err"] for c in checks)}
+
+
+# ------------------------------------------------------------------------------------ machine
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit():
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or None
+    except Exception:
+        return None
+
+
+def machine_peak(device="cpu", refresh=False):
+    """This machine's measured peak (SGEMM GFLOP/s, copy GB/s), from aecore.inspect.peak.
+
+    refresh=True measures again instead of reading the per-machine cache: a benchmark run does
+    so, so that the peak and the kernels are measured under the same conditions (a cached peak
+    measured while the machine was busy would flatter every kernel)."""
+    from aecore.inspect.peak import machine_peak as measure
+    return dict(measure(device=device, refresh=refresh))
+
+
+def describe_machine(device="cpu", torch=None, peak=None):
+    """Everything needed to read the numbers on another day: hardware, versions, peak, threads."""
+    aecore = import_aecore()
+    description = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "numpy": np.__version__,
+        "aecore": getattr(aecore, "__version__", None),
+        "git_commit": _git_commit(),
+        "device": device,
+        "threads": cpu_threads(),
+    }
+    try:
+        import numba
+        description["numba"] = numba.__version__
+    except ImportError:
+        description["numba"] = None
+    if torch is not None:
+        description["torch"] = torch.__version__
+        description["torch_threads"] = torch.get_num_threads()
+        description["torch_note"] = (f"PyTorch CPU ran with torch.set_num_threads("
+                                     f"{torch.get_num_threads()}), the thread count of our kernels")
+    else:
+        description["torch"] = None
+    if device == "cuda":
+        try:
+            import cupy
+            props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+            name = props["name"]
+            description["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+            description["cupy"] = cupy.__version__
+        except Exception as error:  # pragma: no cover
+            description["gpu"] = f"unknown ({error})"
+    description["peak"] = peak if peak is not None else machine_peak(device)
+    return description
+
+
+# ------------------------------------------------------------------------------- JSON / tables
+def _json_default(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def write_json(path, payload):
+    """Write `payload` as indented JSON at `path` (directories created; atomic replace)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=1, default=_json_default, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def sanitize(value):
+    """Replace NaN / inf floats by None so the JSON stays strict."""
+    if isinstance(value, dict):
+        return {k: sanitize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [sanitize(v) for v in value]
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        return None
+    return value
+
+
+def fmt(value, spec=".2f"):
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    try:
+        return format(value, spec)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def markdown_table(rows, columns):
+    """rows: list of dicts; columns: list of (key, header, format spec or callable)."""
+    headers = [header for _, header, _ in columns]
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        cells = []
+        for key, _, spec in columns:
+            value = row.get(key)
+            cells.append(spec(row) if callable(spec) else fmt(value, spec))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def add_rates(record, flops, nbytes, peak):
+    """GFLOP/s, GB/s, arithmetic intensity and shares of the machine's peak, into `record`."""
+    ms = record.get("median_ms")
+    record["flops"] = int(flops) if flops is not None else None
+    record["bytes"] = int(nbytes) if nbytes is not None else None
+    seconds = ms / 1e3 if ms else None
+    record["gflops"] = flops / seconds / 1e9 if seconds and flops is not None else None
+    record["gbps"] = nbytes / seconds / 1e9 if seconds and nbytes else None
+    record["intensity"] = flops / nbytes if flops is not None and nbytes else None
+    peak = peak or {}
+    peak_gflops, peak_gbps = peak.get("gflops"), peak.get("gbps")
+    record["pct_peak_gflops"] = (100.0 * record["gflops"] / peak_gflops
+                                 if record["gflops"] is not None and peak_gflops else None)
+    record["pct_peak_gbps"] = (100.0 * record["gbps"] / peak_gbps
+                               if record["gbps"] is not None and peak_gbps else None)
+    # share of the roofline: achieved / min(compute roof, intensity * bandwidth roof)
+    if record["gflops"] is not None and record["intensity"] and peak_gflops and peak_gbps:
+        attainable = min(peak_gflops, record["intensity"] * peak_gbps)
+        record["pct_roofline"] = 100.0 * record["gflops"] / attainable if attainable else None
+    elif record["gbps"] is not None and peak_gbps and not flops:
+        record["pct_roofline"] = record["pct_peak_gbps"]  # pure data movement (no FLOPs)
+    else:
+        record["pct_roofline"] = None
+    return record

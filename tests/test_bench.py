@@ -1,0 +1,132 @@
+"""bench/ runs end to end in quick mode: every registered op x every tier that can run here is
+validated against the reference and timed, with FLOP and byte counts, and the JSON is valid.
+
+bench/ is not an installed package: it is imported by path, as `aecore bench` does. PyTorch is
+never used here (torch=False); the side-by-side comparison is exercised by running the
+benchmark scripts by hand.
+"""
+
+import importlib.util
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from aecore import kernels
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_bench(name):
+    path = REPO_ROOT / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"aecore_test_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(autouse=True)
+def _private_peak_cache(tmp_path, monkeypatch):
+    """The machine-peak cache goes to a temporary folder, not to ~/.cache."""
+    monkeypatch.setenv("AECORE_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture(scope="module")
+def kernel_run(tmp_path_factory):
+    bench_kernels = load_bench("kernels")
+    out = tmp_path_factory.mktemp("bench") / "kernels.json"
+    results = bench_kernels.run(quick=True, repeats=1, warmup=1, torch=False, out=out,
+                                verbose=False)
+    return bench_kernels, results, out
+
+
+def test_every_op_and_tier_is_validated_and_timed(kernel_run):
+    bench_kernels, results, _ = kernel_run
+    seen = {(r["op"], r["tier"]) for r in results}
+    for op in kernels.ops():
+        tiers = bench_kernels.available_tiers(op)
+        assert "ref" in tiers
+        for tier in tiers:
+            assert (op, tier) in seen, f"{op} on tier {tier} was not benchmarked"
+    for r in results:
+        where = f"{r['case']} {r['op']} {r['tier']}"
+        assert r["valid"], f"{where}: disagrees with the reference (max abs err {r['max_abs_err']})"
+        assert r["median_ms"] > 0 and r["min_ms"] > 0 and r["first_call_ms"] > 0, where
+        assert r["repeats"] == 1
+        assert r["bytes"] > 0 and r["gbps"] > 0, where
+        if r["op"] == "upsample_nearest_forward":  # a pure copy: no arithmetic
+            assert r["flops"] == 0, where
+        else:
+            assert r["flops"] > 0 and r["gflops"] > 0, where
+        assert r["torch_ms"] is None
+
+
+def test_flop_counts_follow_the_formulas(kernel_run):
+    _, results, _ = kernel_run
+    conv = next(r for r in results if r["op"] == "conv2d_forward" and r["case"] == "conv 1->32 28x28")
+    g = conv["geom"]
+    assert conv["flops"] == 2 * g["n"] * g["c_out"] * g["out_h"] * g["out_w"] * g["c_in"] * 3 * 3
+    assert (g["out_h"], g["out_w"]) == (28, 28)
+    pool = next(r for r in results if r["op"] == "max_pool2d_forward" and "7x7->4" in r["case"])
+    assert (pool["geom"]["out_h"], pool["geom"]["out_w"]) == (4, 4)  # TF 'same' pooling
+    assert pool["flops"] == pool["geom"]["n"] * pool["geom"]["c"] * 4 * 4 * 2 * 2
+
+
+def test_json_report_is_valid(kernel_run):
+    _, results, out = kernel_run
+    payload = json.loads(Path(out).read_text())
+    assert payload["benchmark"] == "kernels"
+    assert len(payload["results"]) == len(results)
+    machine = payload["machine"]
+    for key in ("cpu_model", "cpu_count", "numpy", "python", "threads", "peak"):
+        assert key in machine
+    assert machine["peak"]["gflops"] > 0 and machine["peak"]["gbps"] > 0
+    assert payload["settings"]["quick"] is True
+    assert payload["summary"] and "| case |" in payload["markdown"]
+    for row in payload["summary"]:
+        assert row["total_ms"] >= row["forward_ms"] > 0
+
+
+def test_roofline_svg(kernel_run, tmp_path):
+    _, _, out = kernel_run
+    roofline = load_bench("roofline")
+    written = roofline.plot(str(out), tmp_path / "roof")
+    svg = ET.parse(written[0]).getroot()
+    circles = svg.findall(".//{http://www.w3.org/2000/svg}circle")
+    assert len(circles) > 10
+
+
+def test_validation_flags_a_wrong_result():
+    common = load_bench("common")
+    ref = np.linspace(-1, 1, 50, dtype=np.float32).reshape(5, 10)
+    assert common.compare(ref + 1e-7, ref)["ok"]
+    assert not common.compare(ref + 1e-2, ref)["ok"]
+    assert not common.compare(ref[:4], ref)["ok"]
+    assert not common.compare(np.full_like(ref, np.nan), ref)["ok"]
+    assert not common.compare(np.array([0, 2]), np.array([0, 1]))["ok"]  # argmax: exact
+
+
+def test_timers_and_table():
+    common = load_bench("common")
+    calls = []
+    timing = common.time_cpu(lambda: calls.append(1), repeats=3, warmup=2)
+    assert len(calls) == 5 and timing["repeats"] == 3 and timing["median_ms"] >= 0
+    table = common.markdown_table([{"a": "x", "b": 1.5}, {"a": "y", "b": None}],
+                                  [("a", "A", "s"), ("b", "B", ".1f")])
+    assert table.splitlines() == ["| A | B |", "|---|---|", "| x | 1.5 |", "| y | - |"]
+    assert common.sanitize({"v": [math.inf, 1.0]}) == {"v": [None, 1.0]}
+
+
+def test_model_bench_quick(tmp_path):
+    bench_models = load_bench("models")
+    out = tmp_path / "models.json"
+    results = bench_models.run(models=("cae", "ae", "vae"), quick=True, steps=1, warmup=1,
+                               torch=False, out=out, verbose=False)
+    assert [r["model"] for r in results] == ["cae", "ae", "vae"]
+    for r in results:
+        assert r["median_ms"] > 0 and r["batch"] == 8 and r["parameters"] > 0
+    payload = json.loads(out.read_text())
+    assert payload["benchmark"] == "models" and len(payload["results"]) == 3
