@@ -21,4 +21,5 @@ from .ops import (abs, cat, clamp, clip, concat, exp, flatten, leaky_relu, log, 
 from .gradcheck import GradcheckError, gradcheck  # noqa: F401,E402
 from .kernels.registry import use_tier  # noqa: F401,E402
 from . import functional, losses, nn, optim  # noqa: F401,E402
+from . import data, inspect, models  # noqa: F401,E402
 from .inspect.profiler import profile  # noqa: F401,E402  (with aecore.profile() as prof)

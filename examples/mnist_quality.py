@@ -128,8 +128,9 @@ def main(argv=None):
         print(f"{kind.upper():4s} held-out {name:5s} = {value:.4f} {unit}{extra}  "
               f"[{result['parameters']:,} parameters, {result['train_seconds']} s]", flush=True)
     doc = {
-        "command": " ".join([os.path.basename(sys.executable), *sys.argv]),
-        "data": os.path.abspath(args.data), "train_images": len(train),
+        # Paths relative to the working directory, so the record names no machine's folders.
+        "command": " ".join(["python", os.path.relpath(sys.argv[0]), *sys.argv[1:]]),
+        "data": os.path.relpath(args.data), "train_images": len(train),
         "held_out_images": len(held_out), "epochs": args.epochs, "batch_size": args.batch_size,
         "optimizer": "adam", "lr": args.lr, "seed": args.seed, "device": args.device,
         "machine": {"python": platform.python_version(), "platform": platform.platform(),

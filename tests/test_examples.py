@@ -120,3 +120,17 @@ def test_other_examples(name, tmp_path):
         with contextlib.redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exit_info:
             module.main(["--help"])
         assert exit_info.value.code == 0
+
+
+def test_mnist_quality_on_real_mnist(tmp_path, mnist_dir):
+    """The quality script end to end on a few real MNIST images (skipped without the files)."""
+    import json
+    module = load_example("mnist_quality.py")
+    report = tmp_path / "quality.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        module.main(["--data", str(mnist_dir), "--epochs", "1", "--limit", "256", "--models", "ae",
+                     "vae", "--json", str(report), "--quiet"])
+    results = json.loads(report.read_text())
+    assert results, "no results written"
+    text = report.read_text()
+    assert "ae" in text and "vae" in text

@@ -42,6 +42,8 @@ from typing import Dict, Optional
 
 import numpy as np
 
+from .atomic import fsync_directory, unlink_quietly, write_temp_file
+
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
            "checkpoint_exists", "verify_checkpoint", "json_safe", "FORMAT", "VERSION",
            "CURRENT", "PREVIOUS", "pack_optimizer_state", "unpack_optimizer_state"]
@@ -104,54 +106,11 @@ def json_safe(obj):
     return obj
 
 
-def _fsync_dir(directory):
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows: directories cannot be opened
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _umask_mode():
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-def _write_temp(directory, data: bytes, suffix: str) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-checkpoint-", suffix=suffix, dir=directory)
-    try:
-        try:  # mkstemp makes the file private (0600); give it the usual permissions
-            os.fchmod(fd, _umask_mode())
-        except (AttributeError, OSError):
-            pass
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        _unlink(tmp)
-        raise
-    return tmp
-
-
-def _unlink(path):
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 def _link_or_copy(src, dst, directory):
     """Make `dst` hold `src`'s bytes, atomically (a hard link, or a copy, under a temp name)."""
     fd, tmp = tempfile.mkstemp(prefix=".tmp-checkpoint-", suffix=".prev", dir=directory)
     os.close(fd)
-    _unlink(tmp)
+    unlink_quietly(tmp)
     try:
         try:
             os.link(src, tmp)
@@ -161,7 +120,7 @@ def _link_or_copy(src, dst, directory):
                 os.fsync(f.fileno())
         os.replace(tmp, dst)
     except BaseException:
-        _unlink(tmp)
+        unlink_quietly(tmp)
         raise
 
 
@@ -245,10 +204,10 @@ def save_checkpoint(directory, arrays: Dict[str, Dict[str, np.ndarray]], meta: d
                 "sha256": hashlib.sha256(data).hexdigest(), "arrays": listing},
     })
     text = json.dumps(document, indent=1, allow_nan=False, sort_keys=False) + "\n"
-    tmp_npz = _write_temp(directory, data, ".npz")
+    tmp_npz = write_temp_file(directory, data, ".npz", prefix=".tmp-checkpoint-")
     tmp_json = None
     try:
-        tmp_json = _write_temp(directory, text.encode("utf-8"), ".json")
+        tmp_json = write_temp_file(directory, text.encode("utf-8"), ".json", prefix=".tmp-checkpoint-")
         if _pair_is_good(directory, CURRENT):
             prev_npz, prev_json = _paths(directory, PREVIOUS)
             _link_or_copy(npz_path, prev_npz, directory)
@@ -257,11 +216,11 @@ def save_checkpoint(directory, arrays: Dict[str, Dict[str, np.ndarray]], meta: d
         tmp_npz = None
         os.replace(tmp_json, json_path)
         tmp_json = None
-        _fsync_dir(directory)
+        fsync_directory(directory)
     finally:
         for tmp in (tmp_npz, tmp_json):
             if tmp is not None:
-                _unlink(tmp)
+                unlink_quietly(tmp)
     return json_path
 
 

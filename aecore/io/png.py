@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
+
+from .atomic import atomic_write
 
 __all__ = ["write_png", "read_png", "image_grid", "PNGFormatError"]
 
@@ -105,20 +106,7 @@ def write_png(path, array, compress_level: int = 6) -> None:
     The bytes go to a temporary file in the same directory, then os.replace() moves it into
     place, so a reader never sees a half-written file.
     """
-    data = encode_png(array, compress_level)
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, encode_png(array, compress_level))
 
 
 # ---------------------------------------------------------------------------------------------
