@@ -28,6 +28,8 @@ import time
 
 import numpy as np
 
+from . import argtypes
+
 __all__ = ["main", "build_parser", "UsageError"]
 
 MODEL_KINDS = ("ae", "cae", "dae", "vae")
@@ -40,71 +42,6 @@ class UsageError(Exception):
 # ---------------------------------------------------------------------------------------------
 # argument types
 # ---------------------------------------------------------------------------------------------
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _nonnegative_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def _nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def _fraction(text):
-    value = _nonnegative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
-
-
-def _int_list(text):
-    try:
-        values = [int(p) for p in text.replace("x", ",").split(",") if p.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of positive "
-                                         f"integers like 32,32,16, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of positive "
-                                         f"integers like 32,32,16, got {text!r}")
-    return values
-
-
-def _int_list_or_empty(text):
-    if text.strip().lower() in ("", "none"):
-        return []
-    return _int_list(text)
-
 
 def parse_noise(text):
     """'gaussian', 'gaussian:0.5', 'salt_and_pepper:0.2', 'masking:0.3', 'block', 'crosshair'
@@ -151,15 +88,15 @@ def build_parser():
     t.add_argument("--data", help="synthetic, mnist, fashion-mnist, kmnist, or a path (.npz, "
                    "IDX file or folder, folder of images); default synthetic")
     t.add_argument("--data-root", help="a directory searched first for named data sets")
-    t.add_argument("--epochs", type=_positive_int, help="default 5")
-    t.add_argument("--batch-size", type=_positive_int, help="default 32")
-    t.add_argument("--lr", type=_positive_float, help="learning rate (default 1e-3)")
+    t.add_argument("--epochs", type=argtypes.positive_int, help="default 5")
+    t.add_argument("--batch-size", type=argtypes.positive_int, help="default 32")
+    t.add_argument("--lr", type=argtypes.positive_float, help="learning rate (default 1e-3)")
     t.add_argument("--optimizer", choices=("adam", "sgd", "rmsprop"), help="default adam")
-    t.add_argument("--momentum", type=_nonnegative_float, help="sgd / rmsprop momentum")
-    t.add_argument("--weight-decay", type=_nonnegative_float)
-    t.add_argument("--latent-dim", type=_positive_int, help="size of the code")
-    t.add_argument("--filters", type=_int_list, help="conv filters, e.g. 32,32,16")
-    t.add_argument("--hidden", type=_int_list_or_empty, help="dense hidden sizes, e.g. 64,32")
+    t.add_argument("--momentum", type=argtypes.nonnegative_float, help="sgd / rmsprop momentum")
+    t.add_argument("--weight-decay", type=argtypes.nonnegative_float)
+    t.add_argument("--latent-dim", type=argtypes.positive_int, help="size of the code")
+    t.add_argument("--filters", type=argtypes.int_list, help="conv filters, e.g. 32,32,16")
+    t.add_argument("--hidden", type=argtypes.int_list_or_empty, help="dense hidden sizes, e.g. 64,32")
     t.add_argument("--downsample", choices=("pool", "stride"))
     t.add_argument("--upsample", choices=("nearest", "bilinear", "transpose"))
     t.add_argument("--encoder", choices=("dense", "conv"), help="VAE encoder")
@@ -167,23 +104,23 @@ def build_parser():
     t.add_argument("--noise", type=parse_noise, metavar="KIND[:LEVEL]",
                    help="DAE corruption: gaussian[:std], salt_and_pepper[:rate], "
                    "masking[:rate], block[:fraction], crosshair[:fraction]")
-    t.add_argument("--beta", type=_nonnegative_float, help="VAE: weight of the KL term")
+    t.add_argument("--beta", type=argtypes.nonnegative_float, help="VAE: weight of the KL term")
     t.add_argument("--reconstruction", choices=("bce", "mse"), help="reconstruction loss")
-    t.add_argument("--sparse", type=_nonnegative_float, help="L1 activity penalty on the code")
-    t.add_argument("--contractive", type=_nonnegative_float,
+    t.add_argument("--sparse", type=argtypes.nonnegative_float, help="L1 activity penalty on the code")
+    t.add_argument("--contractive", type=argtypes.nonnegative_float,
                    help="contractive penalty weight (dense encoders)")
     t.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
-    t.add_argument("--seed", type=_nonnegative_int, help="default 0")
+    t.add_argument("--seed", type=argtypes.nonnegative_int, help="default 0")
     t.add_argument("--out", help="run directory (default runs/<model>-<time>)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
                    "last checkpoint (with --epochs: train up to that many epochs)")
-    t.add_argument("--patience", type=_nonnegative_int,
+    t.add_argument("--patience", type=argtypes.nonnegative_int,
                    help="early stopping after this many epochs without improvement (0: off)")
-    t.add_argument("--min-delta", type=_nonnegative_float)
-    t.add_argument("--val-fraction", type=_fraction, help="default 0.1")
-    t.add_argument("--limit", type=_positive_int, help="use the first N images "
+    t.add_argument("--min-delta", type=argtypes.nonnegative_float)
+    t.add_argument("--val-fraction", type=argtypes.fraction, help="default 0.1")
+    t.add_argument("--limit", type=argtypes.positive_int, help="use the first N images "
                    "(default 3000 for synthetic, else all)")
-    t.add_argument("--image-size", type=_positive_int, help="image folders: resize to N x N")
+    t.add_argument("--image-size", type=argtypes.positive_int, help="image folders: resize to N x N")
     t.add_argument("--no-pictures", action="store_true", help="do not write PNGs at the end")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--profile", action="store_true",
@@ -197,30 +134,30 @@ def build_parser():
         p.add_argument("--out", help="where to write (default: RUN_DIR)")
         p.add_argument("--which", choices=("best", "last"), default="best",
                        help="weights of the best epoch (default) or the last one")
-        p.add_argument("--seed", type=_nonnegative_int, default=0)
+        p.add_argument("--seed", type=argtypes.nonnegative_int, default=0)
         p.set_defaults(handler=handler)
         return p
 
     p = run_dir_command("reconstruct", "inputs vs reconstructions (and noisy inputs for a "
                         "DAE) -> reconstructions.png", cmd_reconstruct)
     p.add_argument("--data", help="images to use (default: the run's validation images)")
-    p.add_argument("--n", type=_positive_int, default=16, help="number of images (default 16)")
+    p.add_argument("--n", type=argtypes.positive_int, default=16, help="number of images (default 16)")
     p = run_dir_command("sample", "generated images -> samples.png (a VAE samples its prior; "
                         "other models a Gaussian fitted to their codes)", cmd_sample)
-    p.add_argument("--n", type=_positive_int, default=64, help="number of images (default 64)")
+    p.add_argument("--n", type=argtypes.positive_int, default=64, help="number of images (default 64)")
     p = run_dir_command("interpolate", "latent interpolation between pairs of images -> "
                         "interpolation.png", cmd_interpolate)
     p.add_argument("--data", help="images to use (default: the run's validation images)")
-    p.add_argument("--pairs", type=_positive_int, default=4)
-    p.add_argument("--steps", type=_positive_int, default=10)
+    p.add_argument("--pairs", type=argtypes.positive_int, default=4)
+    p.add_argument("--steps", type=argtypes.positive_int, default=10)
     p = run_dir_command("score", "anomaly scores (per-image reconstruction error) with a "
                         "threshold picked on the run's validation data -> scores.csv, "
                         "scores.json", cmd_score)
     p.add_argument("--data", help="images to score (default: the run's validation images)")
-    p.add_argument("--limit", type=_positive_int, help="score the first N images")
+    p.add_argument("--limit", type=argtypes.positive_int, help="score the first N images")
     p.add_argument("--metric", choices=("mse", "bce"), default="mse",
                    help="per-image error: mean squared error (default) or BCE per pixel")
-    p.add_argument("--quantile", type=_fraction, default=0.99,
+    p.add_argument("--quantile", type=argtypes.fraction, default=0.99,
                    help="threshold = this quantile of the validation errors (default 0.99)")
 
     try:

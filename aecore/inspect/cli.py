@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from .. import argtypes
+
 MODEL_KINDS = ("ae", "cae", "dae", "vae")
 
 
@@ -26,32 +28,12 @@ class InspectUsageError(Exception):
     """A bad argument (printed as one line, exit status 2)."""
 
 
-def _shape(text):
-    try:
-        values = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a shape like 1,28,28, got {text!r}") from None
-    if not values or min(values) < 1:
-        raise argparse.ArgumentTypeError(f"expected a shape like 1,28,28, got {text!r}")
-    return values
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def _add_model_arguments(p):
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
                    help="a directory written by aecore train (its model and weights)")
     p.add_argument("--model", choices=MODEL_KINDS,
                    help="a fresh model of this kind instead of a run (default options)")
-    p.add_argument("--input-shape", type=_shape, default=None, metavar="C,H,W",
+    p.add_argument("--input-shape", type=argtypes.shape, default=None, metavar="C,H,W",
                    help="input shape for --model (default 1,28,28)")
     p.add_argument("--which", choices=("best", "last"), default="best",
                    help="RUN_DIR: the weights of the best epoch (default) or the last one")
@@ -79,12 +61,12 @@ def add_subcommands(subparsers):
                    "default: print")
     g.add_argument("--format", choices=("text", "dot"), default=None,
                    help="default: dot when --out ends with .dot/.gv, else text")
-    g.add_argument("--batch-size", type=_positive_int, default=2)
+    g.add_argument("--batch-size", type=argtypes.positive_int, default=2)
     g.set_defaults(handler=_guarded(cmd_graph))
 
     s = inspect_sub.add_parser("summary", help="layers: output shapes, parameters, FLOPs, memory")
     _add_model_arguments(s)
-    s.add_argument("--batch-size", type=_positive_int, default=1)
+    s.add_argument("--batch-size", type=argtypes.positive_int, default=1)
     s.add_argument("--json", metavar="PATH", help="also write the summary as JSON")
     s.set_defaults(handler=_guarded(cmd_summary))
 
@@ -94,7 +76,7 @@ def add_subcommands(subparsers):
     t.add_argument("--data", help="images: synthetic, mnist, ... or a path (default: the run's "
                    "data set, or synthetic)")
     t.add_argument("--data-root", help="a directory searched first for named data sets")
-    t.add_argument("--batch-size", type=_positive_int, default=64)
+    t.add_argument("--batch-size", type=argtypes.positive_int, default=64)
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(handler=_guarded(cmd_stats))
 
@@ -110,7 +92,7 @@ def add_subcommands(subparsers):
     k.add_argument("--ops", nargs="+", help="op names or families (default: all)")
     k.add_argument("--tiers", nargs="+", choices=("ref", "numba", "cuda"))
     k.add_argument("--shapes", choices=("cae", "large", "all"))
-    k.add_argument("--repeats", type=_positive_int)
+    k.add_argument("--repeats", type=argtypes.positive_int)
     k.add_argument("--warmup", type=int)
     k.add_argument("--dtype", choices=("float32", "float64"))
     k.add_argument("--no-torch", dest="torch", action="store_false", default=None,
@@ -121,8 +103,8 @@ def add_subcommands(subparsers):
 
     m = bench_sub.add_parser("models", help="whole training steps of the CAE, AE and VAE")
     m.add_argument("--models", nargs="+", choices=("cae", "ae", "vae", "dae"))
-    m.add_argument("--batch", type=_positive_int)
-    m.add_argument("--steps", type=_positive_int)
+    m.add_argument("--batch", type=argtypes.positive_int)
+    m.add_argument("--steps", type=argtypes.positive_int)
     m.add_argument("--no-torch", dest="torch", action="store_false", default=None,
                    help="do not compare with PyTorch")
     m.add_argument("--quick", action="store_true", default=None, help="tiny settings")
