@@ -102,7 +102,19 @@ def launch_1d(kernel, total, *args):
     if total == 0:
         return
     blocks = math.ceil(total / THREADS_PER_BLOCK)
-    kernel[blocks, THREADS_PER_BLOCK, current_stream()](*args)
+    kernel[blocks, THREADS_PER_BLOCK, current_stream()](*(_without_sync(a) for a in args))
+
+
+def _without_sync(arg):
+    """A CuPy array as a Numba device array view that does NOT synchronize CuPy's stream.
+
+    By default Numba synchronizes the stream a CuPy array names in its __cuda_array_interface__
+    before every launch; our launches go on that same stream (current_stream), so the wait is
+    useless and would stall the host every call.
+    """
+    if CUDA_SIMULATOR or not hasattr(arg, "__cuda_array_interface__"):
+        return arg
+    return cuda.as_cuda_array(arg, sync=False)
 
 
 def current_stream():
