@@ -40,17 +40,27 @@ jobs, batch 200, float32, median ms; indicative only)
 * Innermost loop indexing uses slices (`xr = buf[base:base+L]; xr[p]`), not `buf[base + p]`:
   Numba's negative-index wraparound on a computed index kept LLVM from vectorizing
   (32->32 on 14x14: 259 ms -> 48 ms).
-* Register blocking: each pass over the positions updates 4 output channels from 3 taps
-  (12 multiply-adds per 7 loads + 4 stores; the loop is store-bound, so fewer than 3 real taps
-  are padded with zero weights). Taps are taken 3 at a time in (ci, ky, kx) order, across kernel
-  rows and input channels, so a transposed conv's small stride-phase sub-kernels fill passes too.
-  fastmath {"contract"} lets multiply-add fuse into FMA (about 2x on its own).
-  Steps for 32->32 3x3 on 14x14 forward (machine lightly loaded, load avg ~1): computed-index
-  loop 259 ms -> slices 48 ms -> 4 channels 33 ms -> 3 taps 28 ms -> image blocks of 8 + FMA
-  about 14 ms (PyTorch, quoted for this machine: 6.7 ms).
-* Weight gradient: the same packed buffers; per (4 output channels, 1 input channel) task, 12 dot
-  products share one pass over the data, vectorized as reductions thanks to fastmath "reassoc"
-  (the sum order changes; the result is deterministic).
+* Register blocking (forward and both transposed uses): each pass over the positions updates 4
+  output channels from 9 taps (36 multiply-adds per 9 loads + 4 accumulator loads/stores): a
+  whole 3x3 kernel of one input channel per pass, so each accumulator row is read and written
+  once per input channel instead of once per kernel row. Taps are taken 9 at a time in
+  (ci, ky, kx) order, so a transposed conv's stride-phase sub-kernels (2x2+2x1+1x2+1x1) fill
+  passes too; a missing tap gets weight 0. fastmath {"contract"} fuses multiply-add into FMA.
+  History for 32->32 3x3 on 14x14 forward (loaded machine): computed-index loop 259 ms ->
+  slices 48 ms -> 4 channels 33 ms -> 3 taps 28 ms -> image blocks of 8 + FMA ~14 ms. Then
+  (interleaved with PyTorch, ratio numba/torch, quiet machine): 4 ch x 3 taps 3.07 -> 4 ch x 9
+  taps 2.77. Tried and dropped: 8 ch x 3 taps (24 weights in registers, 8 FMA chains) was
+  slower than 4 x 9 (8 accumulator stores per 24 FMAs); 3 partial sums per 9-tap chain (more
+  ILP) made no measurable difference. LLVM (as Numba drives it) uses 256-bit vectors here
+  even on AVX-512 machines; PyTorch's oneDNN uses 512-bit JIT kernels, which is most of the
+  remaining gap on the many-channel shapes (see the table).
+* Weight gradient: the same packed buffers; one parallel task per CHUNK of positions (about
+  1 MiB of g and x rows, so they stay in L2), reducing every (4 channels of g, 1 channel of x)
+  pair over it with 12 dot products per pass, vectorized as reductions thanks to fastmath
+  "reassoc" (the sum order changes; the result is deterministic); the chunks' partial sums
+  are added at the end. The earlier order (one task per channel pair, streaming the whole
+  batch) re-read g and x from memory for every pair: 32->32 on 28x28 went 2.02x -> 1.65x of
+  PyTorch's time.
 * Transposed conv (conv_transpose2d forward, conv2d's input gradient): sH*sW stride-1 conv2d's,
   one per output phase, with flipped sub-kernels (see scatter_numba): no scatter, no atomics.
 * im2col + GEMM was not kept: the im2col copy of a 32->32 conv on 14x14 was measured earlier in
@@ -59,18 +69,30 @@ jobs, batch 200, float32, median ms; indicative only)
   implementation per op.
 * Compile cost: the kernels take several seconds to compile per dtype (cold), then load from
   Numba's on-disk cache in a fraction of a second. Each prange loop is a one-line loop over tasks
-  calling a serial function, which keeps Numba's parfor passes cheap.
+  calling a serial function, which keeps Numba's parfor passes cheap. Cold compile of the
+  three cores for float32 + float64 (empty NUMBA_CACHE_DIR, machine loaded): 39.5 s, was 35.4 s
+  before the 9-tap kernel and the chunked weight gradient.
 
-Measured (batch 200, float32, median ms of 7, 'same' padding, numba vs PyTorch 2 threads
-interleaved in one run; the shared 2-core machine had a load average near 9, so absolute times
-are ~5-10x inflated and only the ratios mean something -- re-measure with bench/):
+Measured (batch 200, float32, 'same' padding, numba/torch time ratio (< 1: numba faster), median
+of 7, PyTorch 2.13 with 2 threads interleaved in the same process; the 2-core machine was
+fairly quiet (PyTorch ran 32->32 on 14x14 in 5.7 ms, its quoted quiet figure); before = the
+previous version (4 ch x 3 taps, per-channel-pair weight tasks), after = this one:
 
-    shape                          numba fwd / fwd+bwd(all)   torch fwd / fwd+bwd   ratio fwd / fwd+bwd
-    conv 1->32 3x3 on 28x28           79.7 / 232.7              64.1 / 259.6          1.24 / 0.90
-    conv 32->32 3x3 on 14x14         115.7 / 322.2              88.9 / 263.4          1.30 / 1.22
-    convT 32->32 3x3 s2 on 7x7       165.1 / 337.9             108.2 / 319.3          1.53 / 1.06
-    conv 32->1 3x3 on 28x28           78.2 / 204.7              89.4 / 428.3          0.87 / 0.48
-(fwd+bwd(all) = forward + input grad + weight grad + bias grad; the reference tier is 5-20x slower.)
+    shape (CAE layers)          forward          input grad        weight grad     torch ms (fwd)
+                              before  after    before  after     before  after
+    conv 1->32 on 28x28        0.35   0.34      0.63   0.73       1.37   1.77        15.0
+    conv 32->32 on 14x14       3.07   2.77      3.04   2.72       2.31   2.42         5.7
+    conv 32->16 on 7x7         3.41   3.03      2.49   2.16       2.52   2.53         1.3
+    conv 16->32 on 14x14       2.89   2.64      2.69   2.57       2.25   2.42         3.3
+    conv 32->32 on 28x28       1.85   1.68      1.72   1.63       2.02   1.65        38.7
+    conv 32->1 on 28x28        0.66   0.66      0.46   0.44       0.56   0.66        16.2
+On a LOADED machine (load average 3-4 on 2 cores) PyTorch's spinning OpenMP threads suffer more
+than these loops and the ratios were about 1.0-1.4 for the 32-channel shapes, 0.5-0.8 for the
+others. Numba wins where the CAE has 1 input or 1 output channel; PyTorch (oneDNN, 512-bit
+vectors, ~100 GFLOP/s on 2 cores) wins 1.6-3x on the many-channel shapes, where these loops run
+at ~40 GFLOP/s. Closing that gap needs an im2col + BLAS path or 512-bit code; NumPy's OpenBLAS
+reached 40-60 GFLOP/s on the packed-im2col GEMM shapes (32 x 288 x 784/196 per image) in a
+quick test, not enough to pay for the copy, so it was not adopted.
 """
 
 import numpy as np
@@ -191,6 +213,7 @@ register_conv2d_tier("ref", gather_ref, scatter_ref, weight_ref)
 # float32) in L1; lengths are rounded up to ROUND so the vector loop has no scalar remainder.
 _POSITIONS_PER_PASS = 2048
 _ROUND = 32
+_L2_VALUES = 1 << 18     # values per weight-gradient chunk (1 MiB in float32)
 _FMA = {"contract"}
 _FMA_REDUCE = {"contract", "reassoc"}
 
@@ -208,47 +231,58 @@ def _pack_task(task, x, buf, top, left, sh, sw, hq, wq):
     for ry in range(sh):
         for rx in range(sw):
             base = ((c * sh + ry) * sw + rx) * n_ * plane + n * plane
+            # columns q in [q0, q1) come from x (col = q*sW + rx - left in [0, W)), the rest are 0:
+            # the bounds are found once, so the copy loop has no branch and vectorizes
+            q0 = min(max(0, -((rx - left) // sw)), wq)
+            q1 = max(min(wq, (w - 1 - rx + left) // sw + 1), q0)
             for a in range(hq):
                 r = a * sh + ry - top
-                row = base + a * wq
+                row = buf[base + a * wq:base + (a + 1) * wq]
                 if r < 0 or r >= h:
-                    for q in range(wq):
-                        buf[row + q] = 0
+                    row[:] = 0
                 else:
-                    for q in range(wq):
-                        col = q * sw + rx - left
-                        if col >= 0 and col < w:
-                            buf[row + q] = x[n, c, r, col]
-                        else:
-                            buf[row + q] = 0
+                    row[:q0] = 0
+                    row[q1:] = 0
+                    src = x[n, c, r]
+                    for q in range(q0, q1):
+                        row[q] = src[q * sw + rx - left]
 
 
-def _rows4_taps3(a0, a1, a2, a3, x0, x1, x2, wt, length):
-    # 4 output channels x 3 taps: a_c[p] += sum_t wt[c, t] * x_t[p]   (wt[c, t] = 0 for a
-    # missing tap: with 4 stores per pass the loop is store-bound, so padding 1 or 2 taps to 3
-    # costs nothing and one helper serves every kernel width)
-    u0, u1, u2 = wt[0, 0], wt[0, 1], wt[0, 2]
-    v0, v1, v2 = wt[1, 0], wt[1, 1], wt[1, 2]
-    s0, s1, s2 = wt[2, 0], wt[2, 1], wt[2, 2]
-    t0, t1, t2 = wt[3, 0], wt[3, 1], wt[3, 2]
+def _rows4_taps9(acc, buf, offs, wt, length):
+    # 4 output channels x 9 taps: acc[c, p] += sum_t wt[c, t] * buf[offs[t] + p]
+    # acc: (4, >= length); offs: (9,) where each tap's slice of the packed input starts;
+    # wt: (4, 9), 0 for a missing tap. Nine taps per pass (a whole 3x3 kernel of one input
+    # channel) load and store each accumulator once per 36 multiply-adds: the 3-tap version
+    # was bound by those loads and stores (8 channels x 3 taps was slower still).
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    x0, x1, x2 = buf[offs[0]:offs[0] + length], buf[offs[1]:offs[1] + length], buf[offs[2]:offs[2] + length]
+    x3, x4, x5 = buf[offs[3]:offs[3] + length], buf[offs[4]:offs[4] + length], buf[offs[5]:offs[5] + length]
+    x6, x7, x8 = buf[offs[6]:offs[6] + length], buf[offs[7]:offs[7] + length], buf[offs[8]:offs[8] + length]
+    u0, u1, u2, u3, u4, u5, u6, u7, u8 = wt[0, 0], wt[0, 1], wt[0, 2], wt[0, 3], wt[0, 4], wt[0, 5], wt[0, 6], wt[0, 7], wt[0, 8]
+    v0, v1, v2, v3, v4, v5, v6, v7, v8 = wt[1, 0], wt[1, 1], wt[1, 2], wt[1, 3], wt[1, 4], wt[1, 5], wt[1, 6], wt[1, 7], wt[1, 8]
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = wt[2, 0], wt[2, 1], wt[2, 2], wt[2, 3], wt[2, 4], wt[2, 5], wt[2, 6], wt[2, 7], wt[2, 8]
+    t0, t1, t2, t3, t4, t5, t6, t7, t8 = wt[3, 0], wt[3, 1], wt[3, 2], wt[3, 3], wt[3, 4], wt[3, 5], wt[3, 6], wt[3, 7], wt[3, 8]
     for p in range(length):
-        e0 = x0[p]
-        e1 = x1[p]
-        e2 = x2[p]
-        a0[p] += u0 * e0 + u1 * e1 + u2 * e2
-        a1[p] += v0 * e0 + v1 * e1 + v2 * e2
-        a2[p] += s0 * e0 + s1 * e1 + s2 * e2
-        a3[p] += t0 * e0 + t1 * e1 + t2 * e2
+        e0, e1, e2, e3, e4, e5, e6, e7, e8 = x0[p], x1[p], x2[p], x3[p], x4[p], x5[p], x6[p], x7[p], x8[p]
+        a0[p] += u0 * e0 + u1 * e1 + u2 * e2 + u3 * e3 + u4 * e4 + u5 * e5 + u6 * e6 + u7 * e7 + u8 * e8
+        a1[p] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3 + v4 * e4 + v5 * e5 + v6 * e6 + v7 * e7 + v8 * e8
+        a2[p] += s0 * e0 + s1 * e1 + s2 * e2 + s3 * e3 + s4 * e4 + s5 * e5 + s6 * e6 + s7 * e7 + s8 * e8
+        a3[p] += t0 * e0 + t1 * e1 + t2 * e2 + t3 * e3 + t4 * e4 + t5 * e5 + t6 * e6 + t7 * e7 + t8 * e8
 
 
-def _rows1_taps3(a0, x0, x1, x2, wt, c, length):
-    u0, u1, u2 = wt[c, 0], wt[c, 1], wt[c, 2]
+def _rows1_taps9(a0, buf, offs, wt, c, length):
+    # one output channel x 9 taps (the channels left over when Cout is not a multiple of 4)
+    x0, x1, x2 = buf[offs[0]:offs[0] + length], buf[offs[1]:offs[1] + length], buf[offs[2]:offs[2] + length]
+    x3, x4, x5 = buf[offs[3]:offs[3] + length], buf[offs[4]:offs[4] + length], buf[offs[5]:offs[5] + length]
+    x6, x7, x8 = buf[offs[6]:offs[6] + length], buf[offs[7]:offs[7] + length], buf[offs[8]:offs[8] + length]
+    u0, u1, u2, u3, u4, u5, u6, u7, u8 = wt[c, 0], wt[c, 1], wt[c, 2], wt[c, 3], wt[c, 4], wt[c, 5], wt[c, 6], wt[c, 7], wt[c, 8]
     for p in range(length):
-        a0[p] += u0 * x0[p] + u1 * x1[p] + u2 * x2[p]
+        a0[p] += (u0 * x0[p] + u1 * x1[p] + u2 * x2[p] + u3 * x3[p] + u4 * x4[p] + u5 * x5[p]
+                  + u6 * x6[p] + u7 * x7[p] + u8 * x8[p])
 
 
-_rows4_taps3 = cpu_kernel_serial(_rows4_taps3, fastmath=_FMA)
-_rows1_taps3 = cpu_kernel_serial(_rows1_taps3, fastmath=_FMA)
+_rows4_taps9 = cpu_kernel_serial(_rows4_taps9, fastmath=_FMA)
+_rows1_taps9 = cpu_kernel_serial(_rows1_taps9, fastmath=_FMA)
 
 
 def _gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
@@ -256,6 +290,7 @@ def _gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
     # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; w: (Cout, Cin, kH, kW); b: (Cout,)
     # y: flat output (N, Cout, y_rows, y_cols); result (oy, ox) goes to
     # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step) (transposed conv phases use the steps).
+    # One task = (a block of images, 4 output channels).
     c_out, c_in, k_h, k_w = w.shape
     plane = hq * wq
     c_blocks = (c_out + 3) // 4
@@ -266,39 +301,32 @@ def _gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
     length = (images * plane + 31) // 32 * 32
     acc = np.zeros((4, length), y.dtype)
     channels = min(4, c_out - c0)
-    # The taps (ci, ky, kx), in order, are taken 3 at a time, across kernel rows and input
-    # channels: a 3x3 kernel costs 3 passes per input channel, and so do 2x2 + 2x1 + 1x2 + 1x1
-    # stride phases of a transposed conv together. wt holds the 3 taps' weights, 0 where none.
-    wt = np.zeros((4, 3), y.dtype)
+    # The taps (ci, ky, kx), in order, are taken 9 at a time, across kernel rows and input
+    # channels: a 3x3 kernel costs 1 pass per input channel, and so do the 2x2 + 2x1 + 1x2 + 1x1
+    # stride-phase sub-kernels of a stride-2 transposed conv together. A missing tap reads the
+    # start of buf with weight 0.
+    wt = np.zeros((4, 9), y.dtype)
+    offs = np.zeros(9, np.int64)
     taps = c_in * k_h * k_w
-    for first in range(0, taps, 3):
-        x0 = buf[0:length]
-        x1 = x0
-        x2 = x0
-        for t in range(3):
+    for first in range(0, taps, 9):
+        for t in range(9):
             tap = first + t
+            offs[t] = 0
+            for c in range(4):
+                wt[c, t] = 0
             if tap < taps:
                 ci = tap // (k_h * k_w)
                 ky = (tap // k_w) % k_h
                 kx = tap % k_w
-                o = (((ci * sh + ky % sh) * sw + kx % sw) * n_ + n0) * plane \
+                offs[t] = (((ci * sh + ky % sh) * sw + kx % sw) * n_ + n0) * plane \
                     + (ky // sh) * wq + kx // sw
-                if t == 0:
-                    x0 = buf[o:o + length]
-                elif t == 1:
-                    x1 = buf[o:o + length]
-                else:
-                    x2 = buf[o:o + length]
-                for c in range(4):
-                    wt[c, t] = w[c0 + c, ci, ky, kx] if c < channels else 0
-            else:
-                for c in range(4):
-                    wt[c, t] = 0
+                for c in range(channels):
+                    wt[c, t] = w[c0 + c, ci, ky, kx]
         if channels == 4:
-            _rows4_taps3(acc[0], acc[1], acc[2], acc[3], x0, x1, x2, wt, length)
+            _rows4_taps9(acc, buf, offs, wt, length)
         else:
             for c in range(channels):
-                _rows1_taps3(acc[c], x0, x1, x2, wt, c, length)
+                _rows1_taps9(acc[c], buf, offs, wt, c, length)
     for c in range(channels):
         bias = b[c0 + c]
         for j in range(images):
@@ -353,39 +381,43 @@ _dots4_taps3 = cpu_kernel_serial(_dots4_taps3, fastmath=_FMA_REDUCE)
 _dot1 = cpu_kernel_serial(_dot1, fastmath=_FMA_REDUCE)
 
 
-def _weight_task(task, gbuf, buf, gw, n_, sh, sw, hq, wq, chunk):
+def _weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
     # gbuf: packed g (A, 1, 1, N, Hq, Wq), zero outside (outH, outW); buf: packed x
-    # (B, sH, sW, N, Hq, Wq) + slack; gw: (A, B, kH, kW) zeros.  One task = (4 rows of g, 1 x channel)
-    c_out, c_in, k_h, k_w = gw.shape
+    # (B, sH, sW, N, Hq, Wq) + slack; partial: (tasks, A, B, kH, kW) zeros.
+    # One task = one chunk of positions (of the flattened N*Hq*Wq planes), ALL channel pairs:
+    # the chunk's rows of g and x (A + B*sH*sW rows of `chunk` values) stay in L2 while every
+    # (4 rows of g, 1 channel of x) pair is reduced over them, so g and x are read from memory
+    # once; the partial sums of the chunks are added up afterwards.
+    _, c_out, c_in, k_h, k_w = partial.shape
+    gw = partial[task]
     total = n_ * hq * wq
-    cb = task // c_in
-    ci = task - cb * c_in
-    c0 = cb * 4
-    channels = min(4, c_out - c0)
-    for q0 in range(0, total, chunk):
-        length = min(chunk, total - q0)
-        for ky in range(k_h):
-            kx = 0
-            while kx < k_w:
-                taps = 3 if (kx + 3 <= k_w and channels == 4) else 1
-                o0 = ((ci * sh + ky % sh) * sw + kx % sw) * total + q0 + (ky // sh) * wq + kx // sw
-                x0 = buf[o0:o0 + length]
-                if taps == 3:
-                    o1 = ((ci * sh + ky % sh) * sw + (kx + 1) % sw) * total + q0 \
-                        + (ky // sh) * wq + (kx + 1) // sw
-                    o2 = ((ci * sh + ky % sh) * sw + (kx + 2) % sw) * total + q0 \
-                        + (ky // sh) * wq + (kx + 2) // sw
-                    _dots4_taps3(gbuf[c0 * total + q0:c0 * total + q0 + length],
-                                 gbuf[(c0 + 1) * total + q0:(c0 + 1) * total + q0 + length],
-                                 gbuf[(c0 + 2) * total + q0:(c0 + 2) * total + q0 + length],
-                                 gbuf[(c0 + 3) * total + q0:(c0 + 3) * total + q0 + length],
-                                 x0, buf[o1:o1 + length], buf[o2:o2 + length],
-                                 gw, c0, ci, ky, kx, length)
-                else:
-                    for c in range(channels):
-                        start = (c0 + c) * total + q0
-                        _dot1(gbuf[start:start + length], x0, gw, c0 + c, ci, ky, kx, length)
-                kx += taps
+    q0 = task * chunk
+    length = min(chunk, total - q0)
+    for c0 in range(0, c_out, 4):
+        channels = min(4, c_out - c0)
+        for ci in range(c_in):
+            for ky in range(k_h):
+                kx = 0
+                while kx < k_w:
+                    taps = 3 if (kx + 3 <= k_w and channels == 4) else 1
+                    o0 = ((ci * sh + ky % sh) * sw + kx % sw) * total + q0 + (ky // sh) * wq + kx // sw
+                    x0 = buf[o0:o0 + length]
+                    if taps == 3:
+                        o1 = ((ci * sh + ky % sh) * sw + (kx + 1) % sw) * total + q0 \
+                            + (ky // sh) * wq + (kx + 1) // sw
+                        o2 = ((ci * sh + ky % sh) * sw + (kx + 2) % sw) * total + q0 \
+                            + (ky // sh) * wq + (kx + 2) // sw
+                        _dots4_taps3(gbuf[c0 * total + q0:c0 * total + q0 + length],
+                                     gbuf[(c0 + 1) * total + q0:(c0 + 1) * total + q0 + length],
+                                     gbuf[(c0 + 2) * total + q0:(c0 + 2) * total + q0 + length],
+                                     gbuf[(c0 + 3) * total + q0:(c0 + 3) * total + q0 + length],
+                                     x0, buf[o1:o1 + length], buf[o2:o2 + length],
+                                     gw, c0, ci, ky, kx, length)
+                    else:
+                        for c in range(channels):
+                            start = (c0 + c) * total + q0
+                            _dot1(gbuf[start:start + length], x0, gw, c0 + c, ci, ky, kx, length)
+                    kx += taps
 
 
 _pack_task = cpu_kernel_serial(_pack_task)
@@ -406,10 +438,9 @@ def _gather_loops(buf, w, b, y, n_, sh, sw, hq, wq, block,
                      out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step)
 
 
-def _weight_loops(gbuf, buf, gw, n_, sh, sw, hq, wq, chunk):
-    tasks = (gw.shape[0] + 3) // 4 * gw.shape[1]        # (4 rows of g, 1 channel of x)
-    for task in prange(tasks):
-        _weight_task(task, gbuf, buf, gw, n_, sh, sw, hq, wq, chunk)
+def _weight_loops(gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
+    for task in prange(partial.shape[0]):                 # one chunk of positions each
+        _weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk)
 
 
 _pack_loops = cpu_kernel(_pack_loops)
@@ -434,6 +465,13 @@ def _image_block(n_, plane, c_blocks):
     while block > 1 and -(-n_ // block) * c_blocks < 8:
         block //= 2
     return block
+
+
+def _weight_chunk(total, rows):
+    """Positions per weight-gradient task: the chunk's `rows` rows of g and x fill about half of
+    a 2 MiB L2 (in float32), and there are at least 8 tasks so 2+ threads share the work."""
+    chunk = min(max(_L2_VALUES // rows, 256), 8192, max(-(-total // 8), 32))
+    return -(-chunk // _ROUND) * _ROUND
 
 
 def _gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), step=(1, 1)):
@@ -497,9 +535,12 @@ def weight_numba(g, x, stride, pads, kernel_hw):
     hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
     buf = _pack(x, pads[0], pads[1], stride, hq, wq)
     gbuf = _pack(g, 0, 0, (1, 1), hq, wq)
-    gw = np.zeros((g.shape[1], x.shape[1], k_h, k_w), dtype=x.dtype)
-    _weight_loops(gbuf, buf, gw, x.shape[0], sh, sw, hq, wq, 4096)
-    return gw
+    c_a, c_b = g.shape[1], x.shape[1]
+    chunk = _weight_chunk(x.shape[0] * hq * wq, c_a + c_b * sh * sw)
+    tasks = -(-(x.shape[0] * hq * wq) // chunk)
+    partial = np.zeros((tasks, c_a, c_b, k_h, k_w), dtype=x.dtype)
+    _weight_loops(gbuf, buf, partial, x.shape[0], sh, sw, hq, wq, chunk)
+    return partial.sum(axis=0)
 
 
 NUMBA_TIER = _gather_loops is not None
