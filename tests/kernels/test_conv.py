@@ -380,3 +380,24 @@ def test_conv_transpose2d_geometry_errors(kwargs, error, name):
 def test_conv_transpose2d_geometry_shape_errors(x_shape, w_shape, b_shape, name):
     with pytest.raises(ValueError, match=name):
         geometry.conv_transpose2d_geometry(x_shape, w_shape, b_shape=b_shape)
+
+
+@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT))
+def test_backward_passes_are_deterministic(tier):
+    """The same inputs give bit-identical gradients run after run (no atomics, fixed order)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 5, 5) if TINY else (3, 4, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3) if TINY else (5, 4, 3, 3)).astype(np.float32)
+    geom = geometry.conv2d_geometry(x.shape, w.shape, stride=2, padding=1)
+    grad_y = rng.standard_normal((x.shape[0], w.shape[0], geom["out_h"], geom["out_w"])).astype(np.float32)
+    for op, args in (("conv2d_backward_input", (grad_y, w, geom)),
+                     ("conv2d_backward_weight", (grad_y, x, geom))):
+        first, second = call(op, tier, *args), call(op, tier, *args)
+        assert first.tobytes() == second.tobytes(), op
+    # the same arrays as a transposed conv: input grad_y (N, Cout, oh, ow), weight w read as (Cin_t, Cout_t, kH, kW)
+    tgeom = geometry.conv_transpose2d_geometry(grad_y.shape, w.shape, stride=2, padding=1)
+    out = rng.standard_normal((x.shape[0], w.shape[1], tgeom["out_h"], tgeom["out_w"])).astype(np.float32)
+    for op, args in (("conv_transpose2d_backward_input", (out, w, tgeom)),
+                     ("conv_transpose2d_backward_weight", (out, grad_y, tgeom))):
+        first, second = call(op, tier, *args), call(op, tier, *args)
+        assert first.tobytes() == second.tobytes(), op
