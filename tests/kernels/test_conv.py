@@ -7,9 +7,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from aecore.kernels import geometry, implementations
+from aecore.kernels import geometry
 from aecore.kernels.conv2d import bias_backward
-from tiers import compiled_tiers_to_test, on_gpu_arrays, tiers_to_test, tiny_shapes
+from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
 
 TINY = tiny_shapes()
 MAX_N = 2 if TINY else 3
@@ -27,21 +27,8 @@ few_examples = settings(deadline=None, max_examples=max(1, min(15, settings.defa
 seeds = st.integers(0, 2**32 - 1)
 
 
-def call(op, tier, *args):
-    """Run one tier on NumPy inputs (moved to the GPU when the cuda tier runs for real)."""
-    function = implementations(op)[tier]
-    if on_gpu_arrays(tier):
-        import cupy
-        args = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-    result = function(*args)
-    return result.get() if hasattr(result, "get") else np.asarray(result)
-
-
 def tiers_of_all(ops, compiled_only=False):
-    pick = compiled_tiers_to_test if compiled_only else tiers_to_test
-    tiers = sorted(set.intersection(*[set(pick(op)) for op in ops]),
-                   key=["ref", "numba", "cuda"].index)
-    return tiers if tiers else [pytest.param(None, marks=pytest.mark.skip(reason="no tier to test"))]
+    return skip_if_none(common_tiers(ops, compiled_only))
 
 
 # ------------------------------------------------------------------------------------------------

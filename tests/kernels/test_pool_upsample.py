@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aecore.kernels import geometry, implementations
-from tiers import compiled_tiers_to_test, on_gpu_arrays, tiers_to_test, tiny_shapes
+from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
 
 TINY = tiny_shapes()
 MAX_NC = 2 if TINY else 3
@@ -24,29 +24,12 @@ UPSAMPLE_OPS = tuple(f"upsample_{mode}_{kind}" for mode in ("nearest", "bilinear
                      for kind in ("forward", "backward"))
 
 
-def call(op, tier, *args):
-    """Run one tier on NumPy inputs (moved to the GPU when the cuda tier runs for real)."""
-    function = implementations(op)[tier]
-    if on_gpu_arrays(tier):
-        import cupy
-        args = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
-    result = function(*args)
-    to_host = (lambda a: a.get() if hasattr(a, "get") else np.asarray(a))
-    return tuple(map(to_host, result)) if isinstance(result, tuple) else to_host(result)
-
-
 def all_tiers(*ops):
-    """Tiers this process checks that implement every op in `ops` (for tier-parametrized tests)."""
-    tiers = [set(tiers_to_test(op)) for op in ops]
-    return sorted(set.intersection(*tiers), key=["ref", "numba", "cuda"].index)
+    return common_tiers(ops)
 
 
 def compiled(*ops):
-    return sorted(set.intersection(*[set(compiled_tiers_to_test(op)) for op in ops]))
-
-
-def skip_if_none(tiers):
-    return tiers if tiers else [pytest.param(None, marks=pytest.mark.skip(reason="no tier to test"))]
+    return common_tiers(ops, compiled_only=True)
 
 
 # ------------------------------------------------------------------------------------------------

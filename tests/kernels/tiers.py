@@ -42,3 +42,36 @@ def on_gpu_arrays(tier):
 def tiny_shapes():
     """True in processes where shapes must stay tiny (the simulator)."""
     return "cuda" in selected_tiers() and SIMULATOR
+
+
+TIER_ORDER = ("ref", "numba", "cuda")
+
+
+def common_tiers(ops, compiled_only=False):
+    """Tiers this process checks that implement every op in `ops`, in ref/numba/cuda order."""
+    pick = compiled_tiers_to_test if compiled_only else tiers_to_test
+    shared = set.intersection(*[set(pick(op)) for op in ops])
+    return sorted(shared, key=TIER_ORDER.index)
+
+
+def skip_if_none(tiers):
+    """A parametrize list that reports a skip (not an empty, silently passing test) when empty."""
+    import pytest
+    return tiers if tiers else [pytest.param(None, marks=pytest.mark.skip(reason="no tier to test"))]
+
+
+def run_tier(op, tier, *args):
+    """Run `op` on `tier` with NumPy inputs (moved to the GPU when the cuda tier runs for real);
+    NumPy results, a tuple of them for ops that return several arrays."""
+    from aecore.kernels import implementations
+    function = implementations(op)[tier]
+    if on_gpu_arrays(tier):
+        import cupy
+        import numpy as np
+        args = [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
+    result = function(*args)
+
+    def to_host(array):
+        import numpy as np
+        return array.get() if hasattr(array, "get") else np.asarray(array)
+    return tuple(map(to_host, result)) if isinstance(result, tuple) else to_host(result)
