@@ -79,7 +79,6 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="(accepted; the example is quick)")
     args = parser.parse_args(argv)
     ae.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
     s = args.size
 
     constant = np.ones((1, 1, s, s), dtype=np.float32)

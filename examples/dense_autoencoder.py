@@ -11,7 +11,6 @@ tutorial model. Prints the mean training loss per epoch and the held-out loss.
 import argparse
 import time
 
-import numpy as np
 
 import aecore as ae
 import aecore.functional as F

@@ -504,7 +504,7 @@ def scatter_numba(x, w, b, stride, pads, out_hw):
     """
     sh, sw = stride
     top, left = pads
-    c_out, k_h, k_w = w.shape[1], w.shape[2], w.shape[3]
+    c_out = w.shape[1]
     oh, ow = out_hw
     y = np.empty((x.shape[0], c_out, oh, ow), dtype=x.dtype)
     y_flat = y.reshape(-1)

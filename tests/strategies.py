@@ -1,8 +1,14 @@
 """Hypothesis strategies shared by every test file: shapes, broadcastable pairs, float64 arrays."""
 
+import math
+
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+
+from aecore.kernels import geometry
+from tiers import tiny_shapes
 
 
 def shapes(min_dims=1, max_dims=3, min_side=1, max_side=4):
@@ -39,85 +45,119 @@ def away_from(draw, shape, points=(0.0,), margin=0.05, low=-2.0, high=2.0):
 
 
 # ---------------------------------------------------------------------------- conv-family geometry
-def _padding_forms(draw, kernel_hw):
-    """int, pair, 'same' or 'valid' (ints at most what keeps the geometry valid)."""
+# Drawn directly valid (kernels up to the padded input, 1x1 images, odd sizes, every padding
+# form); the size limits shrink in the CUDA-simulator process, which is slow.
+TINY = tiny_shapes()
+MAX_N = 2 if TINY else 3
+MAX_C = 2 if TINY else 3
+MAX_HW = 5 if TINY else 9
+MAX_OUT = 7 if TINY else 12
+
+
+@st.composite
+def conv2d_cases(draw, max_n=None, max_c=None, max_hw=None):
+    """(x shape, w shape, stride, padding) for a valid conv2d."""
+    max_n, max_c, max_hw = max_n or MAX_N, max_c or MAX_C, max_hw or MAX_HW
+    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
+                      draw(st.integers(1, max_c)))
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
     form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
     if form == "int":
-        return draw(st.integers(0, min(kernel_hw) // 2 + 1))
-    if form == "pair":
-        return (draw(st.integers(0, kernel_hw[0] // 2 + 1)), draw(st.integers(0, kernel_hw[1] // 2 + 1)))
-    return form
+        padding = draw(st.integers(0, 2))
+        pad_h = pad_w = padding
+    elif form == "pair":
+        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+        pad_h, pad_w = padding
+    else:
+        padding, pad_h, pad_w = form, 0, 0
+    # 'same' pads whatever the kernel needs; otherwise the kernel fits in the padded input
+    limit_h = h + 2 if form == "same" else h + 2 * pad_h
+    limit_w = w + 2 if form == "same" else w + 2 * pad_w
+    kernel = (draw(st.integers(1, limit_h)), draw(st.integers(1, limit_w)))
+    return (n, c_in, h, w), (c_out, c_in) + kernel, stride, padding
 
 
 @st.composite
-def conv2d_case(draw, max_batch=2, max_channels=3, max_size=7, max_kernel=4):
-    """dict(x_shape, w_shape, stride, padding) for a valid conv2d, including 1x1 images,
-    odd sizes, and kernels as large as the padded input."""
-    n, c_in, c_out = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
-                      draw(st.integers(1, max_channels)))
-    h, w = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
-    k = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
-    stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    padding = _padding_forms(draw, k)
-    from aecore.kernels.geometry import conv2d_geometry
-    try:
-        conv2d_geometry((n, c_in, h, w), (c_out, c_in) + k, stride, padding)
-    except ValueError:
-        # kernel larger than the padded input: shrink the kernel to exactly fit (the edge case)
-        pad = (0, 0) if isinstance(padding, str) else ((padding, padding) if isinstance(padding, int) else padding)
-        k = (min(k[0], h + 2 * pad[0]), min(k[1], w + 2 * pad[1]))
-    return dict(x_shape=(n, c_in, h, w), w_shape=(c_out, c_in) + k, stride=stride, padding=padding)
-
-
-@st.composite
-def conv_transpose2d_case(draw, max_batch=2, max_channels=3, max_size=6, max_kernel=4):
-    n, c_in, c_out = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
-                      draw(st.integers(1, max_channels)))
-    h, w = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
-    k = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
+def conv_transpose2d_cases(draw, max_n=None, max_c=None, max_hw=None):
+    """(x shape, w shape, stride, padding, output_padding) for a valid conv_transpose2d."""
+    max_n, max_c, max_hw = max_n or MAX_N, max_c or MAX_C, max_hw or MAX_HW
+    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
+                      draw(st.integers(1, max_c)))
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    form = draw(st.sampled_from(["int", "same", "valid"]))
-    if form == "int":
-        pad = (draw(st.integers(0, (k[0] - 1) // 2)), draw(st.integers(0, (k[1] - 1) // 2)))
-        output_padding = (draw(st.integers(0, stride[0] - 1)), draw(st.integers(0, stride[1] - 1)))
-        padding = pad
-    else:
-        padding, output_padding = form, 0
-    return dict(x_shape=(n, c_in, h, w), w_shape=(c_in, c_out) + k, stride=stride,
-                padding=padding, output_padding=output_padding)
-
-
-@st.composite
-def max_pool2d_case(draw, max_batch=2, max_channels=3, max_size=7):
-    n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
-    h, w = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
-    k = (draw(st.integers(1, min(3, h))), draw(st.integers(1, min(3, w))))
-    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    form = draw(st.sampled_from(["int", "same", "valid"]))
-    ceil_mode = False
-    if form == "int":
-        padding = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
-        ceil_mode = draw(st.booleans())
-    else:
+    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
+    output_padding = 0
+    if form in ("same", "valid"):
         padding = form
-    return dict(x_shape=(n, c, h, w), kernel_size=k, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    else:
+        padding = draw(st.integers(0, 3)) if form == "int" else \
+            (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+        output_padding = (draw(st.integers(0, stride[0] - 1)), draw(st.integers(0, stride[1] - 1)))
+    try:  # padding larger than the full result crops everything: not a valid case
+        geometry.conv_transpose2d_geometry((n, c_in, h, w), (c_in, c_out) + kernel, stride,
+                                           padding, output_padding)
+    except ValueError:
+        assume(False)
+    return (n, c_in, h, w), (c_in, c_out) + kernel, stride, padding, output_padding
 
 
 @st.composite
-def interpolate_case(draw, max_batch=2, max_channels=2, max_size=6, max_out=10):
-    n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
-    h, w = draw(st.integers(1, max_size)), draw(st.integers(1, max_size))
-    mode = draw(st.sampled_from(["nearest", "bilinear"]))
-    align_corners = draw(st.booleans()) if mode == "bilinear" else None
-    if draw(st.booleans()):
-        size, scale_factor = (draw(st.integers(1, max_out)), draw(st.integers(1, max_out))), None
+def pool_cases(draw, max_nc=None, max_hw=None):
+    """(x shape, max_pool2d keyword arguments) covering every padding form and ceil mode."""
+    max_nc, max_hw = max_nc or MAX_C, max_hw or MAX_HW
+    n, c = draw(st.integers(1, max_nc)), draw(st.integers(1, max_nc))
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
+    if form == "valid":
+        k_h, k_w = draw(st.integers(1, min(h, 5))), draw(st.integers(1, min(w, 5)))
     else:
-        size = None
-        scale_factor = draw(st.sampled_from([0.5, 1.0, 1.5, 1.7, 2.0, 2.5, 3.0]))
-        if int(h * scale_factor) < 1 or int(w * scale_factor) < 1:
-            scale_factor = 2.0
-    return dict(x_shape=(n, c, h, w), size=size, scale_factor=scale_factor, mode=mode,
-                align_corners=align_corners)
+        k_h, k_w = draw(st.integers(1, min(h + 2, 5))), draw(st.integers(1, min(w + 2, 5)))
+    kernel = k_h if k_h == k_w and draw(st.booleans()) else (k_h, k_w)
+    stride = draw(st.one_of(st.none(), st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    kwargs = dict(kernel_size=kernel, stride=stride)
+    if form in ("same", "valid"):
+        kwargs["padding"] = form
+        return (n, c, h, w), kwargs
+
+    def pad_range(size, k):  # pad <= k // 2 and size + 2 * pad >= k
+        return max(0, -(-(k - size) // 2)), k // 2
+
+    lo_h, hi_h = pad_range(h, k_h)
+    lo_w, hi_w = pad_range(w, k_w)
+    if form == "int" and max(lo_h, lo_w) <= min(hi_h, hi_w):
+        kwargs["padding"] = draw(st.integers(max(lo_h, lo_w), min(hi_h, hi_w)))
+    else:
+        kwargs["padding"] = (draw(st.integers(lo_h, hi_h)), draw(st.integers(lo_w, hi_w)))
+    kwargs["ceil_mode"] = draw(st.booleans())
+    return (n, c, h, w), kwargs
+
+
+SCALE_FACTORS = [0.5, 0.75, 1.0, 1.05, 1.7, 2, 2.5, 3, (1.5, 2.0), (0.7, 3.0)]
+
+
+@st.composite
+def upsample_cases(draw, mode=None, max_nc=None, max_hw=None, max_out=None):
+    """(x shape, interpolate keyword arguments): size or scale_factor (integer and not), up- and
+    down-sampling, align_corners for bilinear."""
+    max_nc, max_hw, max_out = max_nc or MAX_C, max_hw or MAX_HW, max_out or MAX_OUT
+    n, c = draw(st.integers(1, max_nc)), draw(st.integers(1, max_nc))
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    mode = mode or draw(st.sampled_from(["nearest", "bilinear"]))
+    kwargs = dict(mode=mode)
+    if draw(st.booleans()):
+        size = (draw(st.integers(1, max_out)), draw(st.integers(1, max_out)))
+        kwargs["size"] = size[0] if size[0] == size[1] and draw(st.booleans()) else size
+    else:
+        factor = draw(st.sampled_from(SCALE_FACTORS))
+        pair = factor if isinstance(factor, tuple) else (factor, factor)
+        if math.floor(h * pair[0]) < 1 or math.floor(w * pair[1]) < 1:
+            factor = 2
+        kwargs["scale_factor"] = factor
+    if mode == "bilinear":
+        kwargs["align_corners"] = draw(st.booleans())
+    return (n, c, h, w), kwargs
 
 
 def no_ties(shape, rng):

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 import aecore as ae
 import aecore.functional as F
 from aecore import kernels, nn
-from strategies import (conv2d_case, conv_transpose2d_case, interpolate_case, max_pool2d_case,
-                        no_ties)
+from strategies import conv2d_cases, conv_transpose2d_cases, no_ties, pool_cases, upsample_cases
 from tiers import tiers_to_test
 
 # Graph-level checks run on the CPU tiers; the cuda tier is compared with the reference kernel
@@ -23,45 +22,45 @@ def t64(shape, rng, scale=1.0):
 
 
 @pytest.mark.parametrize("tier", CPU_TIERS)
-@given(case=conv2d_case(), with_bias=st.booleans(), seed=st.integers(0, 2 ** 16))
+@given(case=conv2d_cases(max_hw=7), with_bias=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_conv2d_gradients(tier, case, with_bias, seed):
+    x_shape, w_shape, stride, padding = case
     rng = np.random.default_rng(seed)
-    x, w = t64(case["x_shape"], rng), t64(case["w_shape"], rng)
-    inputs = [x, w] + ([t64((case["w_shape"][0],), rng)] if with_bias else [])
+    x, w = t64(x_shape, rng), t64(w_shape, rng)
+    inputs = [x, w] + ([t64((w_shape[0],), rng)] if with_bias else [])
     with ae.use_tier(tier):
         assert ae.gradcheck(lambda *t: F.conv2d(t[0], t[1], t[2] if with_bias else None,
-                                                case["stride"], case["padding"]), inputs)
+                                                stride, padding), inputs)
 
 
 @pytest.mark.parametrize("tier", CPU_TIERS)
-@given(case=conv_transpose2d_case(), with_bias=st.booleans(), seed=st.integers(0, 2 ** 16))
+@given(case=conv_transpose2d_cases(max_hw=6), with_bias=st.booleans(), seed=st.integers(0, 2 ** 16))
 def test_conv_transpose2d_gradients(tier, case, with_bias, seed):
+    x_shape, w_shape, stride, padding, output_padding = case
     rng = np.random.default_rng(seed)
-    x, w = t64(case["x_shape"], rng), t64(case["w_shape"], rng)
-    inputs = [x, w] + ([t64((case["w_shape"][1],), rng)] if with_bias else [])
+    x, w = t64(x_shape, rng), t64(w_shape, rng)
+    inputs = [x, w] + ([t64((w_shape[1],), rng)] if with_bias else [])
     with ae.use_tier(tier):
         assert ae.gradcheck(lambda *t: F.conv_transpose2d(
-            t[0], t[1], t[2] if with_bias else None, case["stride"], case["padding"],
-            case["output_padding"]), inputs)
+            t[0], t[1], t[2] if with_bias else None, stride, padding, output_padding), inputs)
 
 
 @pytest.mark.parametrize("tier", CPU_TIERS)
-@given(case=max_pool2d_case(), seed=st.integers(0, 2 ** 16))
+@given(case=pool_cases(max_hw=7), seed=st.integers(0, 2 ** 16))
 def test_max_pool2d_gradients(tier, case, seed):
-    x = ae.tensor(no_ties(case["x_shape"], np.random.default_rng(seed)), dtype=np.float64,
-                  requires_grad=True)
+    x_shape, kwargs = case
+    x = ae.tensor(no_ties(x_shape, np.random.default_rng(seed)), dtype=np.float64, requires_grad=True)
     with ae.use_tier(tier):
-        assert ae.gradcheck(lambda t: F.max_pool2d(t, case["kernel_size"], case["stride"],
-                                                   case["padding"], case["ceil_mode"]), [x])
+        assert ae.gradcheck(lambda t: F.max_pool2d(t, **kwargs), [x])
 
 
 @pytest.mark.parametrize("tier", CPU_TIERS)
-@given(case=interpolate_case(), seed=st.integers(0, 2 ** 16))
+@given(case=upsample_cases(max_hw=6, max_out=10), seed=st.integers(0, 2 ** 16))
 def test_interpolate_gradients(tier, case, seed):
-    x = t64(case["x_shape"], np.random.default_rng(seed))
+    x_shape, kwargs = case
+    x = t64(x_shape, np.random.default_rng(seed))
     with ae.use_tier(tier):
-        assert ae.gradcheck(lambda t: F.interpolate(t, case["size"], case["scale_factor"],
-                                                    case["mode"], case["align_corners"]), [x])
+        assert ae.gradcheck(lambda t: F.interpolate(t, **kwargs), [x])
 
 
 def test_classic_cae_shapes_with_same_padding():

@@ -4,17 +4,15 @@ against finite differences (the adjoint identity), and geometry errors."""
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aecore.kernels import geometry
 from aecore.kernels.conv2d import bias_backward
+from strategies import conv2d_cases, conv_transpose2d_cases
 from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
 
 TINY = tiny_shapes()
-MAX_N = 2 if TINY else 3
-MAX_C = 2 if TINY else 3
-MAX_HW = 5 if TINY else 9
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
@@ -34,53 +32,6 @@ def tiers_of_all(ops, compiled_only=False):
 # ------------------------------------------------------------------------------------------------
 # strategies: valid geometry is drawn directly (kernel sizes up to the padded input)
 # ------------------------------------------------------------------------------------------------
-
-@st.composite
-def conv2d_cases(draw, max_n=MAX_N, max_c=MAX_C, max_hw=MAX_HW):
-    """(x shape, w shape, stride, padding) for a valid conv2d."""
-    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
-                      draw(st.integers(1, max_c)))
-    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
-    stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
-    if form == "int":
-        padding = draw(st.integers(0, 2))
-        pad_h = pad_w = padding
-    elif form == "pair":
-        padding = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
-        pad_h, pad_w = padding
-    else:
-        padding, pad_h, pad_w = form, 0, 0
-    # 'same' pads whatever the kernel needs; otherwise the kernel fits in the padded input
-    limit_h = h + 2 if form == "same" else h + 2 * pad_h
-    limit_w = w + 2 if form == "same" else w + 2 * pad_w
-    kernel = (draw(st.integers(1, limit_h)), draw(st.integers(1, limit_w)))
-    return (n, c_in, h, w), (c_out, c_in) + kernel, stride, padding
-
-
-@st.composite
-def conv_transpose2d_cases(draw, max_n=MAX_N, max_c=MAX_C, max_hw=MAX_HW):
-    """(x shape, w shape, stride, padding, output_padding) for a valid conv_transpose2d."""
-    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
-                      draw(st.integers(1, max_c)))
-    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
-    kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
-    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
-    output_padding = 0
-    if form in ("same", "valid"):
-        padding = form
-    else:
-        padding = draw(st.integers(0, 3)) if form == "int" else \
-            (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
-        output_padding = (draw(st.integers(0, stride[0] - 1)), draw(st.integers(0, stride[1] - 1)))
-    try:  # padding larger than the full result crops everything: not a valid case
-        geometry.conv_transpose2d_geometry((n, c_in, h, w), (c_in, c_out) + kernel, stride,
-                                           padding, output_padding)
-    except ValueError:
-        assume(False)
-    return (n, c_in, h, w), (c_in, c_out) + kernel, stride, padding, output_padding
-
 
 def conv_arrays(case, seed, dtype, with_bias=True):
     """(x, w, b, grad_y, geom) of `dtype` for a conv2d case."""

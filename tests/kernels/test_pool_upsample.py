@@ -10,12 +10,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aecore.kernels import geometry, implementations
+from strategies import pool_cases, upsample_cases
 from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
 
 TINY = tiny_shapes()
-MAX_NC = 2 if TINY else 3
-MAX_HW = 5 if TINY else 9
-MAX_OUT = 7 if TINY else 12
 DTYPES = [np.float32, np.float64]
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol=1e-12)}
 
@@ -35,61 +33,6 @@ def compiled(*ops):
 # ------------------------------------------------------------------------------------------------
 # strategies
 # ------------------------------------------------------------------------------------------------
-
-@st.composite
-def pool_cases(draw):
-    """(x shape, max_pool2d keyword arguments) covering every padding form and ceil mode."""
-    n, c = draw(st.integers(1, MAX_NC)), draw(st.integers(1, MAX_NC))
-    h, w = draw(st.integers(1, MAX_HW)), draw(st.integers(1, MAX_HW))
-    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
-    if form == "valid":
-        k_h, k_w = draw(st.integers(1, min(h, 5))), draw(st.integers(1, min(w, 5)))
-    else:
-        k_h, k_w = draw(st.integers(1, min(h + 2, 5))), draw(st.integers(1, min(w + 2, 5)))
-    kernel = k_h if k_h == k_w and draw(st.booleans()) else (k_h, k_w)
-    stride = draw(st.one_of(st.none(), st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
-    kwargs = dict(kernel_size=kernel, stride=stride)
-    if form in ("same", "valid"):
-        kwargs["padding"] = form
-        return (n, c, h, w), kwargs
-
-    def pad_range(size, k):  # pad <= k // 2 and size + 2 * pad >= k
-        return max(0, -(-(k - size) // 2)), k // 2
-
-    lo_h, hi_h = pad_range(h, k_h)
-    lo_w, hi_w = pad_range(w, k_w)
-    if form == "int" and max(lo_h, lo_w) <= min(hi_h, hi_w):
-        kwargs["padding"] = draw(st.integers(max(lo_h, lo_w), min(hi_h, hi_w)))
-    else:
-        kwargs["padding"] = (draw(st.integers(lo_h, hi_h)), draw(st.integers(lo_w, hi_w)))
-    kwargs["ceil_mode"] = draw(st.booleans())
-    return (n, c, h, w), kwargs
-
-
-SCALE_FACTORS = [0.5, 0.75, 1.0, 1.05, 1.7, 2, 2.5, 3, (1.5, 2.0), (0.7, 3.0)]
-
-
-@st.composite
-def upsample_cases(draw, mode=None):
-    """(x shape, interpolate keyword arguments): size or scale_factor (integer and not), up- and
-    down-sampling, align_corners for bilinear."""
-    n, c = draw(st.integers(1, MAX_NC)), draw(st.integers(1, MAX_NC))
-    h, w = draw(st.integers(1, MAX_HW)), draw(st.integers(1, MAX_HW))
-    mode = mode or draw(st.sampled_from(["nearest", "bilinear"]))
-    kwargs = dict(mode=mode)
-    if draw(st.booleans()):
-        size = (draw(st.integers(1, MAX_OUT)), draw(st.integers(1, MAX_OUT)))
-        kwargs["size"] = size[0] if size[0] == size[1] and draw(st.booleans()) else size
-    else:
-        factor = draw(st.sampled_from(SCALE_FACTORS))
-        pair = factor if isinstance(factor, tuple) else (factor, factor)
-        if math.floor(h * pair[0]) < 1 or math.floor(w * pair[1]) < 1:
-            factor = 2
-        kwargs["scale_factor"] = factor
-    if mode == "bilinear":
-        kwargs["align_corners"] = draw(st.booleans())
-    return (n, c, h, w), kwargs
-
 
 seeds = st.integers(0, 2**32 - 1)
 # The loaded profile (tests/conftest.py: ci 25, cudasim 6, thorough 300) sets the example counts;
