@@ -14,10 +14,8 @@ Timing rules (llm.c's dev/cuda style):
 import datetime
 import json
 import os
-import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -218,17 +216,6 @@ def compare_outputs(outs, refs, tol=None):
 
 
 # ------------------------------------------------------------------------------------ machine
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _git_commit():
     try:
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
@@ -251,24 +238,25 @@ def machine_peak(device="cpu", refresh=False):
 def describe_machine(device="cpu", torch=None, peak=None):
     """Everything needed to read the numbers on another day: hardware, versions, peak, threads."""
     aecore = import_aecore()
+    from aecore.inspect.peak import describe_machine as hardware_and_versions
+    base = hardware_and_versions(device)  # CPU model, cores, NumPy/Numba, GPU: one definition
     description = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
+        "hostname": base["hostname"],
+        "platform": base["platform"],
+        "python": base["python"],
+        "cpu_model": base["cpu"],
+        "cpu_count": base["cores"],
+        "numpy": base["numpy"],
+        "numba": base["numba"],
         "aecore": getattr(aecore, "__version__", None),
         "git_commit": _git_commit(),
         "device": device,
         "threads": cpu_threads(),
     }
-    try:
-        import numba
-        description["numba"] = numba.__version__
-    except ImportError:
-        description["numba"] = None
+    for key in ("gpu", "gpu_memory_gb", "cupy"):
+        if base.get(key) is not None:
+            description[key] = base[key]
     if torch is not None:
         description["torch"] = torch.__version__
         description["torch_threads"] = torch.get_num_threads()
@@ -276,15 +264,6 @@ def describe_machine(device="cpu", torch=None, peak=None):
                                      f"{torch.get_num_threads()}), the thread count of our kernels")
     else:
         description["torch"] = None
-    if device == "cuda":
-        try:
-            import cupy
-            props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
-            name = props["name"]
-            description["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
-            description["cupy"] = cupy.__version__
-        except Exception as error:  # pragma: no cover
-            description["gpu"] = f"unknown ({error})"
     description["peak"] = peak if peak is not None else machine_peak(device)
     return description
 
@@ -310,6 +289,19 @@ def write_json(path, payload):
         f.write("\n")
     os.replace(tmp, path)
     return path
+
+
+def save_report(payload, out, name, quick, verbose):
+    """Write a benchmark's JSON (bench/results/<name>.json, or <name>-quick.json, unless `out`
+    names a file or is False) and print its markdown table when verbose."""
+    if out is not False:
+        path = out or RESULTS_DIR / (f"{name}-quick.json" if quick else f"{name}.json")
+        write_json(path, payload)
+        if verbose:
+            print(f"\nwrote {path}")
+    if verbose:
+        print()
+        print(payload["markdown"])
 
 
 def sanitize(value):

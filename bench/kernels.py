@@ -321,14 +321,7 @@ def run(ops=None, tiers=None, shapes="cae", repeats=None, warmup=None, torch=Tru
 
     payload = report(results, peak, torch_module, quick=quick, shapes=shapes, repeats=repeats,
                      warmup=warmup)
-    if out is not False:
-        path = out or common.RESULTS_DIR / ("kernels-quick.json" if quick else "kernels.json")
-        common.write_json(path, payload)
-        if verbose:
-            print(f"\nwrote {path}")
-    if verbose:
-        print()
-        print(payload["markdown"])
+    common.save_report(payload, out, "kernels", quick, verbose)
     return results
 
 

@@ -59,10 +59,7 @@ def torch_mirror(torch, model):
             return x
         raise ValueError(f"no PyTorch mirror for activation {name!r}")
 
-    def same_pads(size, k, s):  # TensorFlow's rule, as kernels/geometry.py: extra pixel after
-        out = -(-size // s)
-        total = max((out - 1) * s + k - size, 0)
-        return total // 2, total - total // 2
+    from aecore.kernels.geometry import same_padding as same_pads  # TF's rule, one definition
 
     class Conv(nn.Module):
         """Mirror of aecore.nn.Conv2d (int or 'same'/'valid' padding)."""
@@ -414,14 +411,7 @@ def run(models=("cae", "ae", "vae"), batch=200, steps=None, torch=True, out=None
                                    settings=dict(quick=quick, batch=batch, steps=steps,
                                                  warmup=warmup, optimizer="Adam lr=1e-3"),
                                    results=results, markdown=markdown))
-    if out is not False:
-        path = out or common.RESULTS_DIR / ("models-quick.json" if quick else "models.json")
-        common.write_json(path, payload)
-        if verbose:
-            print(f"\nwrote {path}")
-    if verbose:
-        print()
-        print(markdown)
+    common.save_report(payload, out, "models", quick, verbose)
     return results
 
 
