@@ -5,6 +5,8 @@ tinygrad style. Binary ops follow NumPy broadcasting; their backward sums the gr
 broadcast axes (`unbroadcast`) so every input gets a gradient of its own shape.
 """
 
+import math
+
 import numpy as np
 
 from .backend import get_array_module
@@ -289,13 +291,25 @@ def _is_basic_index(index):
     return all(isinstance(p, (int, np.integer, slice, type(None), type(Ellipsis))) for p in parts)
 
 
+def _resolve_shape(shape, size):
+    """`shape` with its one -1 (if any) filled in, or None when it cannot hold `size` elements."""
+    unknown = [i for i, s in enumerate(shape) if s == -1]
+    if len(unknown) > 1 or any(s < -1 for s in shape):
+        return None
+    known = math.prod(s for s in shape if s != -1)
+    if unknown:
+        if known == 0 or size % known:
+            return None
+        return shape[:unknown[0]] + (size // known,) + shape[unknown[0] + 1:]
+    return shape if known == size else None
+
+
 def reshape(a, shape):
     shape = tuple(int(s) for s in shape)
-    try:
-        target = np.empty(a.shape, dtype=np.int8).reshape(shape).shape  # validates, resolves -1
-    except ValueError:
+    target = _resolve_shape(shape, a.size)
+    if target is None:
         raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} "
-                         f"({a.size} elements) into shape {shape}") from None
+                         f"({a.size} elements) into shape {shape}")
     if target == a.shape:
         return a
     return Reshape.apply(a, shape=target)
