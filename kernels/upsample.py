@@ -355,10 +355,25 @@ if _nearest_forward_cpu is not None:
 # from the CSR inverse tables -- grad_x[ih, iw] = sum_(oy, a) a * sum_(ox, b) b * grad_y[oy, ox] --
 # in a fixed order, so no atomics and bit-identical results. For nearest the weights are 1.
 
+# GPU copies of the cached host tables, so a launch does not copy them host -> device (a
+# synchronous transfer) on every call. Keyed by the host table's id; the table itself is kept
+# in the entry so its id cannot be reused while the entry lives.
+_device_tables = {}
+
+
 def _on_device(xp, table):
-    """A writable copy of a cached host table in the caller's array module (numba.cuda copies
-    NumPy arguments back after a launch under the simulator, so they must be writable)."""
-    return xp.array(table)
+    """A cached host table as the kernel's argument: its CuPy copy (made once) on a GPU; under the
+    simulator a fresh writable NumPy copy (numba.cuda copies NumPy arguments back after a launch,
+    and the cached tables are read-only)."""
+    if xp is np:
+        return table.copy()
+    key = (id(table), xp.cuda.Device().id)
+    entry = _device_tables.get(key)
+    if entry is None or entry[0] is not table:
+        if len(_device_tables) > 512:  # geometries come and go (lru-cached on the host): bound it
+            _device_tables.clear()
+        entry = _device_tables[key] = (table, xp.asarray(table))
+    return entry[1]
 
 
 def _nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w):
