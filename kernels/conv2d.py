@@ -63,15 +63,37 @@ jobs, batch 200, float32, median ms; indicative only)
   PyTorch's time.
 * Transposed conv (conv_transpose2d forward, conv2d's input gradient): sH*sW stride-1 conv2d's,
   one per output phase, with flipped sub-kernels (see scatter_numba): no scatter, no atomics.
+* Winograd F(2x2, 3x3) for 3x3 stride-1 convs with >= 8 input and output channels (every
+  many-channel conv of the classic CAE): 16 multiplications per 2x2 outputs and channel pair
+  instead of 36, as 16 small GEMMs between additions-only transforms (see its section below).
+  It serves conv2d's forward and, through the scatter core, its input gradient and the stride-1
+  transposed conv. Measured side by side in one process, alternating the two paths (batch 200,
+  float32, 'same', median of 6, 2 threads, the machine shared and noisy), direct -> Winograd ms:
+      32->32 on 28x28   forward 55.7 -> 46.2 (x1.21)   input grad 54.9 -> 45.8 (x1.20)
+      32->32 on 14x14   forward 16.5 -> 13.0 (x1.27)   input grad 16.6 -> 12.9 (x1.29)
+      16->32 on 14x14   forward  9.3 ->  7.5 (x1.25)   input grad  9.6 ->  8.5 (x1.14)
+      32->16, 16->16 on 7x7                  x0.88 - x1.04 (a tie)
+  On a quieter run the 32->32 forward went 53 -> 31 ms (x1.7): the transforms and the packing
+  are memory-bound, so the gain shrinks when other jobs load the memory bus. Below 8 channels
+  the transforms cost more than they save (1->32 on 28x28: 5.0 -> 9.7 ms; 32->1: 9.0 -> 10.8).
+  Its weight gradient (G^T [sum over tiles (A g A^T) (.) (B^T d B)] G) was written and tested
+  too, and was not kept: x0.77-1.03 against the direct loops in the same run (two transforms
+  per tile for one GEMM's worth of savings).
+  Getting it to pay needed care: one transform loop with 16 outputs and 8 inputs was left
+  scalar by LLVM (too many runtime overlap checks between the arrays; 58 ms for the input
+  transform alone), two passes of 4 outputs each vectorize (8 ms); a Python list of 16 row
+  views inside the loop was slower still; and the (4 x 9) weight tiles are cut once per call
+  instead of per pass (the GEMM stage went 23 -> 15 ms).
 * im2col + GEMM was not kept: the im2col copy of a 32->32 conv on 14x14 was measured earlier in
   this project to cost more than its GEMM, NumPy's matmul cannot accumulate (beta=1) into the
   output, and Numba has no BLAS without SciPy, so the direct loops were kept. One numba
-  implementation per op.
+  tier per op; inside it, `uses_winograd` picks Winograd or the direct loops by the shape.
 * Compile cost: the kernels take several seconds to compile per dtype (cold), then load from
   Numba's on-disk cache in a fraction of a second. Each prange loop is a one-line loop over tasks
   calling a serial function, which keeps Numba's parfor passes cheap. Cold compile of the
   three cores for float32 + float64 (empty NUMBA_CACHE_DIR, machine loaded): 39.5 s, was 35.4 s
-  before the 9-tap kernel and the chunked weight gradient.
+  before the 9-tap kernel and the chunked weight gradient. The Winograd path adds 21 s cold for
+  float32 (0.4 s to load from the cache).
 
 Measured (batch 200, float32, 'same' padding, numba/torch time ratio (< 1: numba faster), median
 of 7, PyTorch 2.13 with 2 threads interleaved in the same process; the 2-core machine was
