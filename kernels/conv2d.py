@@ -67,12 +67,13 @@ jobs, batch 200, float32, median ms; indicative only)
   many-channel conv of the classic CAE): 16 multiplications per 2x2 outputs and channel pair
   instead of 36, as 16 small GEMMs between additions-only transforms (see its section below).
   It serves conv2d's forward and, through the scatter core, its input gradient and the stride-1
-  transposed conv. Measured side by side in one process, alternating the two paths (batch 200,
-  float32, 'same', median of 6, 2 threads, the machine shared and noisy), direct -> Winograd ms:
-      32->32 on 28x28   forward 55.7 -> 46.2 (x1.21)   input grad 54.9 -> 45.8 (x1.20)
-      32->32 on 14x14   forward 16.5 -> 13.0 (x1.27)   input grad 16.6 -> 12.9 (x1.29)
-      16->32 on 14x14   forward  9.3 ->  7.5 (x1.25)   input grad  9.6 ->  8.5 (x1.14)
-      32->16, 16->16 on 7x7                  x0.88 - x1.04 (a tie)
+  transposed conv. Measured side by side in one process, alternating the two paths round by
+  round (`python bench/conv_paths.py`: batch 200, float32, 'same', median of 9 rounds, 2
+  threads, the machine shared; bench/results/conv_paths.json), direct -> Winograd ms:
+      32->32 on 28x28   forward 59.5 -> 47.3 (x1.26)   input grad 58.3 -> 47.7 (x1.22)
+      32->32 on 14x14   forward 17.2 -> 13.2 (x1.30)   input grad 17.2 -> 13.3 (x1.30)
+      16->32 on 14x14   forward  9.9 ->  7.6 (x1.30)   input grad 10.3 ->  9.0 (x1.15)
+      32->16, 16->16 on 7x7                  x0.92 - x1.02 (a tie)
   On a quieter run the 32->32 forward went 53 -> 31 ms (x1.7): the transforms and the packing
   are memory-bound, so the gain shrinks when other jobs load the memory bus. Below 8 channels
   the transforms cost more than they save (1->32 on 28x28: 5.0 -> 9.7 ms; 32->1: 9.0 -> 10.8).

@@ -130,3 +130,19 @@ def test_model_bench_quick(tmp_path):
         assert r["median_ms"] > 0 and r["batch"] == 8 and r["parameters"] > 0
     payload = json.loads(out.read_text())
     assert payload["benchmark"] == "models" and len(payload["results"]) == 3
+
+
+def test_conv_paths_quick(tmp_path):
+    """bench/conv_paths.py: both numba conv paths validated against each other, then timed."""
+    conv2d = pytest.importorskip("aecore.kernels.conv2d")
+    if not conv2d.NUMBA_TIER:
+        pytest.skip("needs the numba tier")
+    conv_paths = load_bench("conv_paths")
+    out = tmp_path / "conv_paths.json"
+    payload = conv_paths.run(quick=True, out=out, verbose=False)
+    saved = json.loads(out.read_text())
+    assert saved["benchmark"] == "conv_paths" and len(saved["results"]) == 4
+    for row in payload["results"]:
+        assert row["direct_ms"] > 0 and row["winograd_ms"] > 0
+        assert math.isclose(row["speedup"], row["direct_ms"] / row["winograd_ms"])
+        assert row["default_path"] == "winograd"
