@@ -130,6 +130,11 @@ def bias_backward(grad_y):
     return grad_y.sum(axis=(0, 2, 3))
 
 
+def _bias_or_zeros(xp, b, channels, dtype):
+    """The bias as a contiguous (channels,) array of `dtype`; zeros when there is none."""
+    return xp.zeros(channels, dtype=dtype) if b is None else xp.ascontiguousarray(b, dtype=dtype)
+
+
 def _stride(geom):
     return geom["stride_h"], geom["stride_w"]
 
@@ -508,7 +513,7 @@ def _gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), 
     hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
     buf = _pack(x, pads[0], pads[1], stride, hq, wq)
     w = np.ascontiguousarray(w, dtype=x.dtype)
-    b = np.zeros(w.shape[0], x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    b = _bias_or_zeros(np, b, w.shape[0], x.dtype)
     n_ = x.shape[0]
     block = _image_block(n_, hq * wq, (w.shape[0] + 3) // 4)
     _gather_loops(buf, w, b, y_flat, n_, sh, sw, hq, wq, block, oh, ow,
@@ -789,7 +794,7 @@ def gather_winograd(x, w, b, pads, out_hw, y=None):
     xq = np.empty((blocks, c_in, 2 * tile_rows + 2, 2, tile_cols + 1, _WINO_IMAGES), x.dtype)
     _wino_pack_loops(np.ascontiguousarray(x), xq, pads[0], pads[1])
     u_tiles = _winograd_weight_tiles(np.asarray(w, dtype=x.dtype))
-    b = np.zeros(w.shape[0], x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    b = _bias_or_zeros(np, b, w.shape[0], x.dtype)
     if y is None:
         y = np.empty((n_, w.shape[0], oh, ow), x.dtype)
     rows_per_task = max(1, _WINO_POSITIONS // (tile_cols * _WINO_IMAGES))
@@ -885,10 +890,6 @@ def _weight_kernel(g, x, gw, sh, sw, top, left):
 _gather_kernel = cuda_kernel(_gather_kernel)
 _scatter_kernel = cuda_kernel(_scatter_kernel)
 _weight_kernel = cuda_kernel(_weight_kernel)
-
-
-def _bias_or_zeros(xp, b, channels, dtype):
-    return xp.zeros(channels, dtype=dtype) if b is None else xp.ascontiguousarray(b, dtype=dtype)
 
 
 def gather_cuda(x, w, b, stride, pads, out_hw):

@@ -39,26 +39,26 @@ def _prod(shape):
 
 
 # ---------------------------------------------------------------------------- kernel ops
-def _conv2d(geom, s, pass_):
+def _conv_costs(geom, s, pass_, slides_over):
+    """FLOPs and bytes of a conv op. Every (kernel tap, channel pair) meets every position of the
+    grid the kernel slides over: the output for conv2d, the input for the transposed conv."""
     n, cin, cout = geom["n"], geom["c_in"], geom["c_out"]
     x = n * cin * geom["h"] * geom["w"]
     y = n * cout * geom["out_h"] * geom["out_w"]
     w = cout * cin * geom["k_h"] * geom["k_w"]
     if pass_ == "bias":
         return y, s * (y + cout)
-    macs = n * cout * geom["out_h"] * geom["out_w"] * cin * geom["k_h"] * geom["k_w"]
+    grid = geom["out_h"] * geom["out_w"] if slides_over == "output" else geom["h"] * geom["w"]
+    macs = n * grid * cin * cout * geom["k_h"] * geom["k_w"]
     return 2 * macs, s * (x + w + y)
+
+
+def _conv2d(geom, s, pass_):
+    return _conv_costs(geom, s, pass_, slides_over="output")
 
 
 def _conv_transpose2d(geom, s, pass_):
-    n, cin, cout = geom["n"], geom["c_in"], geom["c_out"]
-    x = n * cin * geom["h"] * geom["w"]
-    y = n * cout * geom["out_h"] * geom["out_w"]
-    w = cin * cout * geom["k_h"] * geom["k_w"]
-    if pass_ == "bias":
-        return y, s * (y + cout)
-    macs = n * cin * geom["h"] * geom["w"] * cout * geom["k_h"] * geom["k_w"]
-    return 2 * macs, s * (x + w + y)
+    return _conv_costs(geom, s, pass_, slides_over="input")
 
 
 def _planes(geom):

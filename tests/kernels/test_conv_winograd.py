@@ -15,9 +15,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from aecore import kernels
-from aecore.kernels import geometry
+from aecore.kernels import conv2d, geometry
 
-conv2d = pytest.importorskip("aecore.kernels.conv2d")
 if not conv2d.NUMBA_TIER:
     pytest.skip("the Winograd path is part of the numba tier", allow_module_level=True)
 
