@@ -42,14 +42,22 @@ Measured (indicative only: a shared 2-core machine that other jobs kept busy, lo
         PyTorch CPU:  forward 57-59 ms, forward+backward 62-69 ms
     wall time with 2 threads, in a quiet moment: numba forward 16.8 ms, forward+backward 22.2 ms
     (PyTorch CPU with 2 threads, measured earlier: 20.0 / 24.7 ms).
-The window scan is branchy (data-dependent `val > best`); a branchless select version and a
-row-wise version (offset loops outside, ox innermost) were tried and were not faster (the latter
-~2x slower), so the plain per-window loop stays.
+The general window scan is branchy (data-dependent `val > best`): on random data about half the
+comparisons mispredict. For the ubiquitous 2x2 / stride-2 pool, the windows that lie inside the
+input run through `_windows_2x2`: the four comparisons as selects, over a row of windows whose
+loads start at a non-negative offset, which LLVM vectorizes across windows; the border windows
+('same' padding, odd sizes) keep the general loop. Side by side in one process (2 threads,
+float32, 'same', median of 5 x 3 runs, the machine shared), before -> after:
+    (200, 32, 28, 28)   18.9 -> 5.1 ms (x3.7)
+    (200, 32, 14, 14)    3.3 -> 1.1 ms (x3.0)
+    (200, 16,  7,  7)    0.51 -> 0.52 ms (a tie: 2 of its 4 rows of windows are border rows)
+A branchless version of the general loop alone, and a row-wise version (offsets outside, ox
+innermost), were not faster: the gain comes from the vectorized fixed-size window.
 """
 
 import numpy as np
 
-from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, prange
+from .compile import array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d, prange
 from .registry import register
 
 
@@ -141,30 +149,82 @@ def max_pool2d_backward_ref(grad_y, argmax, geom):
 # ------------------------------------------------------------------------------------------------
 # x: (P, H, W) with P = N*C planes; y, argmax: (P, outH, outW). Parallel over planes.
 
+def _windows_2x2(r0, r1, y_row, argmax_row, index0, index1, count):
+    # The 2x2 / stride-2 windows 0 .. count-1 over rows r0, r1, all inside the input, by
+    # selects instead of branches (LLVM vectorizes this across windows), with the general
+    # loop's first-max / NaN rule; index0, index1: flat index of r0[0], r1[0] in the plane.
+    for i in range(count):
+        best = r0[2 * i]
+        best_index = index0 + 2 * i
+        val = r0[2 * i + 1]
+        take = (val > best) | (val != val)
+        best = val if take else best
+        best_index = index0 + 2 * i + 1 if take else best_index
+        val = r1[2 * i]
+        take = (val > best) | (val != val)
+        best = val if take else best
+        best_index = index1 + 2 * i if take else best_index
+        val = r1[2 * i + 1]
+        take = (val > best) | (val != val)
+        best = val if take else best
+        best_index = index1 + 2 * i + 1 if take else best_index
+        y_row[i] = best
+        argmax_row[i] = best_index
+
+
+def _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_from, ox_to, k_w, stride_w, pad_left):
+    # Windows ox_from .. ox_to-1 of one output row, any size, clipped to the input.
+    w = plane.shape[1]
+    for ox in range(ox_from, ox_to):
+        w_start = ox * stride_w - pad_left
+        w_end = min(w_start + k_w, w)
+        w_start = max(w_start, 0)
+        # Starting from the first element is the same as starting from -inf with the
+        # first element's index (it either wins, is -inf, or is NaN and wins anyway).
+        best = plane[h_start, w_start]
+        best_index = h_start * w + w_start
+        for ih in range(h_start, h_end):
+            for iw in range(w_start, w_end):
+                val = plane[ih, iw]
+                if val > best or val != val:  # val != val: NaN propagates
+                    best = val
+                    best_index = ih * w + iw
+        y_row[ox] = best
+        argmax_row[ox] = best_index
+
+
+def _forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+    # plane: (H, W); y, argmax: (outH, outW)
+    h, w = plane.shape
+    out_h, out_w = y.shape
+    pairs = k_h == 2 and k_w == 2 and stride_h == 2 and stride_w == 2
+    # output columns whose 2x2 window lies inside the input: 0 <= 2*ox - pad_left <= w - 2
+    ox_from = min((pad_left + 1) // 2, out_w)
+    ox_to = max(min((w - 2 + pad_left) // 2 + 1, out_w), ox_from)
+    for oy in range(out_h):
+        h_start = oy * stride_h - pad_top
+        h_end = min(h_start + k_h, h)
+        h_start = max(h_start, 0)
+        if pairs and h_end - h_start == 2 and ox_to > ox_from:
+            # Both rows inside: the inner windows go to the vectorized loop. The rows are sliced
+            # from the first inner window's column, so its indexes are visibly >= 0 (a possibly
+            # negative index costs a wraparound check per load).
+            col = 2 * ox_from - pad_left
+            y_row, argmax_row = y[oy], argmax[oy]
+            _windows_2x2(plane[h_start, col:], plane[h_start + 1, col:], y_row[ox_from:ox_to],
+                         argmax_row[ox_from:ox_to], h_start * w + col, (h_start + 1) * w + col,
+                         ox_to - ox_from)
+            if ox_from > 0:
+                _windows_any(plane, y_row, argmax_row, h_start, h_end, 0, ox_from, k_w, stride_w, pad_left)
+            if ox_to < out_w:
+                _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_to, out_w, k_w, stride_w, pad_left)
+        else:
+            _windows_any(plane, y[oy], argmax[oy], h_start, h_end, 0, out_w, k_w, stride_w, pad_left)
+
+
 def _max_pool2d_forward_loops(x, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
-    planes, h, w = x.shape
-    out_h, out_w = y.shape[1], y.shape[2]
-    for p in prange(planes):
-        for oy in range(out_h):
-            h_start = oy * stride_h - pad_top
-            h_end = min(h_start + k_h, h)
-            h_start = max(h_start, 0)
-            for ox in range(out_w):
-                w_start = ox * stride_w - pad_left
-                w_end = min(w_start + k_w, w)
-                w_start = max(w_start, 0)
-                # Starting from the first element is the same as starting from -inf with the
-                # first element's index (it either wins, is -inf, or is NaN and wins anyway).
-                best = x[p, h_start, w_start]
-                best_index = h_start * w + w_start
-                for ih in range(h_start, h_end):
-                    for iw in range(w_start, w_end):
-                        val = x[p, ih, iw]
-                        if val > best or val != val:  # val != val: NaN propagates
-                            best = val
-                            best_index = ih * w + iw
-                y[p, oy, ox] = best
-                argmax[p, oy, ox] = best_index
+    for p in prange(x.shape[0]):
+        _forward_plane(x[p], y[p], argmax[p], k_h, k_w, stride_h, stride_w, pad_top, pad_left)
 
 
 def _max_pool2d_backward_loops(grad_y, argmax, grad_x):
@@ -175,6 +235,9 @@ def _max_pool2d_backward_loops(grad_y, argmax, grad_x):
             grad_x[p, argmax[p, o]] += grad_y[p, o]
 
 
+_windows_2x2 = cpu_kernel_serial(_windows_2x2)
+_windows_any = cpu_kernel_serial(_windows_any)
+_forward_plane = cpu_kernel_serial(_forward_plane)
 _max_pool2d_forward_cpu = cpu_kernel(_max_pool2d_forward_loops)
 _max_pool2d_backward_cpu = cpu_kernel(_max_pool2d_backward_loops)
 

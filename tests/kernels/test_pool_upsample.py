@@ -229,7 +229,8 @@ def test_max_pool_backward_finite_differences(tier, case, seed):
 @pytest.mark.parametrize("tier", skip_if_none(all_tiers(*POOL_OPS)))
 @pytest.mark.parametrize("kwargs", [
     dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
-    dict(kernel_size=(2, 3), stride=(1, 2), padding="same")], ids=["2x2", "3x3s1p1", "3x3s2p1ceil", "same"])
+    dict(kernel_size=(2, 3), stride=(1, 2), padding="same"), dict(kernel_size=2, padding=1)],
+    ids=["2x2", "3x3s1p1", "3x3s2p1ceil", "same", "2x2p1"])
 def test_max_pool_ties_go_to_first_element(tier, kwargs):
     shape = (1, 2, 5, 5)
     geom = geometry.max_pool2d_geometry(shape, **kwargs)
@@ -260,6 +261,23 @@ def test_max_pool_nan_propagates(tier, dtype):
     assert np.isnan(y[0, 0, 1, 1]) and argmax[0, 0, 1, 1] == 15
     assert y[0, 0, 0, 1] == 7 and argmax[0, 0, 0, 1] == 7
     assert y[0, 0, 1, 0] == 13 and argmax[0, 0, 1, 0] == 13
+
+
+@pytest.mark.parametrize("tier", skip_if_none(compiled("max_pool2d_forward")))
+@pytest.mark.parametrize("size, padding", [(28, "same"), (7, "same"), (11, 1), (10, 0)])
+def test_max_pool_2x2_fast_rows_match_reference(tier, size, padding):
+    """2x2 / stride-2 pooling, which the numba tier runs through its vectorized inner-window
+    loop, on sizes the Hypothesis draws (<= 9) do not reach, with ties and NaNs sprinkled in."""
+    if TINY:
+        pytest.skip("too large for the CUDA simulator")
+    rng = np.random.default_rng(size)
+    x = rng.integers(0, 4, (3, 2, size, size)).astype(np.float32)   # many ties
+    x[rng.random(x.shape) < 0.02] = np.nan
+    geom = geometry.max_pool2d_geometry(x.shape, 2, padding=padding)
+    y, argmax = call("max_pool2d_forward", tier, x, geom)
+    y_ref, argmax_ref = call("max_pool2d_forward", "ref", x, geom)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(argmax, argmax_ref)
 
 
 @pytest.mark.parametrize("tier", skip_if_none(all_tiers(*POOL_OPS)))
