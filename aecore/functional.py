@@ -7,7 +7,6 @@ it on the Function (`function.tier`) for the graph view and the profiler.
 
 from . import kernels
 from .kernels import geometry
-from .kernels.conv2d import bias_backward
 from .losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, l1_loss  # noqa: F401
 from .ops import (leaky_relu, relu, sigmoid, softplus, tanh)  # noqa: F401
 from .tensor import Function, Tensor
@@ -49,7 +48,7 @@ class Conv2d(Function):
         if self.needs_input_grad[1]:
             grad_w = _kernel_on("conv2d_backward_weight", grad, grad, x, self.geom)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = bias_backward(grad)
+            grad_b = _kernel_on("conv2d_backward_bias", grad, grad)
         return (grad_x, grad_w, grad_b)[:len(self.needs_input_grad)]
 
 
@@ -86,7 +85,7 @@ class ConvTranspose2d(Function):
         if self.needs_input_grad[1]:
             grad_w = _kernel_on("conv_transpose2d_backward_weight", grad, grad, x, self.geom)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = bias_backward(grad)
+            grad_b = _kernel_on("conv2d_backward_bias", grad, grad)
         return (grad_x, grad_w, grad_b)[:len(self.needs_input_grad)]
 
 

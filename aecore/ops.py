@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 
+from . import kernels
 from .backend import get_array_module
 from .tensor import Function, Tensor, as_tensor_like
 
@@ -426,12 +427,15 @@ class Clip(Function):
 
 
 class ReLU(Function):
+    # Through the kernel registry (aecore.kernels.activation): the numba tier does each pass in
+    # one parallel loop, where NumPy needs a boolean temporary and two passes on one core.
     def forward(self, a):
         self.save_for_backward(a)
-        return get_array_module(a).maximum(a, 0)
+        self.tier, forward = kernels.dispatch("relu_forward", a)
+        return forward(a)
 
     def backward(self, grad):
-        return (grad * (self.saved[0] > 0),)
+        return (kernels.dispatch("relu_backward", grad)[1](grad, self.saved[0]),)
 
 
 class LeakyReLU(Function):

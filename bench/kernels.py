@@ -7,8 +7,8 @@
     python bench/kernels.py --out bench/results/my_machine.json
 
 For each case (a layer of the classic CAE: batch 200, 28x28, 1->32->32->16 channels, 2x2 'same'
-pooling 28->14->7->4, nearest resizes to 7, 14, 28, a bilinear x2 and a stride-2 3x3 transposed
-conv 32->32 on 7x7; or the large conv) and each kernel op of its family:
+pooling 28->14->7->4, nearest resizes to 7, 14, 28, its ReLUs, a bilinear x2 and a stride-2 3x3
+transposed conv 32->32 on 7x7; or the large conv) and each kernel op of its family:
  1. validate: run every tier on the same inputs and compare with the NumPy reference tier
     (PyTorch's result is compared too when it is installed);
  2. time: warm-up excluded (the JIT compile shows up as first_call_ms), median of the repeats;
@@ -36,12 +36,14 @@ except ImportError:  # run as a script, or loaded by path: make `bench` importab
 # ----------------------------------------------------------------------------------------- cases
 # family -> its kernel ops, in the order they run in training (forward first)
 FAMILY_OPS = {
-    "conv2d": ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"),
+    "conv2d": ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+               "conv2d_backward_bias"),
     "conv_transpose2d": ("conv_transpose2d_forward", "conv_transpose2d_backward_input",
                          "conv_transpose2d_backward_weight"),
     "max_pool2d": ("max_pool2d_forward", "max_pool2d_backward"),
     "upsample_nearest": ("upsample_nearest_forward", "upsample_nearest_backward"),
     "upsample_bilinear": ("upsample_bilinear_forward", "upsample_bilinear_backward"),
+    "relu": ("relu_forward", "relu_backward"),
 }
 OP_FAMILY = {op: family for family, ops in FAMILY_OPS.items() for op in ops}
 
@@ -78,6 +80,9 @@ def cases(shapes="cae", quick=False):
              x=(n, 32, 14, 14), size=(28, 28)),
         _conv("conv 32->32 28x28", n, 32, 32, 28),
         _conv("conv 32->1 28x28", n, 32, 1, 28),
+        # the ReLU after each conv (the largest and a middle one)
+        dict(name="relu 32ch 28x28", family="relu", group="cae", x=(n, 32, 28, 28)),
+        dict(name="relu 32ch 14x14", family="relu", group="cae", x=(n, 32, 14, 14)),
         # the variants: bilinear x2, and the transposed conv that would replace resize + conv
         dict(name="bilinear x2 32ch 14x14", family="upsample_bilinear", group="cae",
              x=(n, 32, 14, 14), size=(28, 28), align_corners=False),
@@ -94,6 +99,8 @@ def cases(shapes="cae", quick=False):
 def _geometry(case):
     from aecore.kernels import geometry
     family = case["family"]
+    if family == "relu":
+        return {}           # elementwise: no geometry
     if family == "conv2d":
         return geometry.conv2d_geometry(case["x"], case["w"], case["stride"], case["padding"],
                                         b_shape=(case["w"][0],))
@@ -117,6 +124,8 @@ def _output_shape(case, geom):
         return (n, case["w"][0], geom["out_h"], geom["out_w"])
     if family == "conv_transpose2d":
         return (n, case["w"][1], geom["out_h"], geom["out_w"])
+    if family == "relu":
+        return tuple(case["x"])
     return (n, case["x"][1], geom["out_h"], geom["out_w"])
 
 
@@ -147,6 +156,12 @@ def op_arguments(op, data):
         return (data["gy"], data["x"], g)
     if op == "max_pool2d_backward":
         return (data["gy"], data["argmax"], g)
+    if op == "conv2d_backward_bias":
+        return (data["gy"],)
+    if op == "relu_forward":
+        return (data["x"],)
+    if op == "relu_backward":
+        return (data["gy"], data["x"])
     if op.endswith("_forward"):
         return (data["x"], g)
     return (data["gy"], g)
@@ -195,6 +210,10 @@ def _torch_op(torch, op, case, data, device):
     t = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device)
          for k, v in data.items() if isinstance(v, np.ndarray) and k != "argmax"}
     family = OP_FAMILY[op]
+    if family == "relu":
+        if op == "relu_forward":
+            return lambda: torch.relu(t["x"])
+        return lambda: aten.threshold_backward(t["gy"], t["x"], 0)    # what relu's autograd calls
     if family in ("conv2d", "conv_transpose2d"):
         stride = [g["stride_h"], g["stride_w"]]
         if family == "conv2d":
@@ -211,8 +230,8 @@ def _torch_op(torch, op, case, data, device):
             if transposed:
                 return lambda: F.conv_transpose2d(x, w, b, stride, padding, output_padding)
             return lambda: F.conv2d(x, w, b, stride, padding)
-        mask = [True, False, False] if op.endswith("_backward_input") else [False, True, False]
-        index = 0 if mask[0] else 1
+        index = 0 if op.endswith("_backward_input") else 2 if op.endswith("_backward_bias") else 1
+        mask = [i == index for i in range(3)]
         return lambda: aten.convolution_backward(gy, x, w, None, stride, padding, [1, 1],
                                                  transposed, output_padding, 1, mask)[index]
     if family == "max_pool2d":
@@ -292,8 +311,11 @@ def run(ops=None, tiers=None, shapes="cae", repeats=None, warmup=None, torch=Tru
             host["argmax"] = common.to_numpy(ref(host["x"], host["geom"])[1])
         impls = {op: kernels.implementations(op) for op in case_ops}
         for op in case_ops:
-            reference = impls[op]["ref"](*op_arguments(op, host))
-            flops, nbytes = costs.op_cost(op, host["geom"], dtype.itemsize)
+            arguments = op_arguments(op, host)
+            reference = impls[op]["ref"](*arguments)
+            flops, nbytes = costs.kernel_cost(op, host["geom"] or None,
+                                              [a.shape for a in arguments if hasattr(a, "shape")],
+                                              dtype.itemsize)
             for tier in available_tiers(op, tiers):
                 device = "cuda" if tier == "cuda" and _cuda_real() else "cpu"
                 data = host

@@ -13,7 +13,8 @@ Registered ops (same signature on every tier; `geom` is the dict from conv2d_geo
     conv2d_forward(x, w, b, geom)            -> y       (N, Cout, outH, outW)
     conv2d_backward_input(grad_y, w, geom)   -> grad_x  (N, Cin, H, W)
     conv2d_backward_weight(grad_y, x, geom)  -> grad_w  (Cout, Cin, kH, kW)
-    bias_backward(grad_y) (plain function)   -> grad_b  (Cout,) = grad_y summed over N, H, W
+    conv2d_backward_bias(grad_y)             -> grad_b  (Cout,) = grad_y summed over N, H, W
+                                                (also the transposed conv's bias gradient)
 
 The adjoint pairs. Every tier implements three *cores*, and all six ops of the conv family (this
 file and conv_transpose2d.py) are thin compositions of them:
@@ -130,11 +131,6 @@ from .compile import (array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda
 from .registry import register
 
 
-def bias_backward(grad_y):
-    """grad_b[co] = sum over (n, oy, ox) of grad_y[n, co, oy, ox]  ->  (Cout,)."""
-    return grad_y.sum(axis=(0, 2, 3))
-
-
 def _bias_or_zeros(xp, b, channels, dtype):
     """The bias as a contiguous (channels,) array of `dtype`; zeros when there is none."""
     return xp.zeros(channels, dtype=dtype) if b is None else xp.ascontiguousarray(b, dtype=dtype)
@@ -169,6 +165,12 @@ def register_conv2d_tier(tier, gather, scatter, weight):
 # ----------------------------------------------------------------------------------------------
 # reference (NumPy; CuPy arrays work too): im2col slices + one tensordot (a GEMM)
 # ----------------------------------------------------------------------------------------------
+
+@register("conv2d_backward_bias", "ref")
+def bias_backward_ref(grad_y):
+    """grad_b[co] = sum over (n, oy, ox) of grad_y[n, co, oy, ox]  ->  (Cout,)."""
+    return grad_y.sum(axis=(0, 2, 3))
+
 
 def window(a, top, left, height, width):
     """out[..., r, c] = a[..., r - top, c - left], zero where that is outside `a`.
@@ -651,6 +653,42 @@ def weight_numba(g, x, stride, pads, kernel_hw):
     return partial.sum(axis=0)
 
 
+def _bias_task(task, g, partial, block):
+    # g: (N, C, H*W); partial: (blocks, C) float64. One task = (a block of images, a channel).
+    # Each plane is summed in the array's dtype (a vectorized reduction), the planes in float64.
+    n_, c_, plane = g.shape
+    nb = task // c_
+    c = task - nb * c_
+    total = 0.0
+    for n in range(nb * block, min((nb + 1) * block, n_)):
+        row = g[n, c]
+        s = row.dtype.type(0)
+        for p in range(plane):
+            s += row[p]
+        total += s
+    partial[nb, c] = total
+
+
+_bias_task = cpu_kernel_serial(_bias_task, fastmath=_FMA_REDUCE)
+
+
+def _bias_loops(g, partial, block):
+    for task in prange(partial.shape[0] * partial.shape[1]):     # (image block, channel)
+        _bias_task(task, g, partial, block)
+
+
+_bias_loops = cpu_kernel(_bias_loops)
+
+
+def bias_backward_numba(grad_y):
+    """conv2d_backward_bias in one parallel pass (NumPy's strided sum over N, H, W is one core)."""
+    n_, c_ = grad_y.shape[:2]
+    block = max(1, -(-n_ // 8))                                   # 8 image blocks: 2+ cores busy
+    partial = np.empty((-(-n_ // block), c_), np.float64)
+    _bias_loops(np.ascontiguousarray(grad_y).reshape(n_, c_, -1), partial, block)
+    return partial.sum(axis=0).astype(grad_y.dtype)
+
+
 # ----------------------------------------------------------------------------------------------
 # numba cpu, Winograd F(2x2, 3x3): 3x3 stride-1 convs with many channels (see the docstring)
 # ----------------------------------------------------------------------------------------------
@@ -882,6 +920,7 @@ def gather_winograd(x, w, b, pads, out_hw, y=None):
 NUMBA_TIER = _gather_loops is not None
 if NUMBA_TIER:
     register_conv2d_tier("numba", gather_numba, scatter_numba, weight_numba)
+    register("conv2d_backward_bias", "numba")(bias_backward_numba)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1001,3 +1040,6 @@ def weight_cuda(g, x, stride, pads, kernel_hw):
 CUDA_TIER = _gather_kernel is not None
 if CUDA_TIER:
     register_conv2d_tier("cuda", gather_cuda, scatter_cuda, weight_cuda)
+    # The bias gradient on the GPU is the reference's reduction on the CuPy array: CuPy runs
+    # it as its own tuned reduction kernel, which a hand-written one would only repeat.
+    register("conv2d_backward_bias", "cuda")(bias_backward_ref)

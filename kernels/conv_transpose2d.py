@@ -18,7 +18,7 @@ Registered ops (same signature on every tier; `geom` is the dict from conv_trans
     conv_transpose2d_forward(x, w, b, geom)            -> y       (N, Cout, outH, outW)
     conv_transpose2d_backward_input(grad_y, w, geom)   -> grad_x  (N, Cin, H, W)
     conv_transpose2d_backward_weight(grad_y, x, geom)  -> grad_w  (Cin, Cout, kH, kW)
-    bias_backward(grad_y)  (plain function, from conv2d) -> (Cout,)
+    conv2d_backward_bias(grad_y)  (conv2d's op: the same reduction)  -> (Cout,)
 
 This op is the adjoint of conv2d, so the file holds no loops of its own: every tier's three
 cores (gather = conv2d forward, scatter = this forward, weight = the correlation of two arrays)
@@ -34,7 +34,6 @@ Rows of grad_y past the output (negative pad_bottom) are read as zeros by every 
 """
 
 from . import conv2d as _conv
-from .conv2d import bias_backward  # noqa: F401  (re-exported: same bias gradient)
 from .registry import register
 
 

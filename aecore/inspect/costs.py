@@ -20,7 +20,8 @@ Conventions (one multiply-add is 2 FLOPs; a comparison, a max or a transcendenta
 - nearest upsampling:            0 forward (a copy); backward one add per output element
 - bilinear upsampling:           7 per output element forward (4 products, 3 sums), 8 backward
 - matmul (M x K) @ (K x N):      2 * M * K * N per matrix; each input gradient as much again
-- elementwise ops and losses:    the small per-element counts of ELEMENTWISE below
+- elementwise ops and losses:    the small per-element counts of ELEMENTWISE below; the relu
+                                 kernels 1 per element (SHAPE_OPS: counted from the shapes)
 - reductions (Sum, Mean):        one add per input element
 - shape ops (Reshape, Transpose): 0 FLOPs and 0 bytes (views); GetItem and Concat copy
 
@@ -99,6 +100,45 @@ KERNEL_OPS = {
     "upsample_bilinear_forward": (_upsample_bilinear, "forward"),
     "upsample_bilinear_backward": (_upsample_bilinear, "backward"),
 }
+
+# Kernel ops that take no geometry (elementwise, reductions): their cost from the input shapes.
+def _relu_forward(shapes, s):
+    n = _count(shapes[0])
+    return n, s * 2 * n                     # one max per element; read x, write y
+
+
+def _relu_backward(shapes, s):
+    n = _count(shapes[0])
+    return n, s * 3 * n                     # one select per element; read grad_y and x, write
+
+
+def _bias_from_grad(shapes, s):
+    y = _count(shapes[0])
+    return y, s * (y + shapes[0][1])        # as the conv formula's "bias" pass
+
+
+def _count(shape):
+    total = 1
+    for size in shape:
+        total *= int(size)
+    return total
+
+
+SHAPE_OPS = {
+    "relu_forward": _relu_forward,
+    "relu_backward": _relu_backward,
+    "conv2d_backward_bias": _bias_from_grad,
+}
+
+
+def kernel_cost(op_name, geom, shapes, dtype_itemsize=4):
+    """(flops, bytes) of one kernel call: by its geometry, or by its input shapes for the ops
+    that take none (relu, the bias gradient). Raises KeyError for an op without a formula."""
+    if geom is None and op_name in SHAPE_OPS:
+        flops, moved = SHAPE_OPS[op_name](shapes, int(dtype_itemsize))
+        return int(flops), int(moved)
+    return op_cost(op_name, geom, dtype_itemsize)
+
 
 # Function class name (aecore.functional) -> kernel op family
 KERNEL_FUNCTIONS = {
@@ -200,7 +240,7 @@ def _function_cost(name, geom, s, pass_):
 
 def known_ops():
     """Every op name op_cost knows (kernel ops, then graph Function names)."""
-    return (sorted(KERNEL_OPS) + sorted(KERNEL_FUNCTIONS) + ["MatMul"] + sorted(ELEMENTWISE)
+    return (sorted(set(KERNEL_OPS) | set(SHAPE_OPS)) + sorted(KERNEL_FUNCTIONS) + ["MatMul"] + sorted(ELEMENTWISE)
             + list(VIEWS) + list(COPIES) + list(REDUCTIONS))
 
 

@@ -14,9 +14,8 @@ What is recorded, and how:
   arrays) the stream is synchronized before and after the call, so the time is the kernel's;
 - every other graph op (MatMul, ReLU, Add, the losses, ...) through the observers of
   aecore.tensor (forward in Function.apply, backward in Tensor.backward), timed the same way;
-- what a kernel-backed graph op does besides its kernels ("glue": argument checks, the bias
-  gradient of a conv, which is recorded as conv2d_backward_bias) as a row of its own, so the
-  times add up to the total without counting a kernel twice.
+- what a kernel-backed graph op does besides its kernels ("glue": argument checks, reshapes)
+  as a row of its own, so the times add up to the total without counting a kernel twice.
 FLOPs and bytes come from aecore.inspect.costs (the formulas are in its docstring); GFLOP/s, GB/s
 and the share of the machine's roofline from aecore.inspect.peak (measured once per machine, on
 first use by table()/to_json(), never while the profile is recording).
@@ -29,7 +28,7 @@ import time
 from ..backend import cupy_module, is_cupy_array
 from ..kernels import registry
 from ..tensor import _observers as _graph_observers
-from .costs import KERNEL_FUNCTIONS, function_geom, op_cost
+from .costs import KERNEL_FUNCTIONS, function_geom, kernel_cost, op_cost
 from .peak import machine_peak, share_of_peak
 from .table import format_table, human
 
@@ -122,7 +121,7 @@ class Profiler:
         geom = args[-1] if args and isinstance(args[-1], dict) else None
         itemsize = arrays[0].dtype.itemsize if arrays else 4
         try:
-            flops, moved = op_cost(op, geom, itemsize)
+            flops, moved = kernel_cost(op, geom, [a.shape for a in arrays], itemsize)
         except (KeyError, TypeError):
             flops = moved = None
         event = Event(op=op, tier=tier, pass_="forward" if op.endswith("_forward") else "backward",
@@ -165,11 +164,6 @@ class Profiler:
             seconds = max(seconds - sum(e.seconds for e in inner), 0.0)
             flops = moved = 0
             op = f"{name}.{pass_}"
-            if (pass_ == "backward" and geom is not None and input_grads is not None
-                    and len(input_grads) == 3 and input_grads[2] is not None):
-                family = KERNEL_FUNCTIONS.get(name, "conv2d")
-                op = f"{family}_backward_bias"
-                flops, moved = op_cost(op, geom, itemsize)
             tier = "numpy" if not on_gpu else "cupy"
         else:
             kind = "op"

@@ -54,7 +54,7 @@ def test_function_formulas():
     with pytest.raises(KeyError):
         op_cost("NoSuchOp", function_geom([(1,)], (1,)), 4)
     for op in registry.ops():          # every registered kernel op has a formula
-        assert op in costs.KERNEL_OPS
+        assert op in costs.KERNEL_OPS or op in costs.SHAPE_OPS
 
 
 # ---------------------------------------------------------------------------- profiler
@@ -83,14 +83,18 @@ def test_profiler_records_kernels_with_formula_flops_and_tiers():
         assert event.flops == 2 * 2 * 5 * 9 * 8 * 3 * 9 == op_cost(op, g, 4)[0]
         assert event.seconds > 0
     (bias,) = by_op["conv2d_backward_bias"]
-    assert bias.flops == 2 * 5 * 9 * 8
+    assert bias.kind == "kernel" and bias.flops == 2 * 5 * 9 * 8 == op_cost("conv2d_backward_bias", g, 4)[0]
     (pool,) = by_op["max_pool2d_forward"]
     assert pool.flops == 2 * 5 * 4 * 4 * 4 and pool.tier == "ref"
-    assert by_op["ReLU"][0].flops == 2 * 5 * 9 * 8 and by_op["ReLU"][0].tier == "numpy"
+    (relu,) = by_op["relu_forward"]
+    assert relu.flops == 2 * 5 * 9 * 8 and relu.bytes == 4 * 2 * (2 * 5 * 9 * 8) and relu.tier == "ref"
+    assert by_op["relu_backward"][0].bytes == 4 * 3 * (2 * 5 * 9 * 8)
+    assert by_op["ReLU.forward"][0].kind == "glue"
     # every op once: forward conv, relu, pool, sum; backward sum, pool, relu, conv (x, w, bias)
     kernels = [e.op for e in prof.events if e.kind == "kernel"]
-    assert sorted(kernels) == sorted(["conv2d_forward", "max_pool2d_forward", "max_pool2d_backward",
-                                      "conv2d_backward_input", "conv2d_backward_weight"])
+    assert sorted(kernels) == sorted(["conv2d_forward", "relu_forward", "max_pool2d_forward",
+                                      "max_pool2d_backward", "relu_backward", "conv2d_backward_input",
+                                      "conv2d_backward_weight", "conv2d_backward_bias"])
     assert prof not in _observers and prof not in registry._observers
 
 

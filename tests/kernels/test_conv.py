@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aecore.kernels import geometry
-from aecore.kernels.conv2d import bias_backward
 from strategies import conv2d_cases, conv_transpose2d_cases
 from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
 
@@ -131,7 +130,11 @@ def check_tier(ops, tier, x, w, b, grad_y, geom, dtype):
            call(backward_input, tier, grad_y, np.asfortranarray(w), geom),
            call(backward_weight, tier, np.asfortranarray(grad_y), x, geom)]
     shapes = [(x.shape[0], grad_y.shape[1], geom["out_h"], geom["out_w"]), x.shape, w.shape]
-    for name, e, g, shape in zip(ops, expected, got, shapes):
+    # the bias gradient (one op for conv2d and the transposed conv)
+    expected.append(call("conv2d_backward_bias", "ref", grad_y))
+    got.append(call("conv2d_backward_bias", tier, np.asfortranarray(grad_y)))
+    shapes.append((grad_y.shape[1],))
+    for name, e, g, shape in zip(ops + ("conv2d_backward_bias",), expected, got, shapes):
         assert g.shape == shape, name
         assert e.dtype == dtype and g.dtype == dtype, name
         np.testing.assert_allclose(g, e, **TOL[dtype], err_msg=f"{tier} {name}")
@@ -209,7 +212,7 @@ def test_conv2d_reference_matches_brute_force(case, seed, with_bias):
     np.testing.assert_allclose(call("conv2d_forward", "ref", x, w, b, geom), y, **tol)
     np.testing.assert_allclose(call("conv2d_backward_input", "ref", grad_y, w, geom), grad_x, **tol)
     np.testing.assert_allclose(call("conv2d_backward_weight", "ref", grad_y, x, geom), grad_w, **tol)
-    np.testing.assert_allclose(bias_backward(grad_y), grad_y.sum(axis=(0, 2, 3)), **tol)
+    np.testing.assert_allclose(call("conv2d_backward_bias", "ref", grad_y), grad_y.sum(axis=(0, 2, 3)), **tol)
 
 
 @examples
@@ -256,7 +259,7 @@ def check_finite_differences(ops, tier, x, w, b, grad_y, geom, seed):
         ("weight", (directional(x, w + t * dw, b, 1) + directional(x, w - t * dw, b, -1)) / (2 * t),
          np.sum(call(backward_weight, tier, grad_y, x, geom) * dw)),
         ("bias", (directional(x, w, b + t * db, 1) + directional(x, w, b - t * db, -1)) / (2 * t),
-         np.sum(bias_backward(grad_y) * db)),
+         np.sum(call("conv2d_backward_bias", tier, grad_y) * db)),
     ]:
         assert abs(numeric - analytic) <= 1e-7 * (1 + abs(analytic)), (name, numeric, analytic)
 

@@ -1,0 +1,138 @@
+"""relu: y = max(x, 0), elementwise, any shape; PyTorch's `torch.relu` semantics.
+
+    x: any shape  ->  y: same shape and dtype
+    relu_forward(x)            -> y        y = x where x > 0, else 0; a NaN stays NaN
+    relu_backward(grad_y, x)   -> grad_x   grad_y where x > 0, else 0 (0 at x = 0 and at NaN,
+                                           0 even where grad_y is inf or NaN); grad_y's dtype
+
+`x` in the backward may be the forward's input or its output: x > 0 exactly where y > 0.
+
+Why a kernel for something this small: in the classic CAE step the six ReLUs move about 13 M
+values forward and backward, and NumPy spent 45 ms on them on a 2-core machine: `grad * (x > 0)`
+makes a boolean temporary and then a second pass, on one core (and `np.where`, the exact select
+the reference uses, is 3x slower still). The numba tier does each in one parallel pass (chunks
+of _CHUNK values per task, so the loop body is a plain vectorizable loop). Measured side by side
+(2 threads, float32, (200, 32, 28, 28), median of 15): backward `grad * (x > 0)` 11.7 ms,
+`np.where` 36.6 ms, numba 5.6 ms; forward 4.4 -> 3.6 ms (NumPy's maximum is one pass already).
+"""
+
+import numpy as np
+
+from .compile import array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d, prange
+from .registry import register
+
+
+# ----------------------------------------------------------------------------------------------
+# reference (NumPy; CuPy arrays work too)
+# ----------------------------------------------------------------------------------------------
+
+@register("relu_forward", "ref")
+def relu_forward_ref(x):
+    return array_module_of(x).maximum(x, 0)     # maximum propagates NaN, as torch.relu does
+
+
+@register("relu_backward", "ref")
+def relu_backward_ref(grad_y, x):
+    # A select, as torch's threshold_backward: where x <= 0 the gradient is 0 even when grad_y
+    # is inf or NaN (the product grad_y * (x > 0) would give NaN there).
+    return array_module_of(grad_y).where(x > 0, grad_y, grad_y.dtype.type(0))
+
+
+# ----------------------------------------------------------------------------------------------
+# numba cpu: one flat pass, in chunks of _CHUNK values per parallel task
+# ----------------------------------------------------------------------------------------------
+
+_CHUNK = 1 << 14        # 16 K values (64 KiB in float32) per task: hundreds of tasks, little overhead
+
+
+def _relu_forward_chunk(x, y, start, stop):
+    for i in range(start, stop):
+        value = x[i]
+        y[i] = 0 if value <= 0 else value       # NaN <= 0 is False: a NaN passes through
+
+
+def _relu_backward_chunk(grad_y, x, grad_x, start, stop):
+    for i in range(start, stop):
+        grad_x[i] = grad_y[i] if x[i] > 0 else 0
+
+
+_relu_forward_chunk = cpu_kernel_serial(_relu_forward_chunk)
+_relu_backward_chunk = cpu_kernel_serial(_relu_backward_chunk)
+
+
+def _relu_forward_loops(x, y):
+    # x, y: flat (size,)
+    for task in prange((x.shape[0] + _CHUNK - 1) // _CHUNK):
+        _relu_forward_chunk(x, y, task * _CHUNK, min((task + 1) * _CHUNK, x.shape[0]))
+
+
+def _relu_backward_loops(grad_y, x, grad_x):
+    for task in prange((x.shape[0] + _CHUNK - 1) // _CHUNK):
+        _relu_backward_chunk(grad_y, x, grad_x, task * _CHUNK, min((task + 1) * _CHUNK, x.shape[0]))
+
+
+_relu_forward_loops = cpu_kernel(_relu_forward_loops)
+_relu_backward_loops = cpu_kernel(_relu_backward_loops)
+
+
+def _flat(xp, a):
+    """a as a contiguous 1-D array (a view when it already is one)."""
+    return xp.ascontiguousarray(a).reshape(-1)
+
+
+def relu_forward_numba(x):
+    y = np.empty(x.shape, dtype=x.dtype)
+    _relu_forward_loops(_flat(np, x), y.reshape(-1))
+    return y
+
+
+def relu_backward_numba(grad_y, x):
+    grad_x = np.empty(grad_y.shape, dtype=grad_y.dtype)
+    _relu_backward_loops(_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1))
+    return grad_x
+
+
+if _relu_forward_loops is not None:
+    register("relu_forward", "numba")(relu_forward_numba)
+    register("relu_backward", "numba")(relu_backward_numba)
+
+
+# ----------------------------------------------------------------------------------------------
+# numba cuda: one thread per element
+# ----------------------------------------------------------------------------------------------
+
+def _relu_forward_kernel(x, y, total):
+    i = cuda.grid(1)
+    if i < total:
+        value = x[i]
+        y[i] = 0 if value <= 0 else value
+
+
+def _relu_backward_kernel(grad_y, x, grad_x, total):
+    i = cuda.grid(1)
+    if i < total:
+        grad_x[i] = grad_y[i] if x[i] > 0 else 0
+
+
+_relu_forward_kernel = cuda_kernel(_relu_forward_kernel)
+_relu_backward_kernel = cuda_kernel(_relu_backward_kernel)
+
+
+def relu_forward_cuda(x):
+    xp = array_module_of(x)
+    y = xp.empty(x.shape, dtype=x.dtype)
+    launch_1d(_relu_forward_kernel, x.size, _flat(xp, x), y.reshape(-1), x.size)
+    return y
+
+
+def relu_backward_cuda(grad_y, x):
+    xp = array_module_of(grad_y)
+    grad_x = xp.empty(grad_y.shape, dtype=grad_y.dtype)
+    launch_1d(_relu_backward_kernel, grad_y.size, _flat(xp, grad_y), _flat(xp, x),
+              grad_x.reshape(-1), grad_y.size)
+    return grad_x
+
+
+if _relu_forward_kernel is not None:
+    register("relu_forward", "cuda")(relu_forward_cuda)
+    register("relu_backward", "cuda")(relu_backward_cuda)
