@@ -157,7 +157,6 @@ class Profiler:
         dtype = str(first.dtype) if first is not None else None
         name = function.name
         shapes = tuple(tuple(int(s) for s in a.shape) for a in inputs if _is_array(a))
-        geom = getattr(function, "geom", None)
         if inner or name in KERNEL_FUNCTIONS:
             # a kernel-backed op: its kernels are events of their own; what is left is glue
             kind = "glue"
