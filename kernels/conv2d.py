@@ -64,9 +64,9 @@ jobs, batch 200, float32, median ms; indicative only)
   "reassoc" (the sum order changes; the result is deterministic); the chunks' partial sums
   are added at the end. Then 8 rows of g x 3 taps per pass (24 accumulators; AVX-512's 32
   vector registers hold them with the 11 loaded values): every load feeds 3 or 8 FMAs instead
-  of 3 or 4; the CAE's seven weight gradients went 108.7 -> 94.2 ms (x1.15, side by side). The earlier order (one task per channel pair, streaming the whole
-  batch) re-read g and x from memory for every pair: 32->32 on 28x28 went 2.02x -> 1.65x of
-  PyTorch's time.
+  of 3 or 4; the CAE's seven weight gradients went 108.7 -> 94.2 ms (x1.15, side by side).
+  The earlier order (one task per channel pair, streaming the whole batch) re-read g and x
+  from memory for every pair: 32->32 on 28x28 went 2.02x -> 1.65x of PyTorch's time.
 * Transposed conv (conv_transpose2d forward, conv2d's input gradient): sH*sW stride-1 conv2d's,
   one per output phase, with flipped sub-kernels (see scatter_numba): no scatter, no atomics.
 * Winograd F(2x2, 3x3) for 3x3 stride-1 convs with >= 8 input and output channels (every

@@ -50,7 +50,7 @@ loads start at a non-negative offset, which LLVM vectorizes across windows; the 
 float32, 'same', median of 5 x 3 runs, the machine shared), before -> after:
     (200, 32, 28, 28)   18.9 -> 5.1 ms (x3.7)
     (200, 32, 14, 14)    3.3 -> 1.1 ms (x3.0)
-    (200, 16,  7,  7)    0.51 -> 0.52 ms (a tie: 2 of its 4 rows of windows are border rows)
+    (200, 16,  7,  7)    0.51 -> 0.52 ms (a tie: a row and a column of its 4x4 windows are border ones)
 A branchless version of the general loop alone, and a row-wise version (offsets outside, ox
 innermost), were not faster: the gain comes from the vectorized fixed-size window.
 """
