@@ -313,7 +313,7 @@ def run(ops=None, tiers=None, shapes="cae", repeats=None, warmup=None, torch=Tru
         for op in case_ops:
             arguments = op_arguments(op, host)
             reference = impls[op]["ref"](*arguments)
-            flops, nbytes = costs.kernel_cost(op, host["geom"] or None,
+            flops, nbytes = costs.kernel_cost(op, host["geom"],
                                               [a.shape for a in arguments if hasattr(a, "shape")],
                                               dtype.itemsize)
             for tier in available_tiers(op, tiers):

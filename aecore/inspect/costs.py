@@ -7,13 +7,15 @@
 class name of a graph Function of aecore/ops.py or aecore/losses.py ("MatMul", "ReLU", "Add", ...;
 `geom` is `function_geom(input_shapes, output_shape, needs_grad)` and `pass_` is "forward" or
 "backward"). A Function name of a kernel-backed op ("Conv2d", "MaxPool2d", ...) with
-pass_="forward" / "backward_input" / "backward_weight" / "backward_bias" / "backward" names the
-kernel op it runs.
+pass_="forward" / "backward_input" / "backward_weight" / "backward" names the kernel op it runs.
+Kernel ops that take no geometry (relu_forward, relu_backward, conv2d_backward_bias) are costed
+from their input shapes: `kernel_cost(op_name, geom, shapes)` covers both kinds.
 
 Conventions (one multiply-add is 2 FLOPs; a comparison, a max or a transcendental function is 1):
 - conv2d, every pass:            2 * N * Cout * outH * outW * Cin * kH * kW
   (the input gradient and the weight gradient do exactly as many multiply-adds as the forward;
-  the bias is not counted -- its gradient is the separate op "conv2d_backward_bias": N*Cout*outH*outW)
+  the bias is not counted -- its gradient is the separate op "conv2d_backward_bias", one add per
+  element of grad_y, for conv2d and the transposed conv alike)
 - conv_transpose2d, every pass:  2 * N * Cin * H * W * Cout * kH * kW   (H, W: its input)
 - max_pool2d forward:            N * C * outH * outW * kH * kW comparisons; backward: one add per
                                  output element (routed by the saved argmax)
@@ -47,8 +49,6 @@ def _conv_costs(geom, s, pass_, slides_over):
     x = n * cin * geom["h"] * geom["w"]
     y = n * cout * geom["out_h"] * geom["out_w"]
     w = cout * cin * geom["k_h"] * geom["k_w"]
-    if pass_ == "bias":
-        return y, s * (y + cout)
     grid = geom["out_h"] * geom["out_w"] if slides_over == "output" else geom["h"] * geom["w"]
     macs = n * grid * cin * cout * geom["k_h"] * geom["k_w"]
     return 2 * macs, s * (x + w + y)
@@ -88,11 +88,9 @@ KERNEL_OPS = {
     "conv2d_forward": (_conv2d, "forward"),
     "conv2d_backward_input": (_conv2d, "backward_input"),
     "conv2d_backward_weight": (_conv2d, "backward_weight"),
-    "conv2d_backward_bias": (_conv2d, "bias"),
     "conv_transpose2d_forward": (_conv_transpose2d, "forward"),
     "conv_transpose2d_backward_input": (_conv_transpose2d, "backward_input"),
     "conv_transpose2d_backward_weight": (_conv_transpose2d, "backward_weight"),
-    "conv_transpose2d_backward_bias": (_conv_transpose2d, "bias"),
     "max_pool2d_forward": (_max_pool2d, "forward"),
     "max_pool2d_backward": (_max_pool2d, "backward"),
     "upsample_nearest_forward": (_upsample_nearest, "forward"),
@@ -103,25 +101,18 @@ KERNEL_OPS = {
 
 # Kernel ops that take no geometry (elementwise, reductions): their cost from the input shapes.
 def _relu_forward(shapes, s):
-    n = _count(shapes[0])
+    n = _prod(shapes[0])
     return n, s * 2 * n                     # one max per element; read x, write y
 
 
 def _relu_backward(shapes, s):
-    n = _count(shapes[0])
+    n = _prod(shapes[0])
     return n, s * 3 * n                     # one select per element; read grad_y and x, write
 
 
 def _bias_from_grad(shapes, s):
-    y = _count(shapes[0])
-    return y, s * (y + shapes[0][1])        # as the conv formula's "bias" pass
-
-
-def _count(shape):
-    total = 1
-    for size in shape:
-        total *= int(size)
-    return total
+    y = _prod(shapes[0])                    # grad_y: (N, Cout, outH, outW)
+    return y, s * (y + shapes[0][1])        # one add per element; read grad_y, write (Cout,)
 
 
 SHAPE_OPS = {
@@ -132,9 +123,9 @@ SHAPE_OPS = {
 
 
 def kernel_cost(op_name, geom, shapes, dtype_itemsize=4):
-    """(flops, bytes) of one kernel call: by its geometry, or by its input shapes for the ops
-    that take none (relu, the bias gradient). Raises KeyError for an op without a formula."""
-    if geom is None and op_name in SHAPE_OPS:
+    """(flops, bytes) of one kernel call: by its input shapes for the ops that take no geometry
+    (relu, the bias gradient), else by its geometry. Raises KeyError for an op without a formula."""
+    if op_name in SHAPE_OPS:
         flops, moved = SHAPE_OPS[op_name](shapes, int(dtype_itemsize))
         return int(flops), int(moved)
     return op_cost(op_name, geom, dtype_itemsize)

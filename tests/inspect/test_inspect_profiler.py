@@ -8,7 +8,7 @@ import pytest
 import aecore
 from aecore import functional as F
 from aecore.inspect import costs, peak
-from aecore.inspect.costs import function_geom, op_cost
+from aecore.inspect.costs import function_geom, kernel_cost, op_cost
 from aecore.kernels import geometry, registry
 from aecore.tensor import _observers
 
@@ -20,7 +20,7 @@ def test_conv_formulas():
     x, w, y = 2 * 3 * 9 * 8, 5 * 3 * 3 * 2, 2 * 5 * g["out_h"] * g["out_w"]
     for op in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
         assert op_cost(op, g, 4) == (2 * macs, 4 * (x + w + y))
-    assert op_cost("conv2d_backward_bias", g, 8) == (y, 8 * (y + 5))
+    assert kernel_cost("conv2d_backward_bias", g, [(2, 5, g["out_h"], g["out_w"])], 8) == (y, 8 * (y + 5))
     assert op_cost("Conv2d", g, 4, "backward") == (4 * macs, 8 * (x + w + y))
     t = geometry.conv_transpose2d_geometry((2, 4, 7, 7), (4, 6, 3, 3), stride=2, padding=1,
                                            output_padding=1)
@@ -83,7 +83,8 @@ def test_profiler_records_kernels_with_formula_flops_and_tiers():
         assert event.flops == 2 * 2 * 5 * 9 * 8 * 3 * 9 == op_cost(op, g, 4)[0]
         assert event.seconds > 0
     (bias,) = by_op["conv2d_backward_bias"]
-    assert bias.kind == "kernel" and bias.flops == 2 * 5 * 9 * 8 == op_cost("conv2d_backward_bias", g, 4)[0]
+    assert bias.kind == "kernel" and bias.flops == 2 * 5 * 9 * 8 == \
+        kernel_cost("conv2d_backward_bias", g, [(2, 5, 9, 8)], 4)[0]
     (pool,) = by_op["max_pool2d_forward"]
     assert pool.flops == 2 * 5 * 4 * 4 * 4 and pool.tier == "ref"
     (relu,) = by_op["relu_forward"]
