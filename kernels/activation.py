@@ -18,7 +18,8 @@ of _CHUNK values per task, so the loop body is a plain vectorizable loop). Measu
 
 import numpy as np
 
-from .compile import array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d, prange
+from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cpu_kernel_serial, cuda,
+                      cuda_kernel, launch_1d, prange)
 from .registry import register
 
 
@@ -43,10 +44,6 @@ def relu_backward_ref(grad_y, x):
 # ----------------------------------------------------------------------------------------------
 
 _CHUNK = 1 << 14        # 16 K values (64 KiB in float32) per task: hundreds of tasks, little overhead
-# Up to this many values one thread does it all (a few microseconds). Waking the parallel pool
-# for a small array cost up to 3 ms when OpenBLAS's threads (the dense layers' matmuls) still held
-# the cores: the dense AE's step went 7 -> 27 ms before this limit.
-_SERIAL_MAX = 4 * _CHUNK
 
 
 def _relu_forward_chunk(x, y, start, stop):
@@ -86,7 +83,7 @@ def _flat(xp, a):
 
 def relu_forward_numba(x):
     y = np.empty(x.shape, dtype=x.dtype)
-    if x.size <= _SERIAL_MAX:
+    if x.size <= SERIAL_MAX_VALUES:
         _relu_forward_chunk(_flat(np, x), y.reshape(-1), 0, x.size)
     else:
         _relu_forward_loops(_flat(np, x), y.reshape(-1))
@@ -95,7 +92,7 @@ def relu_forward_numba(x):
 
 def relu_backward_numba(grad_y, x):
     grad_x = np.empty(grad_y.shape, dtype=grad_y.dtype)
-    if grad_y.size <= _SERIAL_MAX:
+    if grad_y.size <= SERIAL_MAX_VALUES:
         _relu_backward_chunk(_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1), 0, grad_y.size)
     else:
         _relu_backward_loops(_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1))

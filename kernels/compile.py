@@ -48,6 +48,13 @@ def cpu_kernel(function, fastmath=False):
     return njit(parallel=True, cache=True, fastmath=fastmath)(function)
 
 
+# Below this many values a kernel runs on the calling thread instead of the parallel pool (a few
+# microseconds of work). Waking the pool for a small array cost up to 3 ms when OpenBLAS's threads
+# (the dense layers' matmuls) still held the cores: the dense AE's step went 7 -> 27 ms through
+# its small ReLUs before this limit.
+SERIAL_MAX_VALUES = 1 << 16
+
+
 def cpu_kernel_serial(function, fastmath=False):
     """Like cpu_kernel, for helpers called from inside parallel loops (no nested parallelism)."""
     if not NUMBA_AVAILABLE:

@@ -126,8 +126,8 @@ quick test, not enough to pay for the copy, so it was not adopted.
 
 import numpy as np
 
-from .compile import (array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d,
-                      prange)
+from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cpu_kernel_serial, cuda,
+                      cuda_kernel, launch_1d, prange)
 from .registry import register
 
 
@@ -682,6 +682,8 @@ _bias_loops = cpu_kernel(_bias_loops)
 
 def bias_backward_numba(grad_y):
     """conv2d_backward_bias in one parallel pass (NumPy's strided sum over N, H, W is one core)."""
+    if grad_y.size <= SERIAL_MAX_VALUES:      # too small to wake the thread pool for
+        return bias_backward_ref(grad_y)
     n_, c_ = grad_y.shape[:2]
     block = max(1, -(-n_ // 8))                                   # 8 image blocks: 2+ cores busy
     partial = np.empty((-(-n_ // block), c_), np.float64)

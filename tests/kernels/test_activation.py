@@ -53,8 +53,9 @@ def test_relu_sizes_across_parallel_chunks():
     exactly full, one more; the serial path and the parallel one)."""
     if "numba" not in kernels.tiers_of("relu_forward") or TINY:
         pytest.skip("needs the numba tier")
-    from aecore.kernels.activation import _CHUNK, _SERIAL_MAX
-    for size in (_CHUNK - 1, _CHUNK, 2 * _CHUNK + 1, _SERIAL_MAX, _SERIAL_MAX + 1, 5 * _CHUNK + 7):
+    from aecore.kernels.activation import _CHUNK
+    from aecore.kernels.compile import SERIAL_MAX_VALUES
+    for size in (_CHUNK - 1, _CHUNK, 2 * _CHUNK + 1, SERIAL_MAX_VALUES, SERIAL_MAX_VALUES + 1, 5 * _CHUNK + 7):
         x = special_values(np.float32, (size,), size)
         np.testing.assert_array_equal(call("relu_forward", "numba", x), call("relu_forward", "ref", x))
         np.testing.assert_array_equal(call("relu_backward", "numba", x, x), call("relu_backward", "ref", x, x))

@@ -199,6 +199,21 @@ def test_channel_blocks_match_reference(tier, stride, dtype):
         check_tier(CONV, tier, x, w, rng.standard_normal(c_out).astype(dtype), grad_y, geom, dtype)
 
 
+@pytest.mark.parametrize("tier", tiers_of_all(("conv2d_backward_bias",), compiled_only=True))
+def test_bias_gradient_on_both_sides_of_the_serial_limit(tier):
+    """The numba tier sums small gradients on the calling thread and large ones in parallel
+    image blocks: both paths, with a batch that does not split evenly into the blocks."""
+    if TINY:
+        pytest.skip("too large for the CUDA simulator")
+    from aecore.kernels.compile import SERIAL_MAX_VALUES
+    rng = np.random.default_rng(0)
+    for n, c, h, w in [(3, 5, 7, 6), (13, 7, 30, 31), (1, 3, 1, 1)]:
+        grad_y = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        assert (grad_y.size > SERIAL_MAX_VALUES) == (n == 13)
+        np.testing.assert_allclose(call("conv2d_backward_bias", tier, grad_y),
+                                   grad_y.astype(np.float64).sum(axis=(0, 2, 3)), rtol=1e-5, atol=1e-4)
+
+
 # ------------------------------------------------------------------------------------------------
 # the reference against the slow definitions
 # ------------------------------------------------------------------------------------------------
