@@ -140,22 +140,20 @@ def check_tier(ops, tier, x, w, b, grad_y, geom, dtype):
         np.testing.assert_allclose(g, e, **TOL[dtype], err_msg=f"{tier} {name}")
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("tier", tiers_of_all(CONV, compiled_only=True))
-@examples
-@given(case=conv2d_cases(), seed=seeds, with_bias=st.booleans())
-def test_conv2d_tier_matches_reference(tier, dtype, case, seed, with_bias):
-    x, w, b, grad_y, geom = conv_arrays(case, seed, dtype, with_bias)
-    check_tier(CONV, tier, x, w, b, grad_y, geom, dtype)
+# family -> (its three ops, the strategy that draws its geometry, the arrays for a drawn case)
+FAMILIES = {"conv2d": (CONV, conv2d_cases(), conv_arrays),
+            "conv_transpose2d": (CONVT, conv_transpose2d_cases(), convt_arrays)}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("tier", tiers_of_all(CONVT, compiled_only=True))
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT, compiled_only=True))
 @examples
-@given(case=conv_transpose2d_cases(), seed=seeds, with_bias=st.booleans())
-def test_conv_transpose2d_tier_matches_reference(tier, dtype, case, seed, with_bias):
-    x, w, b, grad_y, geom = convt_arrays(case, seed, dtype, with_bias)
-    check_tier(CONVT, tier, x, w, b, grad_y, geom, dtype)
+@given(data=st.data(), seed=seeds, with_bias=st.booleans())
+def test_tier_matches_reference(tier, family, dtype, data, seed, with_bias):
+    ops, cases, arrays = FAMILIES[family]
+    x, w, b, grad_y, geom = arrays(data.draw(cases, label="case"), seed, dtype, with_bias)
+    check_tier(ops, tier, x, w, b, grad_y, geom, dtype)
 
 
 @pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT, compiled_only=True))
