@@ -90,7 +90,14 @@ jobs, batch 200, float32, median ms; indicative only)
   scalar by LLVM (too many runtime overlap checks between the arrays; 58 ms for the input
   transform alone), two passes of 4 outputs each vectorize (8 ms); a Python list of 16 row
   views inside the loop was slower still; and the (4 x 9) weight tiles are cut once per call
-  instead of per pass (the GEMM stage went 23 -> 15 ms).
+  instead of per pass (the GEMM stage went 23 -> 15 ms). Its pack copies one column of every
+  image of a block per step (contiguous stores) and zeroes only what x does not cover: the pack
+  ran 1.8-2.0x faster and the whole Winograd forward 1.09-1.14x faster on the CAE's five
+  many-channel layers (interleaved in one process, batch 200).
+  F(4x4, 3x3) (36 multiplications per 16 outputs instead of 16 per 4) was written and tested
+  too, and was not kept: with its 6-point transforms as separate loops over short rows
+  (7 tiles x 16 images), it ran 40 -> 60 ms where F(2x2) took 35 -> 49 ms on 32->32 at 28x28
+  (two rounds, same process), its GEMM stage gaining only 10-25% of the 44% it saves on paper.
 * im2col + GEMM was not kept: the im2col copy of a 32->32 conv on 14x14 was measured earlier in
   this project to cost more than its GEMM, NumPy's matmul cannot accumulate (beta=1) into the
   output, and Numba has no BLAS without SciPy, so the direct loops were kept. One numba
@@ -752,18 +759,26 @@ def _wino_pack_task(task, x, xq, top, left):
     images = min(_WINO_IMAGES, n_ - blk * _WINO_IMAGES)
     for r in range(xq.shape[2]):
         row = xq[blk, c, r]                                    # (2, Wq2, NB)
-        row[:] = 0
         if r - top < 0 or r - top >= h:
+            row[:] = 0
             continue
-        for j in range(images):
-            src = x[blk * _WINO_IMAGES + j, c, r - top]
-            for k in range(2):
-                # columns 2q + k - left inside [0, W): q in [q0, q1)
-                q0 = max(0, (left - k + 1) // 2)
-                q1 = min(wq2, (w + left - k + 1) // 2)
-                dst = row[k]
-                for q in range(q0, q1):
-                    dst[q, j] = src[2 * q + k - left]
+        for k in range(2):
+            # columns 2q + k - left inside [0, W): q in [q0, q1); only the rest is zeroed
+            q0 = max(0, (left - k + 1) // 2)
+            q1 = max(min(wq2, (w + left - k + 1) // 2), q0)
+            dst = row[k]
+            dst[:q0] = 0
+            dst[q1:] = 0
+            dst[q0:q1, images:] = 0                            # the last block's missing images
+            # One column of every image per step: the stores run over the images, contiguous
+            # (a 64-byte line per column); one image per step stored every NB-th value instead,
+            # and the pack took 1.8-2x longer (5.7 -> 3.1 ms for (200, 32, 28, 28), side by side).
+            src = x[blk * _WINO_IMAGES:blk * _WINO_IMAGES + images, c, r - top]   # (images, W)
+            for q in range(q0, q1):
+                out = dst[q]
+                col = 2 * q + k - left
+                for j in range(images):
+                    out[j] = src[j, col]
 
 
 def _wino_input_transform(plane, scratch, v, ci, c_in, a, col0, length):

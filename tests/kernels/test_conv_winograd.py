@@ -110,3 +110,28 @@ def test_classic_cae_layer_both_paths_agree():
     assert np.abs(winograd - exact).max() / scale < 1e-5
     assert np.abs(direct - exact).max() / scale < 1e-5
     assert "numba" in kernels.tiers_of("conv2d_forward")
+
+
+@pytest.mark.parametrize("n, c, h, w, top, left", [
+    (37, 3, 9, 9, 1, 1),       # a partial last block of images (37 = 2*16 + 5), 'same'
+    (16, 2, 7, 6, 0, 2),       # exactly one block; padding on the left only
+    (5, 1, 4, 11, 3, 0),       # padding above only; odd width
+    (2, 2, 1, 1, 2, 2),        # a 1x1 image inside a large padded frame
+])
+def test_pack_writes_every_value(n, c, h, w, top, left):
+    """The Winograd pack zeroes only what x does not cover: every value of the packed buffer
+    must be written (the buffer starts as NaN) and equal the padded input, by phase."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    tile_rows, tile_cols = -(-(h + 2 * top - 2) // 2), -(-(w + 2 * left - 2) // 2)
+    nb = conv2d._WINO_IMAGES
+    blocks = -(-n // nb)
+    xq = np.full((blocks, c, 2 * tile_rows + 2, 2, tile_cols + 1, nb), np.nan, np.float32)
+    conv2d._wino_pack_loops(x, xq, top, left)
+    # expected[blk, c, r, k, q, j] = padded x[blk*NB + j, c, r, 2q + k] (0 outside x)
+    rows, cols = xq.shape[2], 2 * xq.shape[4]
+    padded = np.zeros((blocks * nb, c, rows, cols), np.float32)
+    r1, c1 = min(top + h, rows), min(left + w, cols)
+    padded[:n, :, top:r1, left:c1] = x[:, :, :r1 - top, :c1 - left]
+    expected = padded.reshape(blocks, nb, c, rows, tile_cols + 1, 2).transpose(0, 2, 3, 5, 4, 1)
+    np.testing.assert_array_equal(xq, expected)
