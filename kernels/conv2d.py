@@ -96,8 +96,8 @@ jobs, batch 200, float32, median ms; indicative only)
   many-channel layers (interleaved in one process, batch 200).
   F(4x4, 3x3) (36 multiplications per 16 outputs instead of 16 per 4) was written and tested
   too, and was not kept: with its 6-point transforms as separate loops over short rows
-  (7 tiles x 16 images), it ran 40 -> 60 ms where F(2x2) took 35 -> 49 ms on 32->32 at 28x28
-  (two rounds, same process), its GEMM stage gaining only 10-25% of the 44% it saves on paper.
+  (7 tiles x 16 images), 32->32 at 28x28 took 40-61 ms where this F(2x2) path took 35-49 ms
+  in the same interleaved runs; its GEMM stage gained 10-25% of the 44% it saves on paper.
 * im2col + GEMM was not kept: the im2col copy of a 32->32 conv on 14x14 was measured earlier in
   this project to cost more than its GEMM, NumPy's matmul cannot accumulate (beta=1) into the
   output, and Numba has no BLAS without SciPy, so the direct loops were kept. One numba
