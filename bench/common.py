@@ -5,7 +5,8 @@ Timing rules (llm.c's dev/cuda style):
 - warm-up calls are excluded (the first call of a Numba kernel compiles it or loads it from the
   cache; its time is reported separately as `first_call_ms`);
 - the figure is the MEDIAN of the repeats (robust to the odd slow repeat on a shared machine);
-- CPU: time.perf_counter around each call;
+- CPU: time.perf_counter around each call; where two implementations are compared (a training
+  step, ours and PyTorch's), they are timed in alternating rounds (time_cpu_interleaved);
 - GPU: CUDA events on the current stream, and a large buffer written between repeats so that the
   L2 cache does not hold the inputs from the previous repeat (otherwise a small kernel would be
   timed from cache, not from memory).
@@ -103,6 +104,39 @@ def time_cpu(fn, repeats=10, warmup=2):
         fn()
         times.append((time.perf_counter() - started) * 1e3)
     return _summary(times, first_ms, warmup)
+
+
+def time_cpu_interleaved(functions, repeats=10, warmup=2):
+    """Median wall time of each function of `functions` (a dict name -> fn), timed in rounds:
+    each round calls every function once, in the dict's order, so all of them see the same
+    machine load. On a shared machine the load drifts over seconds; two blocks of repeats timed
+    one after the other can differ by 1.5x for that reason alone, a round-by-round ratio does not.
+
+    Returns {name: summary (as time_cpu)} plus "ratios": for every other name, its per-round
+    time / the first function's time, summarised as median and quartiles.
+    """
+    repeats, warmup = max(1, int(repeats)), max(1, int(warmup))
+    names = list(functions)
+    first_ms, times = {}, {name: [] for name in names}
+    for round_index in range(warmup + repeats):
+        for name in names:
+            started = time.perf_counter()
+            functions[name]()
+            elapsed = (time.perf_counter() - started) * 1e3
+            if round_index == 0:
+                first_ms[name] = elapsed
+            elif round_index >= warmup:
+                times[name].append(elapsed)
+    result = {name: _summary(times[name], first_ms[name], warmup) for name in names}
+    base = times[names[0]]
+    ratios = {}
+    for name in names[1:]:
+        per_round = [other / ours for other, ours in zip(times[name], base)]
+        quartiles = statistics.quantiles(per_round, n=4) if len(per_round) > 1 else per_round * 3
+        ratios[name] = {"median": float(statistics.median(per_round)),
+                        "q1": float(quartiles[0]), "q3": float(quartiles[-1])}
+    result["ratios"] = ratios
+    return result
 
 
 class _L2Flusher:

@@ -120,6 +120,18 @@ def test_timers_and_table():
     assert common.sanitize({"v": [math.inf, 1.0]}) == {"v": [None, 1.0]}
 
 
+def test_interleaved_timer_alternates():
+    """Every round calls each function once, in order; warm-up rounds are not in the figures."""
+    common = load_bench("common")
+    calls = []
+    timing = common.time_cpu_interleaved({"a": lambda: calls.append("a"),
+                                          "b": lambda: calls.append("b")}, repeats=4, warmup=2)
+    assert calls == ["a", "b"] * 6
+    assert timing["a"]["repeats"] == timing["b"]["repeats"] == 4
+    ratio = timing["ratios"]["b"]
+    assert set(timing["ratios"]) == {"b"} and ratio["q1"] <= ratio["median"] <= ratio["q3"]
+
+
 def test_model_bench_quick(tmp_path):
     bench_models = load_bench("models")
     out = tmp_path / "models.json"
