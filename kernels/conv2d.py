@@ -76,10 +76,12 @@ jobs, batch 200, float32, median ms; indicative only)
   transposed conv. Measured side by side in one process, alternating the two paths round by
   round (`python bench/conv_paths.py`: batch 200, float32, 'same', median of 9 rounds, 2
   threads, the machine shared; bench/results/conv_paths.json), direct -> Winograd ms:
-      32->32 on 28x28   forward 59.5 -> 47.3 (x1.26)   input grad 58.3 -> 47.7 (x1.22)
-      32->32 on 14x14   forward 17.2 -> 13.2 (x1.30)   input grad 17.2 -> 13.3 (x1.30)
-      16->32 on 14x14   forward  9.9 ->  7.6 (x1.30)   input grad 10.3 ->  9.0 (x1.15)
-      32->16, 16->16 on 7x7                  x0.92 - x1.02 (a tie)
+      32->32 on 28x28   forward 51.7 -> 40.8 (x1.27)   input grad 51.0 -> 42.2 (x1.21)
+      32->32 on 14x14   forward 16.1 -> 11.6 (x1.39)   input grad 16.4 -> 11.1 (x1.47)
+      16->32 on 14x14   forward  9.8 ->  6.8 (x1.44)   input grad  9.6 ->  7.2 (x1.33)
+      32->16 on 7x7     forward  3.7 ->  2.8 (x1.32)   input grad  3.2 ->  2.7 (x1.18)
+      16->16 on 7x7     forward  1.9 ->  1.7 (x1.12)   input grad  1.9 ->  1.7 (x1.14)
+  (before the faster Winograd pack the 7x7 layers were a tie, x0.92 - x1.02).
   On a quieter run the 32->32 forward went 53 -> 31 ms (x1.7): the transforms and the packing
   are memory-bound, so the gain shrinks when other jobs load the memory bus. Below 8 channels
   the transforms cost more than they save (1->32 on 28x28: 5.0 -> 9.7 ms; 32->1: 9.0 -> 10.8).
