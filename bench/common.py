@@ -92,18 +92,7 @@ def _summary(times_ms, first_ms, warmup):
 
 def time_cpu(fn, repeats=10, warmup=2):
     """Median wall time of fn() on the CPU. The first call (JIT compile) is timed on its own."""
-    repeats, warmup = max(1, int(repeats)), max(1, int(warmup))
-    started = time.perf_counter()
-    fn()
-    first_ms = (time.perf_counter() - started) * 1e3
-    for _ in range(warmup - 1):
-        fn()
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - started) * 1e3)
-    return _summary(times, first_ms, warmup)
+    return time_cpu_interleaved({"fn": fn}, repeats, warmup)["fn"]
 
 
 def time_cpu_interleaved(functions, repeats=10, warmup=2):

@@ -216,29 +216,26 @@ def test_bias_gradient_on_both_sides_of_the_serial_limit(tier):
 # the reference against the slow definitions
 # ------------------------------------------------------------------------------------------------
 
+BRUTE_FORCE = {
+    "conv2d": (CONV, conv2d_cases(max_n=2, max_c=2, max_hw=7), conv_arrays, brute_conv2d),
+    "conv_transpose2d": (CONVT, conv_transpose2d_cases(max_n=2, max_c=2, max_hw=7), convt_arrays,
+                         brute_conv_transpose2d),
+}
+
+
+@pytest.mark.parametrize("family", BRUTE_FORCE)
 @examples
-@given(case=conv2d_cases(max_n=2, max_c=2, max_hw=7), seed=seeds, with_bias=st.booleans())
-def test_conv2d_reference_matches_brute_force(case, seed, with_bias):
-    x, w, b, grad_y, geom = conv_arrays(case, seed, np.float64, with_bias)
-    y, grad_x, grad_w = brute_conv2d(x, w, b, grad_y, geom)
+@given(data=st.data(), seed=seeds, with_bias=st.booleans())
+def test_reference_matches_brute_force(family, data, seed, with_bias):
+    (forward, backward_input, backward_weight), cases, arrays, brute = BRUTE_FORCE[family]
+    x, w, b, grad_y, geom = arrays(data.draw(cases, label="case"), seed, np.float64, with_bias)
+    y, grad_x, grad_w = brute(x, w, b, grad_y, geom)
     tol = TOL[np.float64]
-    np.testing.assert_allclose(call("conv2d_forward", "ref", x, w, b, geom), y, **tol)
-    np.testing.assert_allclose(call("conv2d_backward_input", "ref", grad_y, w, geom), grad_x, **tol)
-    np.testing.assert_allclose(call("conv2d_backward_weight", "ref", grad_y, x, geom), grad_w, **tol)
+    np.testing.assert_allclose(call(forward, "ref", x, w, b, geom), y, **tol)
+    np.testing.assert_allclose(call(backward_input, "ref", grad_y, w, geom), grad_x, **tol)
+    np.testing.assert_allclose(call(backward_weight, "ref", grad_y, x, geom), grad_w, **tol)
+    # both families' bias gradient is this one op
     np.testing.assert_allclose(call("conv2d_backward_bias", "ref", grad_y), grad_y.sum(axis=(0, 2, 3)), **tol)
-
-
-@examples
-@given(case=conv_transpose2d_cases(max_n=2, max_c=2, max_hw=7), seed=seeds, with_bias=st.booleans())
-def test_conv_transpose2d_reference_matches_brute_force(case, seed, with_bias):
-    x, w, b, grad_y, geom = convt_arrays(case, seed, np.float64, with_bias)
-    y, grad_x, grad_w = brute_conv_transpose2d(x, w, b, grad_y, geom)
-    tol = TOL[np.float64]
-    np.testing.assert_allclose(call("conv_transpose2d_forward", "ref", x, w, b, geom), y, **tol)
-    np.testing.assert_allclose(call("conv_transpose2d_backward_input", "ref", grad_y, w, geom),
-                               grad_x, **tol)
-    np.testing.assert_allclose(call("conv_transpose2d_backward_weight", "ref", grad_y, x, geom),
-                               grad_w, **tol)
 
 
 def test_conv_transpose2d_output_sizes():
