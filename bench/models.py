@@ -367,8 +367,9 @@ def run(models=("cae", "ae", "vae"), batch=200, steps=None, torch=True, out=None
             loss.backward()
             optimizer.step()
 
-        torch_step = None
-        if mirror is not None:
+        if mirror is None:
+            torch_step = None
+        else:
             torch = torch_module
             xt = torch.from_numpy(x_host).to(torch_device)
             torch_optimizer = torch.optim.Adam(mirror.parameters(), lr=1e-3)
