@@ -4,6 +4,11 @@
     python bench/models.py --quick                 # batch 8, 2 steps: checks the code runs
     python bench/models.py --models cae --steps 30 --profile
 
+Models whose decoder resizes by nearest upsampling (the CAE) fold each whole-factor resize
+into the conv after it (aecore.functional.upsample_conv2d): the same step with the fold turned
+off is timed in the same rounds too ("ms/step, resizes not folded"), so the fold's share of the
+result is measured. PyTorch runs the resize and the conv as two ops.
+
 One training step is exactly what a training loop does per batch:
     optimizer.zero_grad(); loss, _ = model.loss(x); loss.backward(); optimizer.step()
 with Adam (lr 1e-3). The step is timed `steps` times after `warmup` untimed steps (JIT compile,
@@ -367,6 +372,19 @@ def run(models=("cae", "ae", "vae"), batch=200, steps=None, torch=True, out=None
             loss.backward()
             optimizer.step()
 
+        # layers that fold their nearest resize into the conv (F.upsample_conv2d): the same
+        # step with the fold turned off is timed too, so the fold's share is measured, not assumed
+        folding = [m for m in model.modules() if getattr(m, "fold", False)]
+
+        def unfolded_step():
+            for layer in folding:
+                layer.fold = False
+            try:
+                step()
+            finally:
+                for layer in folding:
+                    layer.fold = True
+
         if mirror is None:
             torch_step = None
         else:
@@ -380,23 +398,35 @@ def run(models=("cae", "ae", "vae"), batch=200, steps=None, torch=True, out=None
                 loss.backward()
                 torch_optimizer.step()
 
-        record.update(torch_ms=None, speedup_vs_torch=None)
+        record.update(torch_ms=None, speedup_vs_torch=None, unfolded_ms=None, fold_speedup=None)
         if device == "cuda":
             record.update(common.time_gpu(step, steps, warmup, library="cupy"))
+            if folding:
+                timing = common.time_gpu(unfolded_step, steps, warmup, library="cupy")
+                record.update(unfolded_ms=timing["median_ms"])
             if torch_step is not None:
                 timing = common.time_gpu(torch_step, steps, warmup, library="torch")
                 record.update(torch_ms=timing["median_ms"], torch_first_call_ms=timing["first_call_ms"],
                               torch_times_ms=timing["times_ms"])
-        elif torch_step is not None:
-            # the two steps alternate, round by round: both see the same machine load
-            timing = common.time_cpu_interleaved({"ours": step, "torch": torch_step}, steps, warmup)
-            record.update(timing["ours"])
-            record.update(torch_ms=timing["torch"]["median_ms"],
-                          torch_first_call_ms=timing["torch"]["first_call_ms"],
-                          torch_times_ms=timing["torch"]["times_ms"],
-                          speedup_per_round=timing["ratios"]["torch"])
         else:
-            record.update(common.time_cpu(step, steps, warmup))
+            # the steps alternate, round by round: all of them see the same machine load
+            functions = {"ours": step}
+            if torch_step is not None:
+                functions["torch"] = torch_step
+            if folding:
+                functions["unfolded"] = unfolded_step
+            timing = common.time_cpu_interleaved(functions, steps, warmup)
+            record.update(timing["ours"])
+            if torch_step is not None:
+                record.update(torch_ms=timing["torch"]["median_ms"],
+                              torch_first_call_ms=timing["torch"]["first_call_ms"],
+                              torch_times_ms=timing["torch"]["times_ms"],
+                              speedup_per_round=timing["ratios"]["torch"])
+            if folding:
+                record.update(unfolded_ms=timing["unfolded"]["median_ms"],
+                              fold_speedup_per_round=timing["ratios"]["unfolded"])
+        if record["unfolded_ms"] is not None:
+            record["fold_speedup"] = record["unfolded_ms"] / record["median_ms"]
         record["images_per_s"] = batch / (record["median_ms"] / 1e3)
         if record["torch_ms"] is not None:
             record["speedup_vs_torch"] = record["torch_ms"] / record["median_ms"]
@@ -436,6 +466,7 @@ COLUMNS = [
     ("torch_ms", "torch ms/step", ".2f"), ("speedup_vs_torch", "x torch", ".2f"),
     ("speedup_per_round", "x torch per round: quartiles", lambda r: "-" if not r.get("speedup_per_round")
      else "{q1:.2f} / {median:.2f} / {q3:.2f}".format(**r["speedup_per_round"])),
+    ("unfolded_ms", "ms/step, resizes not folded", ".2f"),
     ("valid", "same as torch", lambda r: "-" if r.get("valid") is None else
      ("yes" if r["valid"] else f"NO (loss diff {r.get('loss_diff', 0):.2g})")),
 ]

@@ -242,3 +242,62 @@ def interpolate_geometry(x_shape, size=None, scale_factor=None, mode="nearest", 
 
     return dict(n=n, c=c, h=h, w=w, out_h=out_h, out_w=out_w, mode=mode, align_corners=align,
                 scale_h=axis_scale(h, out_h, scales[0]), scale_w=axis_scale(w, out_w, scales[1]))
+
+
+# ---------------------------------------------------------------------------- nearest + conv fold
+def nearest_fold_matrix(kernel, factor):
+    """(kernel + factor - 1, kernel) 0/1 matrix A of one axis of the nearest-upsample fold:
+    folded[k] = sum_a A[k, a] * w[a], with A[k, a] = 1 when kernel-1-k <= a <= kernel-1-k + factor-1.
+    For kernel 3, factor 2: folded = (w2, w1 + w2, w0 + w1, w0)."""
+    return [[1 if kernel - 1 - k <= a <= kernel - 2 - k + factor else 0 for a in range(kernel)]
+            for k in range(kernel + factor - 1)]
+
+
+def nearest_fold_geometry(upsample_geom, conv_geom):
+    """The transposed-conv geometry that computes conv2d(nearest_upsample(x)) as ONE op, or None.
+
+    Upsampling by a whole factor s (out = in * s, output row r copies input row r // s) and then
+    a stride-1 conv with kernel k and padding (P_before, P_after) is, along each axis, a
+    transposed conv of the SMALL input with stride s, kernel K = k + s - 1 and padding
+    (k - 1 - P_before, k - 1 - P_after). Its weight is the conv weight, flipped, summed over
+    each run of s taps (`nearest_fold_matrix`): an output pixel meets each input pixel through
+    the s copies the upsampling made of it, so those s taps share one input value.
+    The fold does (k + s - 1)^2 / (k^2 s^2) of the multiply-adds: 16/36 for a 3x3 kernel after
+    2x upsampling -- the same saving as Winograd F(2x2, 3x3), but exact, with no transforms, and
+    without materializing the upsampled image.
+
+    upsample_geom: from interpolate_geometry; conv_geom: from conv2d_geometry on the upsampled
+    shape. None when the pair does not fold: another mode, a factor that is not a whole number,
+    a source table that is not r // s (PyTorch's float32 rule can differ for odd factors), a
+    conv stride > 1, or padding wider than kernel - 1 (whole rows of padding).
+    """
+    from .upsample import nearest_table  # lazy: upsample.py is a kernel module
+
+    g, c = upsample_geom, conv_geom
+    if g["mode"] != "nearest" or (c["stride_h"], c["stride_w"]) != (1, 1):
+        return None
+    factors = []
+    for axis in ("h", "w"):
+        in_size, out_size = g[axis], g["out_" + axis]
+        if out_size % in_size:
+            return None
+        factor = out_size // in_size
+        table = nearest_table(in_size, out_size, g["scale_" + axis])
+        if any(int(src) != dst // factor for dst, src in enumerate(table)):
+            return None
+        factors.append(factor)
+    if factors == [1, 1]:
+        return None
+    pads = (c["pad_top"], c["pad_bottom"], c["pad_left"], c["pad_right"])
+    if max(pads[:2]) > c["k_h"] - 1 or max(pads[2:]) > c["k_w"] - 1:
+        return None
+    (s_h, s_w), (k_h, k_w) = factors, (c["k_h"], c["k_w"])
+    folded = dict(n=g["n"], c_in=g["c"], h=g["h"], w=g["w"], c_out=c["c_out"],
+                  k_h=k_h + s_h - 1, k_w=k_w + s_w - 1, stride_h=s_h, stride_w=s_w,
+                  pad_top=k_h - 1 - pads[0], pad_bottom=k_h - 1 - pads[1],
+                  pad_left=k_w - 1 - pads[2], pad_right=k_w - 1 - pads[3],
+                  out_h=c["out_h"], out_w=c["out_w"])
+    # the transposed conv's own size rule gives the conv's output size
+    assert (g["h"] - 1) * s_h + folded["k_h"] - folded["pad_top"] - folded["pad_bottom"] == c["out_h"]
+    assert (g["w"] - 1) * s_w + folded["k_w"] - folded["pad_left"] - folded["pad_right"] == c["out_w"]
+    return folded

@@ -164,3 +164,46 @@ def no_ties(shape, rng):
     """Values with distinct entries spaced far apart relative to eps (max-pool gradchecks)."""
     count = int(np.prod(shape))
     return (rng.permutation(count).reshape(shape) / max(count, 1) * 4 - 2).astype(np.float64)
+
+
+@st.composite
+def upsample_conv2d_cases(draw, max_n=None, max_c=None, max_hw=None):
+    """(x shape, w shape, upsample_conv2d keyword arguments, folds): a resize then a conv,
+    mostly nearest by whole factors (1-3 per axis, as size or scale_factor) that fold into one
+    transposed conv, and the cases that must not fold (a factor that is not whole, bilinear, a
+    conv stride > 1, padding wider than kernel - 1). `folds` is the rule, stated independently."""
+    max_n, max_c, max_hw = max_n or MAX_N, max_c or MAX_C, max_hw or 4
+    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
+                      draw(st.integers(1, max_c)))
+    h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
+    factors = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    kwargs = dict(mode="nearest")
+    whole = draw(st.integers(0, 4)) > 0            # mostly whole factors
+    if whole and draw(st.booleans()):
+        kwargs["scale_factor"] = factors[0] if factors[0] == factors[1] else factors
+        out_h, out_w = h * factors[0], w * factors[1]
+    else:
+        out_h, out_w = h * factors[0] + (0 if whole else 1), w * factors[1]
+        kwargs["size"] = (out_h, out_w)
+    if draw(st.integers(0, 5)) == 0:
+        kwargs.update(mode="bilinear", align_corners=draw(st.booleans()))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
+    if form in ("same", "valid"):
+        kwargs["padding"] = form
+    elif form == "int":
+        kwargs["padding"] = draw(st.integers(0, 3))
+    else:
+        kwargs["padding"] = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+    kwargs["stride"] = 2 if draw(st.integers(0, 5)) == 0 else 1
+    try:  # the kernel must fit in the padded, upsampled image
+        conv = geometry.conv2d_geometry((n, c_in, out_h, out_w), (c_out, c_in) + kernel,
+                                        kwargs["stride"], kwargs["padding"])
+    except ValueError:
+        assume(False)
+    pads_fit = (max(conv["pad_top"], conv["pad_bottom"]) <= kernel[0] - 1
+                and max(conv["pad_left"], conv["pad_right"]) <= kernel[1] - 1)
+    whole = out_h % h == 0 and out_w % w == 0      # (h * f + 1 can still be a multiple of h)
+    folds = (whole and kwargs["mode"] == "nearest" and kwargs["stride"] == 1 and pads_fit
+             and (out_h, out_w) != (h, w))
+    return (n, c_in, h, w), (c_out, c_in) + kernel, kwargs, folds

@@ -140,6 +140,10 @@ def test_model_bench_quick(tmp_path):
     assert [r["model"] for r in results] == ["cae", "ae", "vae"]
     for r in results:
         assert r["median_ms"] > 0 and r["batch"] == 8 and r["parameters"] > 0
+    # the CAE's decoder folds its nearest resizes: the unfolded step is timed beside it;
+    # the dense AE and the conv VAE (transposed convs) have nothing to fold
+    assert [r["unfolded_ms"] is not None for r in results] == [True, False, False]
+    assert math.isclose(results[0]["fold_speedup"], results[0]["unfolded_ms"] / results[0]["median_ms"])
     payload = json.loads(out.read_text())
     assert payload["benchmark"] == "models" and len(payload["results"]) == 3
 

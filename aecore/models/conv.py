@@ -18,6 +18,11 @@ Variants:
 - upsample='nearest' | 'bilinear': resize to the size the encoder had at that depth, then conv;
   'transpose': a 3x3 transposed conv of stride 2 ('same': size * 2), cropped (a slice) to that
   size when it overshoots (4 -> 8 -> crop 7).
+Each resize and the conv after it are one nn.UpsampleConv2d layer: a nearest resize by a whole
+factor (7 -> 14 -> 28) folds into the conv (one transposed conv of the small image with a 4x4
+folded kernel: 16 multiply-adds per input pixel instead of 36, the same values and gradients;
+see F.upsample_conv2d); 4 -> 7 and bilinear run the resize, then the conv. Set `layer.fold =
+False` to run the two ops everywhere.
 The resize targets are the encoder's recorded sizes, computed from input_shape with the
 same geometry the kernels use, so any input size round-trips (e.g. 28 -> 14 -> 7 -> 4 -> 7 -> 14 -> 28,
 or 32 -> 16 -> 8 -> 4 -> 8 -> 16 -> 32).
@@ -81,11 +86,14 @@ class ConvDecoder(nn.Module):
         self.targets = [tuple(t) for t in targets]
         self.upsample, self.activation = upsample, activation
         channels = in_channels
-        for index, out in enumerate(filters):
+        for index, (out, size) in enumerate(zip(filters, self.targets)):
             if upsample == "transpose":
                 layer = nn.ConvTranspose2d(channels, out, kernel_size, stride=2, padding="same")
             else:
-                layer = nn.Conv2d(channels, out, kernel_size, padding="same")
+                # resize + conv as one layer: nearest by a whole factor (7 -> 14 -> 28) runs as
+                # one transposed conv with a folded kernel (F.upsample_conv2d); 4 -> 7 does not fold
+                layer = nn.UpsampleConv2d(channels, out, kernel_size, size, mode=upsample,
+                                          padding="same")
             self.add_module(f"up{index}", layer)
             channels = out
         self.out = nn.Conv2d(channels, out_channels, kernel_size, padding="same")
@@ -100,7 +108,7 @@ class ConvDecoder(nn.Module):
                 if x.shape[2:] != (h, w):
                     x = x[:, :, :h, :w]  # crop the overshoot (e.g. 8 -> 7)
             else:
-                x = layer(F.interpolate(x, size=(h, w), mode=self.upsample))
+                x = layer(x)  # an UpsampleConv2d: resize to (h, w), then conv
             x = activate(self.activation, x)
         return self.out(x)
 

@@ -75,7 +75,7 @@ def test_functional_relu_is_attached_to_its_layer():
     model = models.build_model("cae")
     x = aecore.rand(2, 1, 28, 28)
     cap = capture(model, x)
-    convs = [r for r in cap.layers if r.type == "Conv2d"]
+    convs = [r for r in cap.layers if r.type in ("Conv2d", "UpsampleConv2d")]
     assert len(convs) == len(cap.layers) == 7
     assert all(r.forward_calls == 1 and r.backward_calls == 1 for r in cap.layers)
     assert [r.activation_function for r in convs] == ["ReLU"] * 6 + [None]
