@@ -161,11 +161,15 @@ class FoldNearest(Function):
     def forward(self, w, rows, cols):
         xp = array_module_of(w)
         self.rows, self.cols = xp.asarray(rows, dtype=w.dtype), xp.asarray(cols, dtype=w.dtype)
-        return xp.ascontiguousarray(xp.einsum("ka,oiab,lb->iokl", self.rows, w, self.cols))
+        # (K, k) @ (Cout, Cin, k, k') @ (k', K') broadcast over the channel pairs; matmul, not a
+        # three-operand einsum (NumPy runs that as one naive loop nest: 2.5x slower forward,
+        # 12x backward, on the CAE's 32x32x3x3 weight)
+        folded = self.rows @ w @ self.cols.T                    # (Cout, Cin, K, K')
+        return xp.ascontiguousarray(folded.transpose(1, 0, 2, 3))
 
     def backward(self, grad):
-        xp = array_module_of(grad)
-        return (xp.einsum("ka,iokl,lb->oiab", self.rows, grad, self.cols),)
+        # grad: (Cin, Cout, K, K') -> (Cout, Cin, k, k')
+        return (self.rows.T @ grad.transpose(1, 0, 2, 3) @ self.cols,)
 
 
 def upsample_conv2d(x, weight, bias=None, size=None, scale_factor=None, mode="nearest",

@@ -162,3 +162,16 @@ def test_conv_paths_quick(tmp_path):
         assert row["direct_ms"] > 0 and row["winograd_ms"] > 0
         assert math.isclose(row["speedup"], row["direct_ms"] / row["winograd_ms"])
         assert row["default_path"] == "winograd"
+
+
+def test_fold_bench_quick(tmp_path):
+    """bench/fold.py: folded and unfolded resize + conv checked against each other, then timed."""
+    fold = load_bench("fold")
+    out = tmp_path / "fold.json"
+    payload = fold.run(quick=True, torch=False, out=out, verbose=False)
+    saved = json.loads(out.read_text())
+    assert saved["benchmark"] == "fold" and len(saved["results"]) == 1
+    row = payload["results"][0]
+    assert row["folded_ms"] > 0 and row["two_ops_ms"] > 0 and row["torch_ms"] is None
+    ratio = row["fold_speedup_per_round"]
+    assert ratio["q1"] <= ratio["median"] <= ratio["q3"]
