@@ -43,6 +43,18 @@ def quick_requested(flag=False):
     return bool(flag) or os.environ.get("AECORE_BENCH_QUICK", "") not in ("", "0")
 
 
+def rounds_parser(description, name):
+    """The command line shared by the side-by-side benchmarks timed in alternating rounds
+    (conv_paths, fold): --quick, --rounds, --batch, --out."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds (a smoke test)")
+    parser.add_argument("--rounds", type=int, help="alternating rounds (default 9)")
+    parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--out", help=f"JSON path (default bench/results/{name}.json)")
+    return parser
+
+
 # ------------------------------------------------------------------------------------ threads
 def cpu_threads():
     """The threads our CPU kernels use (Numba's pool), so PyTorch can be given as many."""

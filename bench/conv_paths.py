@@ -11,7 +11,6 @@ results are checked against each other before anything is timed. Prints a markdo
 writes bench/results/conv_paths.json (conv_paths-quick.json with --quick).
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -100,12 +99,7 @@ def run(quick=False, rounds=None, batch=200, out=None, verbose=True):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds (a smoke test)")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 9)")
-    parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--out", help="JSON path (default bench/results/conv_paths.json)")
-    args = parser.parse_args(argv)
+    args = common.rounds_parser(__doc__.splitlines()[0], "conv_paths").parse_args(argv)
     run(quick=args.quick, rounds=args.rounds, batch=args.batch, out=args.out)
 
 

@@ -13,7 +13,6 @@ same threads). The three results are checked against each other first. Median ms
 per-round ratio's quartiles. Writes bench/results/fold.json (fold-quick.json with --quick).
 """
 
-import argparse
 import os
 import sys
 
@@ -107,12 +106,8 @@ def run(quick=False, rounds=None, batch=200, torch=True, out=None, verbose=True)
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny shapes, 2 rounds (a smoke test)")
-    parser.add_argument("--rounds", type=int, help="alternating rounds (default 9)")
-    parser.add_argument("--batch", type=int, default=200)
+    parser = common.rounds_parser(__doc__.splitlines()[0], "fold")
     parser.add_argument("--no-torch", action="store_true")
-    parser.add_argument("--out", help="JSON path (default bench/results/fold.json)")
     args = parser.parse_args(argv)
     run(quick=args.quick, rounds=args.rounds, batch=args.batch, torch=not args.no_torch,
         out=args.out)
