@@ -31,6 +31,10 @@ live in conv2d.py, whose docstring explains them and the measured loop choices:
     backward_weight  = weight(x, grad_y)             grad_w[ci, co, ky, kx]
                                                       = sum x[n, ci, iy, ix] grad_y[n, co, iy*sH+ky-top, ..]
 Rows of grad_y past the output (negative pad_bottom) are read as zeros by every core.
+
+Nearest upsampling by a whole factor followed by a conv2d is also this op, of the small image
+with a folded kernel (geometry.nearest_fold_geometry): F.upsample_conv2d, and so the CAE's
+decoder, run their 7 -> 14 and 14 -> 28 resizes + convs through these three ops.
 """
 
 from . import conv2d as _conv
