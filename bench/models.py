@@ -68,14 +68,18 @@ def torch_mirror(torch, model):
 
     from aecore.kernels.geometry import same_padding as same_pads  # TF's rule, one definition
 
+    def conv_parameters(mirror, ours):
+        """Empty weight and bias of our conv's shapes (filled from ours later), its stride and padding."""
+        mirror.weight = nn.Parameter(torch.empty(tuple(ours.weight.shape)))
+        mirror.bias = nn.Parameter(torch.empty(tuple(ours.bias.shape))) if ours.bias is not None else None
+        mirror.stride, mirror.padding = tuple(ours.stride), ours.padding
+
     class Conv(nn.Module):
         """Mirror of aecore.nn.Conv2d (int or 'same'/'valid' padding)."""
 
         def __init__(self, ours):
             super().__init__()
-            self.weight = nn.Parameter(torch.empty(tuple(ours.weight.shape)))
-            self.bias = nn.Parameter(torch.empty(tuple(ours.bias.shape))) if ours.bias is not None else None
-            self.stride, self.padding = tuple(ours.stride), ours.padding
+            conv_parameters(self, ours)
 
         def forward(self, x):
             k_h, k_w = self.weight.shape[2:]
@@ -95,9 +99,7 @@ def torch_mirror(torch, model):
 
         def __init__(self, ours):
             super().__init__()
-            self.weight = nn.Parameter(torch.empty(tuple(ours.weight.shape)))
-            self.bias = nn.Parameter(torch.empty(tuple(ours.bias.shape))) if ours.bias is not None else None
-            self.stride, self.padding = tuple(ours.stride), ours.padding
+            conv_parameters(self, ours)
             self.output_padding = tuple(ours.output_padding)
 
         def forward(self, x):

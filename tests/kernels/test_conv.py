@@ -274,20 +274,14 @@ def check_finite_differences(ops, tier, x, w, b, grad_y, geom, seed):
         assert abs(numeric - analytic) <= 1e-7 * (1 + abs(analytic)), (name, numeric, analytic)
 
 
-@pytest.mark.parametrize("tier", tiers_of_all(CONV))
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT))
 @few_examples
-@given(case=conv2d_cases(), seed=st.integers(0, 2**31))
-def test_conv2d_backward_finite_differences(tier, case, seed):
-    x, w, b, grad_y, geom = conv_arrays(case, seed, np.float64)
-    check_finite_differences(CONV, tier, x, w, b, grad_y, geom, seed)
-
-
-@pytest.mark.parametrize("tier", tiers_of_all(CONVT))
-@few_examples
-@given(case=conv_transpose2d_cases(), seed=st.integers(0, 2**31))
-def test_conv_transpose2d_backward_finite_differences(tier, case, seed):
-    x, w, b, grad_y, geom = convt_arrays(case, seed, np.float64)
-    check_finite_differences(CONVT, tier, x, w, b, grad_y, geom, seed)
+@given(data=st.data(), seed=st.integers(0, 2**31))
+def test_backward_finite_differences(tier, family, data, seed):
+    ops, cases, arrays = FAMILIES[family]
+    x, w, b, grad_y, geom = arrays(data.draw(cases, label="case"), seed, np.float64)
+    check_finite_differences(ops, tier, x, w, b, grad_y, geom, seed)
 
 
 # ------------------------------------------------------------------------------------------------

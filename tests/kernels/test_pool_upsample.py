@@ -131,29 +131,29 @@ def brute_sources(in_size, out_size, geom, axis):
     return taps
 
 
-def brute_upsample(x, geom):
-    n, c, h, w = x.shape
-    rows = brute_sources(h, geom["out_h"], geom, "h")
-    cols = brute_sources(w, geom["out_w"], geom, "w")
-    y = np.zeros((n, c, geom["out_h"], geom["out_w"]))
+def brute_taps(geom):
+    """Every (output pixel, source pixel, weight) of the resize: (oy, ox, r, q, a * b)."""
+    rows = brute_sources(geom["h"], geom["out_h"], geom, "h")
+    cols = brute_sources(geom["w"], geom["out_w"], geom, "w")
     for oy in range(geom["out_h"]):
         for ox in range(geom["out_w"]):
             for r, a in rows[oy]:
                 for q, b in cols[ox]:
-                    y[:, :, oy, ox] += a * b * x[:, :, r, q]
+                    yield oy, ox, r, q, a * b
+
+
+def brute_upsample(x, geom):
+    y = np.zeros(x.shape[:2] + (geom["out_h"], geom["out_w"]))
+    for oy, ox, r, q, weight in brute_taps(geom):
+        y[:, :, oy, ox] += weight * x[:, :, r, q]
     return y
 
 
 def brute_upsample_backward(grad_y, geom):
-    n, c = grad_y.shape[:2]
-    rows = brute_sources(geom["h"], geom["out_h"], geom, "h")
-    cols = brute_sources(geom["w"], geom["out_w"], geom, "w")
-    grad_x = np.zeros((n, c, geom["h"], geom["w"]))
-    for oy in range(geom["out_h"]):
-        for ox in range(geom["out_w"]):
-            for r, a in rows[oy]:
-                for q, b in cols[ox]:
-                    grad_x[:, :, r, q] += a * b * grad_y[:, :, oy, ox]
+    # the adjoint: each tap sends the output's gradient back to its source pixel
+    grad_x = np.zeros(grad_y.shape[:2] + (geom["h"], geom["w"]))
+    for oy, ox, r, q, weight in brute_taps(geom):
+        grad_x[:, :, r, q] += weight * grad_y[:, :, oy, ox]
     return grad_x
 
 
