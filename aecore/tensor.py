@@ -20,8 +20,9 @@ from .backend import device_of, get_array_module, is_cupy_array, normalize_devic
 _grad_mode = threading.local()
 
 # Observers of every op call (the profiler and graph tools of aecore.inspect register here).
-# Each has on_forward(function, input_arrays, output_array, seconds) and
-# on_backward(function, grad_array, input_grads, seconds).
+# Each has on_forward(function, input_arrays, output_array, seconds, started) and
+# on_backward(function, grad_array, input_grads, seconds, started): `started` is the
+# time.perf_counter() at which the op began, `seconds` how long it took.
 _observers = []
 
 
@@ -105,7 +106,7 @@ class Function:
             out = function.forward(*arrays, **params)
             elapsed = time.perf_counter() - started
             for observer in _observers:
-                observer.on_forward(function, arrays, out, elapsed)
+                observer.on_forward(function, arrays, out, elapsed, started)
         else:
             out = function.forward(*arrays, **params)
         requires_grad = is_grad_enabled() and any(function.needs_input_grad)
@@ -512,7 +513,7 @@ def _run_backward(function, grad):
                            f"gradients for {len(function.inputs)} inputs")
     if _observers:
         for observer in _observers:
-            observer.on_backward(function, grad, grads, elapsed)
+            observer.on_backward(function, grad, grads, elapsed, started)
     return grads
 
 

@@ -173,14 +173,14 @@ class _ActivationWatcher:
     def __init__(self, by_activation):
         self.by_activation = by_activation
 
-    def on_forward(self, function, arrays, output, seconds):
+    def on_forward(self, function, arrays, output, seconds, started):
         if function.name in ACTIVATIONS and arrays:
             record = self.by_activation.get(id(arrays[0]))
             if record is not None and record.activation is arrays[0] and record.post_activation is None:
                 record.activation_function = function.name
                 record.post_activation = output
 
-    def on_backward(self, function, grad, input_grads, seconds):
+    def on_backward(self, function, grad, input_grads, seconds, started):
         pass
 
 

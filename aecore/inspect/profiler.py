@@ -134,23 +134,27 @@ class Profiler:
         self._pending.append(event)
 
     # ------------------------------------------------------------------ graph observer
-    def on_forward(self, function, arrays, output, seconds):
-        self._record_function(function, "forward", arrays, [output], output, seconds)
+    def on_forward(self, function, arrays, output, seconds, started):
+        self._record_function(function, "forward", arrays, [output], output, seconds, started)
 
-    def on_backward(self, function, grad, input_grads, seconds):
+    def on_backward(self, function, grad, input_grads, seconds, started):
         # inputs of the backward: the output gradient and the saved arrays; outputs: the input grads
         self._record_function(function, "backward", [grad], [g for g in input_grads if g is not None],
-                              None, seconds, input_grads=input_grads)
+                              None, seconds, started, input_grads=input_grads)
 
-    def _record_function(self, function, pass_, inputs, outputs, output, seconds, input_grads=None):
+    def _record_function(self, function, pass_, inputs, outputs, output, seconds, started,
+                         input_grads=None):
         ended = time.perf_counter()
         arrays = [a for a in list(inputs) + list(outputs) if _is_array(a)]
         on_gpu = any(is_cupy_array(a) for a in arrays)
         if on_gpu:  # the work the op queued on the stream belongs to it
             _synchronize()
             seconds += time.perf_counter() - ended
-        started = ended - seconds
-        inner = [e for e in self._pending if e.start + self._started >= started - 1e-6]
+        # the kernels this op ran: those that started after it did. `started` comes from the
+        # graph; rebuilding it as (now - seconds) put it late by however long the machine took
+        # to get here, and then a kernel that starts the op (ReLU's) was missed and its FLOPs
+        # were counted twice, on a loaded machine only
+        inner = [e for e in self._pending if e.start >= started - self._started]
         self._pending = []
         first = next((a for a in inputs if _is_array(a)), None)
         itemsize = first.dtype.itemsize if first is not None else 4
