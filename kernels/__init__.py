@@ -3,7 +3,7 @@
 Importing this package registers every implementation in `registry`.
 """
 
-from . import registry, geometry  # noqa: F401
+from . import registry, geometry, memory  # noqa: F401
 from .registry import register, implementations, use_tier, dispatch, ops, tiers_of  # noqa: F401
 
 # Each family registers its tiers on import. Listed explicitly so the import order is obvious.

@@ -21,6 +21,7 @@ import numpy as np
 from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cpu_kernel_serial, cuda,
                       cuda_kernel, launch_1d, prange)
 from .registry import register
+from . import memory
 
 
 # ----------------------------------------------------------------------------------------------
@@ -82,7 +83,7 @@ def _flat(xp, a):
 
 
 def relu_forward_numba(x):
-    y = np.empty(x.shape, dtype=x.dtype)
+    y = memory.empty(x.shape, x.dtype)
     if x.size <= SERIAL_MAX_VALUES:
         _relu_forward_chunk(_flat(np, x), y.reshape(-1), 0, x.size)
     else:
@@ -91,7 +92,7 @@ def relu_forward_numba(x):
 
 
 def relu_backward_numba(grad_y, x):
-    grad_x = np.empty(grad_y.shape, dtype=grad_y.dtype)
+    grad_x = memory.empty(grad_y.shape, grad_y.dtype)
     if grad_y.size <= SERIAL_MAX_VALUES:
         _relu_backward_chunk(_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1), 0, grad_y.size)
     else:

@@ -138,6 +138,7 @@ import numpy as np
 from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cpu_kernel_serial, cuda,
                       cuda_kernel, launch_1d, prange)
 from .registry import register
+from . import memory
 
 
 def _bias_or_zeros(xp, b, channels, dtype):
@@ -569,7 +570,7 @@ def _pack(x, top, left, stride, hq, wq):
     sh, sw = stride
     n_, c_ = x.shape[0], x.shape[1]
     size = c_ * sh * sw * n_ * hq * wq
-    buf = np.empty(size + hq * wq + _ROUND, dtype=x.dtype)
+    buf = memory.empty(size + hq * wq + _ROUND, x.dtype)
     buf[size:] = 0
     _pack_loops(np.ascontiguousarray(x), buf, top, left, sh, sw, hq, wq)
     return buf
@@ -609,7 +610,7 @@ def _gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), 
 
 
 def gather_numba(x, w, b, stride, pads, out_hw):
-    y = np.empty((x.shape[0], w.shape[0]) + tuple(out_hw), dtype=x.dtype)
+    y = memory.empty((x.shape[0], w.shape[0]) + tuple(out_hw), x.dtype)
     _gather_into(y.reshape(-1), y.shape, x, w, b, stride, pads, out_hw)
     return y
 
@@ -625,7 +626,7 @@ def scatter_numba(x, w, b, stride, pads, out_hw):
     top, left = pads
     c_out = w.shape[1]
     oh, ow = out_hw
-    y = np.empty((x.shape[0], c_out, oh, ow), dtype=x.dtype)
+    y = memory.empty((x.shape[0], c_out, oh, ow), x.dtype)
     y_flat = y.reshape(-1)
     for ry in range(sh):
         oy0 = (ry - top) % sh            # first output row of this phase
@@ -657,7 +658,7 @@ def weight_numba(g, x, stride, pads, kernel_hw):
     c_a, c_b = g.shape[1], x.shape[1]
     chunk = _weight_chunk(x.shape[0] * hq * wq, c_a + c_b * sh * sw)
     tasks = -(-(x.shape[0] * hq * wq) // chunk)
-    partial = np.zeros((tasks, c_a, c_b, k_h, k_w), dtype=x.dtype)
+    partial = memory.zeros((tasks, c_a, c_b, k_h, k_w), x.dtype)
     _weight_loops(gbuf, buf, partial, x.shape[0], sh, sw, hq, wq, chunk)
     return partial.sum(axis=0)
 
@@ -925,12 +926,12 @@ def gather_winograd(x, w, b, pads, out_hw, y=None):
     tile_rows, tile_cols = -(-oh // 2), -(-ow // 2)
     blocks = -(-n_ // _WINO_IMAGES)
     # padded input rows 2a..2a+3 for tile rows a < tile_rows; columns likewise, split by parity
-    xq = np.empty((blocks, c_in, 2 * tile_rows + 2, 2, tile_cols + 1, _WINO_IMAGES), x.dtype)
+    xq = memory.empty((blocks, c_in, 2 * tile_rows + 2, 2, tile_cols + 1, _WINO_IMAGES), x.dtype)
     _wino_pack_loops(np.ascontiguousarray(x), xq, pads[0], pads[1])
     u_tiles = _winograd_weight_tiles(np.asarray(w, dtype=x.dtype))
     b = _bias_or_zeros(np, b, w.shape[0], x.dtype)
     if y is None:
-        y = np.empty((n_, w.shape[0], oh, ow), x.dtype)
+        y = memory.empty((n_, w.shape[0], oh, ow), x.dtype)
     rows_per_task = max(1, _WINO_POSITIONS // (tile_cols * _WINO_IMAGES))
     _wino_loops(xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task)
     return y

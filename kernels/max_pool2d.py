@@ -59,6 +59,7 @@ import numpy as np
 
 from .compile import array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d, prange
 from .registry import register
+from . import memory
 
 
 def _window_origin(geom):
@@ -245,8 +246,8 @@ _max_pool2d_backward_cpu = cpu_kernel(_max_pool2d_backward_loops)
 def max_pool2d_forward_numba(x, geom):
     n, c, h, w = x.shape
     x3 = np.ascontiguousarray(x).reshape(n * c, h, w)
-    y = np.empty((n * c, geom["out_h"], geom["out_w"]), dtype=x.dtype)
-    argmax = np.empty(y.shape, dtype=np.int64)
+    y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
+    argmax = memory.empty(y.shape, np.int64)
     _max_pool2d_forward_cpu(x3, y, argmax, geom["k_h"], geom["k_w"], geom["stride_h"],
                             geom["stride_w"], geom["pad_top"], geom["pad_left"])
     shape = (n, c, geom["out_h"], geom["out_w"])
@@ -255,7 +256,7 @@ def max_pool2d_forward_numba(x, geom):
 
 def max_pool2d_backward_numba(grad_y, argmax, geom):
     n, c, out_h, out_w = grad_y.shape
-    grad_x = np.zeros((n * c, geom["h"] * geom["w"]), dtype=grad_y.dtype)
+    grad_x = memory.zeros((n * c, geom["h"] * geom["w"]), grad_y.dtype)
     _max_pool2d_backward_cpu(np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
                              np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
                              grad_x)

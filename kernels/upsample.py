@@ -66,6 +66,7 @@ import numpy as np
 
 from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, prange
 from .registry import register
+from . import memory
 
 
 # ------------------------------------------------------------------------------------------------
@@ -307,7 +308,7 @@ def _bilinear_tables(geom, dtype):
 def upsample_nearest_forward_numba(x, geom):
     _check_mode(geom, "nearest")
     n, c = x.shape[:2]
-    y = np.empty((n * c, geom["out_h"], geom["out_w"]), dtype=x.dtype)
+    y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
     _nearest_forward_cpu(_planes(x), src_h, src_w, y)
@@ -317,7 +318,7 @@ def upsample_nearest_forward_numba(x, geom):
 def upsample_nearest_backward_numba(grad_y, geom):
     _check_mode(geom, "nearest")
     n, c = grad_y.shape[:2]
-    grad_x = np.zeros((n * c, geom["h"], geom["w"]), dtype=grad_y.dtype)
+    grad_x = memory.zeros((n * c, geom["h"], geom["w"]), grad_y.dtype)
     (src_h, _), = _taps(geom, "h", grad_y.dtype)
     (src_w, _), = _taps(geom, "w", grad_y.dtype)
     _nearest_backward_cpu(_planes(grad_y), src_h, src_w, grad_x)
@@ -327,7 +328,7 @@ def upsample_nearest_backward_numba(grad_y, geom):
 def upsample_bilinear_forward_numba(x, geom):
     _check_mode(geom, "bilinear")
     n, c = x.shape[:2]
-    y = np.empty((n * c, geom["out_h"], geom["out_w"]), dtype=x.dtype)
+    y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
     _bilinear_forward_cpu(_planes(x), *_bilinear_tables(geom, x.dtype), y)
     return y.reshape(n, c, geom["out_h"], geom["out_w"])
 
@@ -335,7 +336,7 @@ def upsample_bilinear_forward_numba(x, geom):
 def upsample_bilinear_backward_numba(grad_y, geom):
     _check_mode(geom, "bilinear")
     n, c = grad_y.shape[:2]
-    grad_x = np.zeros((n * c, geom["h"], geom["w"]), dtype=grad_y.dtype)
+    grad_x = memory.zeros((n * c, geom["h"], geom["w"]), grad_y.dtype)
     _bilinear_backward_cpu(_planes(grad_y), *_bilinear_tables(geom, grad_y.dtype), grad_x)
     return grad_x.reshape(n, c, geom["h"], geom["w"])
 
