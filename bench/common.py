@@ -80,6 +80,13 @@ def import_torch(threads=None):
     return torch
 
 
+def call_in_module(module_name, function_name, *args):
+    """module_name.function_name(*args): a child process's entry point that finds its function by
+    import, however the parent loaded the benchmark (as a script, a package module, or by path)."""
+    import importlib
+    return getattr(importlib.import_module(module_name), function_name)(*args)
+
+
 def torch_cuda_available(torch):
     try:
         return torch is not None and bool(torch.cuda.is_available())

@@ -8,6 +8,7 @@ benchmark scripts by hand.
 
 import importlib.util
 import json
+import os
 import math
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -146,6 +147,23 @@ def test_model_bench_quick(tmp_path):
     assert math.isclose(results[0]["fold_speedup"], results[0]["unfolded_ms"] / results[0]["median_ms"])
     payload = json.loads(out.read_text())
     assert payload["benchmark"] == "models" and len(payload["results"]) == 3
+
+
+def test_torch_step_runs_in_its_own_process():
+    """bench/models.py times PyTorch's CPU step in a child process (no shared allocator);
+    a child that fails says so instead of hanging the benchmark."""
+    pytest.importorskip("torch")
+    bench_models = load_bench("models")
+    worker = bench_models.TorchProcess("ae", 4)
+    try:
+        assert worker.process.pid != os.getpid()
+        worker.step()
+        worker.step()
+    finally:
+        worker.close()
+    assert not worker.process.is_alive() and worker.process.exitcode == 0
+    with pytest.raises(RuntimeError, match="PyTorch benchmark process exited"):
+        bench_models.TorchProcess("no such model", 4)
 
 
 def test_conv_paths_quick(tmp_path):
