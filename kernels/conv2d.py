@@ -505,7 +505,9 @@ def _dots8_taps3(gbuf, g_start, g_stride, x0, x1, x2, gw, c0, ci, ky, kx, length
 
 def _dots8_taps1(gbuf, g_start, g_stride, x0, gw, c0, ci, ky, kx, length):
     # 8 dot products in one pass: gw[c0 + c, ci, ky, kx] += <g[c], x0>, c < 8: the tap left over
-    # when kW is not a multiple of 3 (the 4x4 kernels of the folded resizes), 9 loads per 8 FMAs
+    # when kW is not a multiple of 3 (the 4x4 kernels of the folded resizes), 9 loads per 8 FMAs.
+    # The 8 row slices are spelled out as in _dots8_taps3: taking them from a shared helper that
+    # returns a tuple ran the weight gradients 2-5% slower (measured side by side, 15 rounds).
     g0 = gbuf[g_start:g_start + length]
     g1 = gbuf[g_start + g_stride:g_start + g_stride + length]
     g2 = gbuf[g_start + 2 * g_stride:g_start + 2 * g_stride + length]

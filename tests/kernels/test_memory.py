@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from aecore.kernels import memory
+from aecore.kernels.geometry import max_pool2d_geometry
 from aecore.kernels.registry import implementations
 
 BIG = (memory.MIN_BYTES // 4 + 1000,)      # float32 values: just over the cache's lower limit
@@ -104,27 +105,25 @@ def test_the_environment_limit_is_checked(monkeypatch):
     assert memory._limit_from_environment() == 1 << 19
 
 
-@pytest.mark.parametrize("op, make_args", [
-    ("relu_forward", lambda rng: (rng.standard_normal((4, 8, 96, 96)).astype(np.float32),)),
-    ("max_pool2d_forward", lambda rng: (rng.standard_normal((4, 8, 96, 96)).astype(np.float32),
-                                        None)),
-], ids=["relu", "max_pool2d"])
-def test_kernel_outputs_held_across_calls_are_not_overwritten(op, make_args):
+KERNEL_CALLS = {   # op -> how to call its numba tier on x and get one output array
+    "relu_forward": lambda kernel, x: kernel(x),
+    "max_pool2d_forward": lambda kernel, x: kernel(x, max_pool2d_geometry(x.shape, 2))[0],
+}
+
+
+@pytest.mark.parametrize("op", KERNEL_CALLS)
+def test_kernel_outputs_held_across_calls_are_not_overwritten(op):
     """The cache behind the numba tier: an output kept by the caller survives later calls."""
     if "numba" not in implementations(op):
         pytest.skip("no numba tier")
-    from aecore.kernels.geometry import max_pool2d_geometry
     rng = np.random.default_rng(0)
-    kernel = implementations(op)["numba"]
+    kernel, call = implementations(op)["numba"], KERNEL_CALLS[op]
 
-    def call(args):
-        if op == "max_pool2d_forward":
-            return kernel(args[0], max_pool2d_geometry(args[0].shape, 2))[0]
-        return kernel(*args)
+    def draw():
+        return rng.standard_normal((4, 8, 192, 192)).astype(np.float32)   # pooled: 1.2 MB, cached
 
-    first_args = make_args(rng)
-    first = call(first_args)
+    first = call(kernel, draw())
     expected = first.copy()
     for _ in range(3):
-        call(make_args(rng))
+        call(kernel, draw())
     np.testing.assert_array_equal(first, expected)
