@@ -8,7 +8,8 @@
 
 Modules: idx (MNIST's IDX format), synthetic (built-in digits), npz (Keras .npz), images
 (folders of PNG/JPEG), find (load_dataset: names, paths, where files are looked for),
-loader (DataLoader, train_val_split, split_dataset), dataset (the Dataset record).
+loader (DataLoader, train_val_split, split_dataset), dataset (the Dataset record). Every
+reader opens regular files only (aecore.io.files), so a FIFO or /dev/zero cannot hang it.
 """
 
 from .dataset import Dataset, DatasetNotFoundError, to_float_images, to_labels

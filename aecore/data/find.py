@@ -7,6 +7,8 @@
     load_dataset("path/to/mnist.npz")       a Keras-style .npz
     load_dataset("path/train-images-idx3-ubyte.gz")   an IDX images file (+ labels beside it)
     load_dataset("path/to/idx_dir/")        a folder holding the standard IDX file names
+    load_dataset("path/to/root/")           a folder holding one set's folder, such as
+                                            torchvision's root/MNIST/raw (see below)
     load_dataset("path/to/pictures/", image_size=64, color="rgb")   a folder of PNG / JPEG
 
 Where a named set is looked for, in order (first hit wins):
@@ -71,9 +73,11 @@ def _variants(stem):
 
 
 def _find_file(directory: Path, stem: str):
+    # exists(), not is_file(): a FIFO or a device under a standard name is then refused with
+    # a clear message when it is read, instead of being silently passed over
     for name in _variants(stem):
         p = directory / name
-        if p.is_file():
+        if p.exists():
             return p
     return None
 
@@ -136,17 +140,27 @@ def _wanted_splits(split):
     return (split,)
 
 
+def _read_idx_images(path) -> np.ndarray:
+    """An IDX images file -> float32 (N, 1, H, W); refuses 1-D, non-3-D and empty files."""
+    x = read_idx(path)
+    if x.ndim == 1:
+        raise IDXFormatError(f"{path}: this is a labels file (1-D); pass the images file")
+    if x.ndim != 3:
+        raise IDXFormatError(f"{path}: an images file must be 3-D (N, H, W), got shape "
+                             f"{x.shape}")
+    if 0 in x.shape:
+        raise IDXFormatError(f"{path}: holds 0 images (shape {x.shape}); a data set needs at "
+                             "least one non-empty image")
+    return to_float_images(x, what=str(path))
+
+
 def _load_idx_files(files: dict, splits, name: str, source: str) -> Dataset:
     images, labels, sizes = [], [], {}
     for s in splits:
         if s not in files:
             continue
         img_path, lab_path = files[s]
-        x = read_idx(img_path)
-        if x.ndim != 3:
-            raise IDXFormatError(f"{img_path}: an images file must be 3-D (N, H, W), got shape "
-                                 f"{x.shape}")
-        x = to_float_images(x, what=str(img_path))
+        x = _read_idx_images(img_path)
         y = None
         if lab_path is not None:
             y = read_idx(lab_path)
@@ -216,24 +230,60 @@ def _labels_beside(images_path: Path):
     stem = cand[:-3] if cand.endswith(".gz") else cand
     for name in (stem + ".gz", stem):
         p = images_path.with_name(name)
-        if p.is_file():
+        if p.exists():
             return p
     return None
 
 
-def _load_path(p: Path, split, image_size, color) -> Dataset:
-    if p.is_file():
+def _sets_inside(directory: Path):
+    """[(set name, folder, IDX files)] for each named set laid out inside `directory` the way
+    torchvision (MNIST/raw) or a hand-made tree (mnist/) keeps it; the first folder per set."""
+    found = []
+    for name, spec in _SETS.items():
+        for folder in spec["folders"]:
+            files = find_dataset_files(directory / folder)
+            if files:
+                found.append((name, folder, files))
+                break
+    return found
+
+
+def _load_idx_dir(files, split, name, directory: Path) -> Dataset:
+    if not any(s in files for s in _wanted_splits(split)):
+        raise DatasetNotFoundError(
+            f"{directory}: holds the {' and '.join(files)} IDX files but not the {split} split")
+    return _load_idx_files(files, _wanted_splits(split), name, str(directory))
+
+
+def _load_dir(p: Path, split, image_size, color, max_pixels) -> Dataset:
+    """A folder of IDX files, a folder holding set folders (ROOT/MNIST/raw), or of images."""
+    files = find_dataset_files(p)
+    if files:
+        return _load_idx_dir(files, split, p.resolve().name, p)
+    inside = _sets_inside(p)
+    if len(inside) == 1:
+        name, folder, files = inside[0]
+        return _load_idx_dir(files, split, name, p / folder)
+    if len(inside) > 1:
+        folders = ", ".join(folder for _, folder, _ in inside)
+        raise DatasetNotFoundError(
+            f"{p}: holds several data sets ({folders}); pass one folder (e.g. "
+            f"{p / inside[0][1]}), or a name with root=: load_dataset({inside[0][0]!r}, "
+            f"root=...) (on the command line: --data {inside[0][0]} --data-root {p})")
+    return load_image_folder(p, size=image_size, color="auto" if color is None else color,
+                             max_pixels=max_pixels)
+
+
+def _load_path(p: Path, split, image_size, color, max_pixels) -> Dataset:
+    if p.is_dir():
+        return _load_dir(p, split, image_size, color, max_pixels)
+    if p.exists():  # a file, or a FIFO / device, which the readers refuse by name
         if p.suffix.lower() == ".npz":
             return load_npz(p, split=split)
         if p.suffix.lower() in (".png", ".jpg", ".jpeg"):
             raise ValueError(f"{p}: a single image is not a data set; pass the folder that "
                              "holds the images")
-        x = read_idx(p)  # raises IDXFormatError for anything that is not IDX
-        if x.ndim == 1:
-            raise ValueError(f"{p}: this is a labels file (1-D); pass the images file")
-        if x.ndim != 3:
-            raise IDXFormatError(f"{p}: an images file must be 3-D (N, H, W), got {x.shape}")
-        images = to_float_images(x, what=str(p))
+        images = _read_idx_images(p)  # raises IDXFormatError for anything that is not IDX
         lab_path = _labels_beside(p)
         labels = None
         if lab_path is not None:
@@ -243,24 +293,16 @@ def _load_path(p: Path, split, image_size, color) -> Dataset:
                                      f"match {p}, got shape {y.shape}")
             labels = to_labels(y, len(images), what=str(lab_path))
         return Dataset(images, labels, p.name, str(p), None, {"all": len(images)})
-    if p.is_dir():
-        files = find_dataset_files(p)
-        if files:
-            hits = [s for s in _wanted_splits(split) if s in files]
-            if not hits:
-                raise DatasetNotFoundError(
-                    f"{p}: holds the {' and '.join(files)} IDX files but not the {split} split")
-            return _load_idx_files(files, _wanted_splits(split), p.resolve().name, str(p))
-        return load_image_folder(p, size=image_size, color="auto" if color is None else color)
     raise DatasetNotFoundError(f"{p}: no such file or directory")
 
 
 def load_dataset(name_or_path, split=None, root=None, *, n=None, seed=0, image_size=None,
-                 color=None) -> Dataset:
+                 color=None, max_pixels=None) -> Dataset:
     """Load a data set by name or path -> Dataset (images float32 (N, C, H, W) in [0, 1]).
 
     name_or_path: "synthetic", "mnist", "fashion-mnist" (or fashion_mnist), "kmnist", or a
-                  path (.npz, IDX images file, folder of IDX files, folder of images).
+                  path (.npz, IDX images file, folder of IDX files, a folder holding one
+                  set's folder such as torchvision's ROOT/MNIST/raw, folder of images).
     split:        "train", "test", or None (every split found, train first). Ignored for a
                   single IDX file and for image folders.
     root:         a directory searched first for named sets (see the module docstring).
@@ -270,9 +312,13 @@ def load_dataset(name_or_path, split=None, root=None, *, n=None, seed=0, image_s
     seed:         "synthetic" only: train images come from `seed`, test images from an
                   independent stream derived from it.
     image_size, color: image folders only: resize to (H, W) (or an int), "gray"/"rgb"/"auto".
+    max_pixels:   image folders only: refuse larger images from their header (None:
+                  aecore.io.png.MAX_IMAGE_PIXELS, Pillow's 89,478,485).
 
     Raises DatasetNotFoundError (a FileNotFoundError) listing every place searched when a named
-    set is not on disk; nothing is ever downloaded.
+    set is not on disk; nothing is ever downloaded. A bad file raises IDXFormatError,
+    NPZFormatError or PNGFormatError naming it; only regular files are read, and a file or
+    split of 0 images is refused.
     """
     if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
         raise ValueError(f"n must be a positive integer or None, got {n!r}")
@@ -289,7 +335,7 @@ def load_dataset(name_or_path, split=None, root=None, *, n=None, seed=0, image_s
             raise DatasetNotFoundError(
                 f"unknown data set {name_or_path!r}: not one of {', '.join(DATASET_NAMES)} "
                 "(aliases: fashion_mnist), and no file or folder of that name exists")
-        ds = _load_path(p, split, image_size, color)
+        ds = _load_path(p, split, image_size, color, max_pixels)
     if n is not None and n < len(ds):
         ds = Dataset(ds.images[:n], None if ds.labels is None else ds.labels[:n], ds.name,
                      ds.source, ds.classes, _cap_splits(ds.splits, n))

@@ -11,17 +11,23 @@ Files are often gzip-compressed (`train-images-idx3-ubyte.gz`); we detect that f
 magic bytes 1f 8b, not from the file name, so a renamed file still loads.
 
 Every check that fails raises IDXFormatError (a ValueError) naming the file and what is wrong.
+Reads are bounded by the header: the declared size is checked against the file's size before
+the data is read, and a gzip stream is inflated no further than the header says it holds.
 """
 
 from __future__ import annotations
 
 import gzip
+import io
+import math
 import os
 import struct
 import tempfile
 import zlib
 
 import numpy as np
+
+from ..io.files import open_regular
 
 __all__ = ["IDXFormatError", "read_idx", "write_idx", "load_idx_pair", "IDX_TYPES"]
 
@@ -36,6 +42,10 @@ IDX_TYPES = {
 }
 _CODE_FOR_DTYPE = {np.dtype(v).newbyteorder("="): k for k, v in IDX_TYPES.items()}
 _GZIP_MAGIC = b"\x1f\x8b"
+# NumPy 1 arrays have at most 32 dimensions (NumPy 2: 64); the writer allows up to 255.
+_MAX_NDIM = 32
+# Deflate never inflates one byte into more than 1032 bytes: a bound on what a gzip file holds.
+_MAX_DEFLATE_RATIO = 1032
 
 
 class IDXFormatError(ValueError):
@@ -46,23 +56,31 @@ def _type_name(dt: np.dtype) -> str:
     return np.dtype(dt).newbyteorder("=").name
 
 
-def _decompress(raw: bytes, name: str) -> bytes:
+def _corrupt_gzip(name, e):
+    return IDXFormatError(f"{name}: corrupt or truncated gzip stream ({e}); re-download or "
+                          "re-extract the file")
+
+
+def _read_exactly(stream, n: int, name: str) -> bytes:
+    """Up to n bytes from stream (fewer only at its end); gzip errors become IDXFormatError."""
     try:
-        return gzip.decompress(raw)
+        return stream.read(n)
     except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError
-        raise IDXFormatError(
-            f"{name}: corrupt or truncated gzip stream ({e}); re-download or re-extract "
-            "the file") from None
+        raise _corrupt_gzip(name, e) from None
 
 
-def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Parse the bytes of an IDX file (gzip-compressed or not) into a native-endian array."""
-    if raw[:2] == _GZIP_MAGIC:
-        raw = _decompress(raw, name)
-    if len(raw) < 4:
+def _read_idx(stream, size: int, compressed: bool, name: str) -> np.ndarray:
+    """Read one IDX file from `stream`, which holds `size` bytes on disk.
+
+    Every read is bounded by what the header declares, and the declared size is checked
+    against what the file can hold before any data is read: exactly `size` bytes for a plain
+    file, at most _MAX_DEFLATE_RATIO times `size` for a gzip file.
+    """
+    head = _read_exactly(stream, 4, name)
+    if len(head) < 4:
         raise IDXFormatError(
-            f"{name}: file too short for an IDX header ({len(raw)} bytes, need at least 4)")
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
+            f"{name}: file too short for an IDX header ({len(head)} bytes, need at least 4)")
+    zero0, zero1, code, ndim = head
     if zero0 != 0 or zero1 != 0:
         raise IDXFormatError(
             f"{name}: bad magic number: first two bytes are 0x{zero0:02x} 0x{zero1:02x}, "
@@ -72,30 +90,66 @@ def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
         raise IDXFormatError(f"{name}: unknown IDX type code 0x{code:02X} (known: {known})")
     if ndim == 0:
         raise IDXFormatError(f"{name}: IDX header declares 0 dimensions")
+    if ndim > _MAX_NDIM:
+        raise IDXFormatError(
+            f"{name}: IDX header declares {ndim} dimensions; at most {_MAX_NDIM} are supported "
+            "(MNIST-style files have 1 to 4)")
     header_len = 4 + 4 * ndim
-    if len(raw) < header_len:
+    dims = _read_exactly(stream, 4 * ndim, name)
+    if len(dims) < 4 * ndim:
         raise IDXFormatError(
             f"{name}: truncated header: {ndim} dimensions need {header_len} header bytes, "
-            f"file has {len(raw)}")
-    shape = struct.unpack(">" + "I" * ndim, raw[4:header_len])
+            f"file has {4 + len(dims)}")
+    shape = struct.unpack(">" + "I" * ndim, dims)
     dtype = IDX_TYPES[code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-    found = len(raw) - header_len
-    if found != expected:
-        what = "truncated file" if found < expected else "trailing bytes after the data"
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
+    what = f"{expected} bytes of {_type_name(dtype)} data for shape {tuple(shape)}"
+    if not compressed:
+        found = size - header_len
+        if found != expected:
+            problem = "truncated file" if found < expected else "trailing bytes after the data"
+            raise IDXFormatError(f"{name}: expected {what}, found {found} ({problem})")
+    elif expected > size * _MAX_DEFLATE_RATIO:
         raise IDXFormatError(
-            f"{name}: expected {expected} bytes of {_type_name(dtype)} data for shape "
-            f"{tuple(shape)}, found {found} ({what})")
-    arr = np.frombuffer(raw, dtype=dtype, offset=header_len).reshape(shape)
+            f"{name}: expected {what}, but {size} bytes of gzip can hold at most "
+            f"{size * _MAX_DEFLATE_RATIO} (truncated file or corrupt header)")
+    data = _read_exactly(stream, expected, name)
+    if len(data) < expected:
+        raise IDXFormatError(f"{name}: expected {what}, found {len(data)} (truncated file)")
+    if compressed and _read_exactly(stream, 1, name):  # also reads on to the gzip CRC check
+        raise IDXFormatError(
+            f"{name}: expected {what}, found more (trailing bytes after the data)")
+    try:
+        arr = np.frombuffer(data, dtype=dtype).reshape(shape)
+    except ValueError:  # e.g. (0, 2**32 - 1, 2**32 - 1): empty, yet too big for NumPy
+        raise IDXFormatError(f"{name}: shape {tuple(shape)} is too large for a NumPy "
+                             "array") from None
     return arr.astype(dtype.newbyteorder("="))  # native byte order, writable copy
 
 
+def _read_idx_file(f, size: int, name: str) -> np.ndarray:
+    """Read an IDX file from the open binary file `f` of `size` bytes, gzip or not."""
+    compressed = f.read(2) == _GZIP_MAGIC
+    f.seek(0)
+    if not compressed:
+        return _read_idx(f, size, False, name)
+    with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+        return _read_idx(stream, size, True, name)
+
+
+def parse_idx(raw: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Parse the bytes of an IDX file (gzip-compressed or not) into a native-endian array."""
+    return _read_idx_file(io.BytesIO(raw), len(raw), name)
+
+
 def read_idx(path) -> np.ndarray:
-    """Read an IDX file (raw or gzip-compressed) into a NumPy array of its declared dtype."""
+    """Read an IDX file (raw or gzip-compressed) into a NumPy array of its declared dtype.
+
+    Only regular files are read: a FIFO, a device or a directory raises IDXFormatError.
+    """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
-    return parse_idx(raw, name=path)
+    with open_regular(path, IDXFormatError) as f:
+        return _read_idx_file(f, os.fstat(f.fileno()).st_size, path)
 
 
 def encode_idx(array) -> bytes:

@@ -8,6 +8,10 @@ and folders (starting with '.') are skipped. Labels: when every image sits insid
 of the root, the first-level subfolder names, sorted, are the classes (like torchvision's
 ImageFolder); otherwise labels are None.
 
+Only regular files are read: a FIFO or a link to a device named like an image raises an
+error naming it (a FIFO would hang the loader, /dev/zero would never end). Images larger
+than `max_pixels` are refused from their header, before decoding.
+
 Decoding: with Pillow installed (pip install aecore[images]) any format Pillow reads; without
 it, PNGs are still read by aecore.io.png (8/16-bit gray, gray+alpha, RGB, RGBA, palette;
 non-interlaced) and JPEGs raise MissingDependencyError. Everything after decoding is NumPy
@@ -20,12 +24,15 @@ when shrinking, so shrinking averages areas instead of skipping pixels).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ..io.png import read_png
+from ..io import png
+from ..io.png import PNGFormatError, read_png
 from .dataset import Dataset, DatasetNotFoundError
+from ..io.files import open_regular
 
 __all__ = ["load_image_folder", "list_images", "read_image", "resize_image",
            "MissingDependencyError", "IMAGE_EXTENSIONS"]
@@ -61,24 +68,46 @@ def list_images(root):
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def read_image(path) -> np.ndarray:
-    """Decode one image file -> float32 (H, W) gray or (H, W, 3) RGB in [0, 1], alpha dropped."""
+def _read_with_pillow(image_mod, path: Path, max_pixels) -> np.ndarray:
+    error = PNGFormatError if path.suffix.lower() == ".png" else ValueError
+    with open_regular(path, error) as f:
+        try:
+            with warnings.catch_warnings():  # our own limit below says it better
+                warnings.simplefilter("ignore", image_mod.DecompressionBombWarning)
+                im = image_mod.open(f)
+            with im:
+                limit = png.MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+                if limit is not None and im.width * im.height > limit:
+                    raise error(png.too_many_pixels(path, im.width, im.height, limit))
+                mode = im.mode
+                if mode.startswith("I;16"):
+                    return np.asarray(im).astype(np.float32) / np.float32(65535.0)
+                if mode in ("1", "L", "LA", "I", "F"):
+                    return np.asarray(im.convert("L")).astype(np.float32) / np.float32(255.0)
+                return np.asarray(im.convert("RGB")).astype(np.float32) / np.float32(255.0)
+        except image_mod.DecompressionBombError as e:  # Pillow's own hard limit
+            raise error(f"{path}: refused by Pillow ({e}); raise PIL.Image.MAX_IMAGE_PIXELS "
+                        "too to allow it") from None
+        except OSError as e:  # Pillow's "cannot identify" / "truncated"
+            raise error(f"{path}: cannot decode the image ({e})") from None
+
+
+def read_image(path, max_pixels=None) -> np.ndarray:
+    """Decode one image file -> float32 (H, W) gray or (H, W, 3) RGB in [0, 1], alpha dropped.
+
+    Only regular files are read; an image of more than `max_pixels` pixels (None: the limit
+    aecore.io.png.MAX_IMAGE_PIXELS) is refused from its header, before it is decoded.
+    """
     path = Path(path)
     image_mod = _pillow()
     if image_mod is not None:
-        with image_mod.open(path) as im:
-            mode = im.mode
-            if mode.startswith("I;16"):
-                return np.asarray(im).astype(np.float32) / np.float32(65535.0)
-            if mode in ("1", "L", "LA", "I", "F"):
-                return np.asarray(im.convert("L")).astype(np.float32) / np.float32(255.0)
-            return np.asarray(im.convert("RGB")).astype(np.float32) / np.float32(255.0)
+        return _read_with_pillow(image_mod, path, max_pixels)
     if path.suffix.lower() != ".png":
         raise MissingDependencyError(
             f"{path}: reading {path.suffix or 'this'} files needs Pillow; install it with "
             "`pip install aecore[images]` (or `pip install pillow`). Without Pillow only PNG "
             "files can be read.")
-    a = read_png(path)
+    a = read_png(path, max_pixels=max_pixels)
     scale = np.float32(65535.0 if a.dtype == np.uint16 else 255.0)
     a = a.astype(np.float32) / scale
     if a.ndim == 3 and a.shape[2] in (2, 4):  # drop alpha
@@ -125,12 +154,17 @@ def _normalize_size(size):
     return h, w
 
 
-def load_image_folder(path, size=None, color="auto", name=None) -> Dataset:
+def load_image_folder(path, size=None, color="auto", name=None, max_pixels=None) -> Dataset:
     """Load every PNG/JPEG under `path` -> Dataset (images float32 (N, C, H, W) in [0, 1]).
 
     size:  (H, W) or an int for square images; None keeps the files' size, which must then
            be the same for every file.
     color: "gray" (C = 1), "rgb" (C = 3), or "auto": gray when every file is gray, else RGB.
+    max_pixels: refuse any image larger than this, from its header (a decompression bomb
+           guard); None: aecore.io.png.MAX_IMAGE_PIXELS (89,478,485, Pillow's limit).
+
+    An entry with an image name that is not a regular file (a FIFO, a link to a device) is
+    refused with an error naming it rather than skipped, so the set never silently shrinks.
     """
     root = Path(path)
     if not root.is_dir():
@@ -144,7 +178,7 @@ def load_image_folder(path, size=None, color="auto", name=None) -> Dataset:
         raise DatasetNotFoundError(
             f"{root}: no image files ({', '.join(IMAGE_EXTENSIONS)}) found in it or its "
             "subfolders")
-    arrays = [read_image(f) for f in files]
+    arrays = [read_image(f, max_pixels) for f in files]
     if mode == "auto":
         mode = _RGB if any(a.ndim == 3 for a in arrays) else _GRAY
     out = []
@@ -162,8 +196,9 @@ def load_image_folder(path, size=None, color="auto", name=None) -> Dataset:
         other = next(i for i, a in enumerate(out) if a.shape[:2] != first)
         raise ValueError(
             f"{root}: images have different sizes ({first[0]}x{first[1]} in {files[0].name}, "
-            f"{out[other].shape[0]}x{out[other].shape[1]} in {files[other].name}); pass "
-            "size=(H, W) to resize them all")
+            f"{out[other].shape[0]}x{out[other].shape[1]} in {files[other].name}); resize them "
+            "all to N x N with image_size=N (load_dataset; size=N in load_image_folder; "
+            "--image-size N on the command line)")
     images = np.stack(out)
     images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
     images = np.ascontiguousarray(np.clip(images, 0.0, 1.0), dtype=np.float32)

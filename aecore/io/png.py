@@ -18,16 +18,24 @@ Row filters (applied per byte, `a` = byte one pixel to the left, `b` = byte abov
 Public functions:
     write_png(path, array)       uint8 or float [0, 1] arrays of shape (H, W), (H, W, 1),
                                  (H, W, 3), (H, W, 4); written atomically (temp file, os.replace)
-    read_png(path) -> ndarray    8/16-bit gray, gray+alpha, RGB, RGBA; palette and 1/2/4-bit gray
+    read_png(path, max_pixels=None) -> ndarray
+                                 8/16-bit gray, gray+alpha, RGB, RGBA; palette and 1/2/4-bit gray
                                  too; non-interlaced only. Returns (H, W) for gray, else (H, W, C)
                                  with C = 2 (gray+alpha), 3 (RGB) or 4 (RGBA); dtype uint8
-                                 (uint16 for 16-bit files)
+                                 (uint16 for 16-bit files). Regular files only; images over
+                                 MAX_IMAGE_PIXELS are refused from the header
     image_grid(images, nrow=8, padding=2, pad_value=1.0) -> (H, W) or (H, W, 3) float array,
                                  tiles (N, C, H, W) images like torchvision.utils.make_grid
+
+Reading is bounded: IHDR must come first and is checked (pixel limit included) before any
+image data is touched; every chunk length is checked against the bytes left in the file; the
+IDAT stream is inflated into at most the bytes the header implies (data beyond that is
+ignored, as Pillow does), so a small file cannot expand into gigabytes.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import zlib
@@ -35,8 +43,9 @@ import zlib
 import numpy as np
 
 from .atomic import atomic_write
+from .files import open_regular
 
-__all__ = ["write_png", "read_png", "image_grid", "PNGFormatError"]
+__all__ = ["write_png", "read_png", "image_grid", "PNGFormatError", "MAX_IMAGE_PIXELS"]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -44,6 +53,18 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _COLOR_TYPE_FOR_CHANNELS = {1: 0, 2: 4, 3: 2, 4: 6}
 _ALLOWED_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+
+# Refuse images with more pixels than this (Pillow's MAX_IMAGE_PIXELS): a few KiB of zlib data
+# can declare gigabytes of pixels. read_png(max_pixels=N) overrides it per call; None: no limit.
+MAX_IMAGE_PIXELS = 89_478_485
+# The chunks kept in memory, with the lengths the spec allows them.
+_CHUNK_LENGTHS = {
+    b"IHDR": (lambda n: n == 13, "expected 13"),
+    b"PLTE": (lambda n: n % 3 == 0 and 3 <= n <= 768,
+              "a palette is 1 to 256 RGB entries, a multiple of 3 from 3 to 768 bytes"),
+    b"tRNS": (lambda n: n <= 256, "expected at most 256 (one alpha byte per palette entry)"),
+}
+_PIECE = 1 << 16  # chunks are read in pieces of 64 KiB
 
 
 class PNGFormatError(ValueError):
@@ -171,47 +192,17 @@ def _unfilter(data: bytes, height: int, row_bytes: int, bpp: int, name: str) -> 
     return out
 
 
-def decode_png(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode the bytes of a PNG file (see read_png)."""
-    if data[:8] != PNG_SIGNATURE:
-        raise PNGFormatError(f"{name}: not a PNG file (bad signature {data[:8]!r})")
-    pos = 8
-    header = None
-    palette = None
-    trns = None
-    idat = []
-    seen_end = False
-    while pos < len(data):
-        if pos + 8 > len(data):
-            raise PNGFormatError(f"{name}: truncated chunk header at byte {pos}")
-        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
-        body = data[pos + 8:pos + 8 + length]
-        crc_bytes = data[pos + 8 + length:pos + 12 + length]
-        if len(body) != length or len(crc_bytes) != 4:
-            raise PNGFormatError(f"{name}: truncated {kind!r} chunk at byte {pos}")
-        if struct.unpack(">I", crc_bytes)[0] != (zlib.crc32(kind + body) & 0xFFFFFFFF):
-            raise PNGFormatError(f"{name}: CRC mismatch in {kind.decode('latin-1')} chunk")
-        pos += 12 + length
-        if kind == b"IHDR":
-            if length != 13:
-                raise PNGFormatError(f"{name}: IHDR chunk has length {length}, expected 13")
-            header = struct.unpack(">IIBBBBB", body)
-        elif kind == b"PLTE":
-            palette = np.frombuffer(body, dtype=np.uint8).reshape(-1, 3)
-        elif kind == b"tRNS":
-            trns = body
-        elif kind == b"IDAT":
-            idat.append(body)
-        elif kind == b"IEND":
-            seen_end = True
-            break
-    if header is None:
-        raise PNGFormatError(f"{name}: no IHDR chunk")
-    if not idat:
-        raise PNGFormatError(f"{name}: no IDAT chunk (no image data)")
-    if not seen_end:
-        raise PNGFormatError(f"{name}: no IEND chunk (truncated file?)")
-    width, height, depth, ctype, comp, filt, interlace = header
+def too_many_pixels(name, width: int, height: int, limit: int) -> str:
+    """The message for an image over the pixel limit (shared with the Pillow path)."""
+    return (f"{name}: image is {width}x{height} ({width * height:,} pixels), more than the "
+            f"limit of {limit:,} pixels (a decompression bomb?); refused before decoding. "
+            "Pass max_pixels=N to allow it, or set aecore.io.png.MAX_IMAGE_PIXELS")
+
+
+def _check_header(body: bytes, name, max_pixels):
+    """Validate IHDR -> (width, height, depth, color type); refuses oversized images here,
+    before any image data is decompressed."""
+    width, height, depth, ctype, comp, filt, interlace = struct.unpack(">IIBBBBB", body)
     if ctype not in _CHANNELS:
         raise PNGFormatError(f"{name}: unknown color type {ctype}")
     if depth not in _ALLOWED_DEPTHS[ctype]:
@@ -224,11 +215,106 @@ def decode_png(data: bytes, name: str = "<bytes>") -> np.ndarray:
             "install Pillow (pip install aecore[images]) or save the image non-interlaced")
     if width == 0 or height == 0:
         raise PNGFormatError(f"{name}: zero image size {width}x{height}")
-    try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as e:
-        raise PNGFormatError(f"{name}: corrupt zlib stream in IDAT: {e}") from None
+    limit = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
+    if limit is not None and width * height > limit:
+        raise PNGFormatError(too_many_pixels(name, width, height, limit))
+    return width, height, depth, ctype
 
+
+def _pieces(f, length: int, kind: bytes, pos: int, name):
+    """A chunk's body in pieces of at most _PIECE bytes, so no chunk is held whole."""
+    left = length
+    while left:
+        piece = f.read(min(left, _PIECE))
+        if not piece:
+            raise PNGFormatError(f"{name}: truncated {kind.decode('latin-1')} chunk at byte {pos}")
+        left -= len(piece)
+        yield piece
+
+
+def _read_chunks(f, size: int, name, max_pixels):
+    """Walk the chunks of a PNG file -> (header, palette, trns, inflated image data).
+
+    Reads are bounded by the chunk lengths, each checked against the bytes left in the file,
+    and the IDAT stream is inflated into at most the number of bytes the header implies
+    (zlib's max_length), so neither a huge declared size nor a lying header can exhaust memory.
+    """
+    header = palette = trns = inflater = None
+    raw = bytearray()
+    expected = 0
+    pos = 8
+    while True:
+        head = f.read(8)
+        if not head:
+            if header is None:
+                raise PNGFormatError(f"{name}: no IHDR chunk")
+            if inflater is None:
+                raise PNGFormatError(f"{name}: no IDAT chunk (no image data)")
+            raise PNGFormatError(f"{name}: no IEND chunk (truncated file?)")
+        if len(head) < 8:
+            raise PNGFormatError(f"{name}: truncated chunk header at byte {pos}")
+        length, kind = struct.unpack(">I4s", head)
+        label = kind.decode("latin-1")
+        left = size - pos - 12
+        if length > left:
+            raise PNGFormatError(f"{name}: truncated {label} chunk at byte {pos}: it declares "
+                                 f"{length} bytes, the file has {max(left, 0)} left")
+        if header is None and kind != b"IHDR":
+            raise PNGFormatError(f"{name}: the first chunk is {label}, expected IHDR")
+        if kind in _CHUNK_LENGTHS:
+            ok, rule = _CHUNK_LENGTHS[kind]
+            if not ok(length):
+                raise PNGFormatError(f"{name}: {label} chunk has length {length}; {rule}")
+        crc = zlib.crc32(kind)
+        body = b""
+        broken = None  # a zlib error, reported after the CRC check (a bad CRC explains it)
+        if kind == b"IDAT":
+            if inflater is None:
+                inflater = zlib.decompressobj()
+                width, height, depth, ctype = header
+                row_bytes = (width * _CHANNELS[ctype] * depth + 7) // 8
+                expected = height * (row_bytes + 1)
+            for piece in _pieces(f, length, kind, pos, name):
+                crc = zlib.crc32(piece, crc)
+                try:
+                    while piece and not broken and len(raw) < expected and not inflater.eof:
+                        raw += inflater.decompress(piece, expected - len(raw))
+                        piece = inflater.unconsumed_tail
+                except zlib.error as e:
+                    broken = e
+        else:  # small known chunks are kept; any other is only checked, piece by piece
+            keep = kind in _CHUNK_LENGTHS
+            for piece in _pieces(f, length, kind, pos, name):
+                crc = zlib.crc32(piece, crc)
+                if keep:
+                    body += piece
+        crc_bytes = f.read(4)
+        if len(crc_bytes) != 4:
+            raise PNGFormatError(f"{name}: truncated {label} chunk at byte {pos}")
+        if struct.unpack(">I", crc_bytes)[0] != crc & 0xFFFFFFFF:
+            raise PNGFormatError(f"{name}: CRC mismatch in {label} chunk")
+        if broken:
+            raise PNGFormatError(f"{name}: corrupt zlib stream in IDAT: {broken}")
+        pos += 12 + length
+        if kind == b"IHDR":
+            if header is not None:
+                raise PNGFormatError(f"{name}: more than one IHDR chunk")
+            header = _check_header(body, name, max_pixels)
+        elif kind == b"PLTE":
+            palette = np.frombuffer(body, dtype=np.uint8).reshape(-1, 3)
+        elif kind == b"tRNS":
+            trns = body
+        elif kind == b"IEND":
+            if inflater is None:
+                raise PNGFormatError(f"{name}: no IDAT chunk (no image data)")
+            return header, palette, trns, raw
+
+
+def _decode(f, size: int, name, max_pixels) -> np.ndarray:
+    signature = f.read(8)
+    if signature != PNG_SIGNATURE:
+        raise PNGFormatError(f"{name}: not a PNG file (bad signature {signature!r})")
+    (width, height, depth, ctype), palette, trns, raw = _read_chunks(f, size, name, max_pixels)
     channels = _CHANNELS[ctype]
     bits_per_pixel = channels * depth
     row_bytes = (width * bits_per_pixel + 7) // 8
@@ -265,17 +351,24 @@ def decode_png(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return np.ascontiguousarray(pix)
 
 
-def read_png(path) -> np.ndarray:
+def decode_png(data: bytes, name: str = "<bytes>", max_pixels=None) -> np.ndarray:
+    """Decode the bytes of a PNG file (see read_png)."""
+    return _decode(io.BytesIO(data), len(data), name, max_pixels)
+
+
+def read_png(path, max_pixels=None) -> np.ndarray:
     """Read a PNG file into a uint8 array (uint16 for 16-bit files).
 
     Returns (H, W) for gray, (H, W, 2) gray+alpha, (H, W, 3) RGB, (H, W, 4) RGBA; palette
     images come back as RGB (RGBA when they carry transparency). Interlaced files raise
     PNGFormatError (use Pillow for those).
+    max_pixels: an image with more pixels is refused from its header, before decompressing
+    (a decompression bomb guard); None: the module's MAX_IMAGE_PIXELS (None there: no limit).
+    Only regular files are read: a FIFO, a device or a directory raises PNGFormatError.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        data = f.read()
-    return decode_png(data, name=path)
+    with open_regular(path, PNGFormatError) as f:
+        return _decode(f, os.fstat(f.fileno()).st_size, path, max_pixels)
 
 
 # ---------------------------------------------------------------------------------------------

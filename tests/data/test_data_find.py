@@ -209,7 +209,7 @@ def test_image_folder_without_classes_and_errors(world):
     root.mkdir()
     write_png(root / "x.png", np.zeros((5, 5)))
     write_png(root / "y.png", np.zeros((6, 5)))
-    with pytest.raises(ValueError, match=r"different sizes.*pass size="):
+    with pytest.raises(ValueError, match=r"different sizes.*image_size=N"):
         load_image_folder(root)
     ds = load_image_folder(root, size=(3, 3))
     assert ds.labels is None and ds.images.shape == (2, 1, 3, 3)
