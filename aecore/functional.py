@@ -10,23 +10,33 @@ from .kernels import geometry
 from .kernels.compile import array_module_of
 from .losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, l1_loss  # noqa: F401
 from .ops import (leaky_relu, relu, sigmoid, softplus, tanh)  # noqa: F401
-from .tensor import Function, Tensor
+from .kernels.registry import contiguous
+from .tensor import Function, Tensor, check_dtype, dtype_of
 
 
 def _run(function, op, array, *args):
-    """Run kernel `op` for `array` through the registry; remember the tier on the function."""
+    """Run kernel `op` for `array` through the registry; remember the tier on the function.
+    The registry's kernels take C-contiguous arrays only: a strided view is copied here."""
     tier, implementation = kernels.dispatch(op, array)
     function.tier = tier
-    return implementation(*args)
+    return implementation(*map(contiguous, args))
 
 
 def _kernel_on(op, array, *args):
-    return kernels.dispatch(op, array)[1](*args)
+    return kernels.dispatch(op, array)[1](*map(contiguous, args))
+
+
+def _check_dtypes(op, *named):
+    """Refuse, by name, an argument whose dtype aecore does not compute in (tensor.check_dtype)."""
+    for name, value in named:
+        if value is not None:
+            check_dtype(dtype_of(value), f"{op}: {name}")
 
 
 # ---------------------------------------------------------------------------- linear
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias, weight: (out_features, in_features)."""
+    _check_dtypes("linear", ("input x", x), ("weight", weight), ("bias", bias))
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight "
                          f"expects {weight.shape[1]} (shape {weight.shape})")
@@ -64,6 +74,7 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     x: (N, Cin, H, W), weight: (Cout, Cin, kH, kW), bias: (Cout,) -> (N, Cout, outH, outW).
     padding: int, pair, 'valid' or 'same' (TensorFlow's rule: extra pixel at bottom/right).
     """
+    _check_dtypes("conv2d", ("input x", x), ("weight", weight), ("bias", bias))
     geom = geometry.conv2d_geometry(x.shape, weight.shape, stride, padding,
                                     b_shape=None if bias is None else bias.shape)
     if bias is None:
@@ -102,6 +113,7 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     outH = (H - 1) * stride - 2 * padding + kH + output_padding; padding='same' gives H * stride
     (TensorFlow's Conv2DTranspose).
     """
+    _check_dtypes("conv_transpose2d", ("input x", x), ("weight", weight), ("bias", bias))
     geom = geometry.conv_transpose2d_geometry(x.shape, weight.shape, stride, padding,
                                               output_padding,
                                               b_shape=None if bias is None else bias.shape)
@@ -128,6 +140,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
 
     Ties send the gradient to the first maximum of the window, as PyTorch does.
     """
+    _check_dtypes("max_pool2d", ("input x", x))
     geom = geometry.max_pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     return MaxPool2d.apply(x, geom=geom)
 
@@ -148,6 +161,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
 
     mode: 'nearest' (PyTorch's legacy nearest) or 'bilinear' (align_corners False by default).
     """
+    _check_dtypes("interpolate", ("input x", x))
     geom = geometry.interpolate_geometry(x.shape, size, scale_factor, mode, align_corners)
     return Upsample.apply(x, geom=geom)
 
@@ -182,6 +196,7 @@ def upsample_conv2d(x, weight, bias=None, size=None, scale_factor=None, mode="ne
     3x3 kernel after 2x upsampling it does 16 multiply-adds where the two ops do 36, and the
     upsampled image is never stored). fold=False, or any other case, runs the two ops.
     """
+    _check_dtypes("upsample_conv2d", ("input x", x), ("weight", weight), ("bias", bias))
     upsample_geom = geometry.interpolate_geometry(x.shape, size, scale_factor, mode, align_corners)
     up_shape = (upsample_geom["n"], upsample_geom["c"], upsample_geom["out_h"], upsample_geom["out_w"])
     conv_geom = geometry.conv2d_geometry(up_shape, weight.shape, stride, padding,

@@ -429,12 +429,15 @@ class Clip(Function):
 class ReLU(Function):
     # Through the kernel registry (aecore.kernels.activation): the numba tier does each pass in
     # one parallel loop, where NumPy needs a boolean temporary and two passes on one core.
+    # The registry's kernels take C-contiguous arrays only: a strided view is copied first.
     def forward(self, a):
+        a = kernels.registry.contiguous(a)
         self.save_for_backward(a)
         self.tier, forward = kernels.dispatch("relu_forward", a)
         return forward(a)
 
     def backward(self, grad):
+        grad = kernels.registry.contiguous(grad)
         return (kernels.dispatch("relu_backward", grad)[1](grad, self.saved[0]),)
 
 

@@ -16,6 +16,7 @@ import threading
 import numpy as np
 
 from .backend import device_of, get_array_module, is_cupy_array, normalize_device, to_device
+from .kernels.registry import FLOAT_DTYPES
 
 _grad_mode = threading.local()
 
@@ -95,7 +96,7 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on tensors and, when gradients are needed, record it in the graph."""
-        tensors = [as_tensor_like(value, inputs) for value in inputs]
+        tensors = [as_tensor_like(value, inputs, f"{cls.__name__}: an input") for value in inputs]
         _check_same_device_and_dtype(cls.__name__, tensors)
         function = cls()
         function.needs_input_grad = tuple(t.requires_grad for t in tensors)
@@ -118,6 +119,8 @@ class Function:
 
 
 def _check_same_device_and_dtype(op_name, tensors):
+    for t in tensors:
+        check_dtype(t.dtype, f"{op_name}: an input")
     if len(tensors) < 2:
         return
     devices = {t.device for t in tensors}
@@ -132,10 +135,12 @@ def _check_same_device_and_dtype(op_name, tensors):
                         "convert with .float() or .double()")
 
 
-def as_tensor_like(value, others):
-    """A Tensor for `value`; Python numbers and arrays take the dtype/device of the tensors."""
+def as_tensor_like(value, others, what="an operand"):
+    """A Tensor for `value`; Python numbers and arrays take the dtype/device of the tensors.
+    `what` names the value if its dtype is refused (see check_dtype)."""
     if isinstance(value, Tensor):
         return value
+    check_dtype(dtype_of(value), what)
     reference = next((o for o in others if isinstance(o, Tensor)), None)
     if reference is None:
         return Tensor(value)
@@ -143,13 +148,38 @@ def as_tensor_like(value, others):
     return Tensor(xp.asarray(value, dtype=reference.dtype), _copy=False)
 
 
-def _default_dtype(array, dtype):
+# ---------------------------------------------------------------------------- dtypes
+
+
+def dtype_of(value):
+    """The dtype of a tensor, an array, or the array NumPy would make of a number or a list."""
+    dtype = getattr(value, "dtype", None)
+    return np.dtype(dtype) if dtype is not None else np.asarray(value).dtype
+
+
+def check_dtype(dtype, what):
+    """Refuse data aecore cannot compute with, naming it as `what` ("conv2d: input x").
+
+    aecore computes in float32 and float64. Integers and bools are numbers too: they become
+    floats. Everything else would be silently wrong or crash deep in a kernel: float16 (no
+    kernel takes it), complex (the imaginary part would be dropped), strings (parsed as numbers),
+    objects."""
+    dtype = np.dtype(dtype)
+    if dtype in FLOAT_DTYPES or dtype.kind in "biu":
+        return
+    raise TypeError(f"{what} has dtype {dtype}; aecore computes in float32 or float64 "
+                    "(convert with .astype(np.float32))")
+
+
+def _target_dtype(array, dtype, from_python):
+    """The dtype of a new tensor: `dtype` if given, else the array's float32/float64; float32
+    for integers, bools and Python data (NumPy would pick float64)."""
     if dtype is not None:
         dtype = np.dtype(dtype)
-        if dtype not in (np.float32, np.float64):
+        if dtype not in FLOAT_DTYPES:
             raise TypeError(f"dtype must be float32 or float64, got {dtype}")
         return dtype
-    if array.dtype in (np.float32, np.float64):
+    if array.dtype in FLOAT_DTYPES and not from_python:
         return array.dtype
     return np.dtype(np.float32)
 
@@ -166,13 +196,14 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None, _copy=True):
         if isinstance(data, Tensor):
             data = data.data
-        if isinstance(data, np.generic):  # NumPy scalars (e.g. from 0-d arithmetic) keep their dtype
-            data = np.asarray(data)
+        # Python numbers and lists become float32; NumPy scalars (e.g. from 0-d arithmetic) keep
+        # their dtype, as arrays do.
+        from_python = not (isinstance(data, (np.ndarray, np.generic)) or is_cupy_array(data))
         if not (isinstance(data, np.ndarray) or is_cupy_array(data)):
-            # Python numbers and lists become float32 (NumPy would pick float64).
-            data = np.asarray(data, dtype=dtype if dtype is not None else np.float32)
-        if dtype is not None or _copy:
-            data = data.astype(_default_dtype(data, dtype), copy=_copy)
+            data = np.asarray(data)
+        if dtype is not None or _copy or from_python:
+            check_dtype(data.dtype, "tensor: data")
+            data = data.astype(_target_dtype(data, dtype, from_python), copy=_copy and not from_python)
         self.data = data
         self.grad = None
         self.requires_grad = bool(requires_grad)
@@ -254,6 +285,8 @@ class Tensor:
         if device is not None and normalize_device(device) != self.device:
             result = Tensor(to_device(self.data, device), requires_grad=self.requires_grad, _copy=False)
         if dtype is not None and np.dtype(dtype) != self.dtype:
+            if np.dtype(dtype) not in FLOAT_DTYPES:
+                raise TypeError(f"to: dtype must be float32 or float64, got {np.dtype(dtype)}")
             from . import ops
             result = ops.cast(result, np.dtype(dtype))
         return result
@@ -518,7 +551,13 @@ def _run_backward(function, grad):
 
 
 def tensor(data, requires_grad=False, device="cpu", dtype=None):
-    """Make a tensor (float32 unless the data is float64 or dtype says otherwise)."""
+    """Make a tensor of `data` (an array, a number or nested lists).
+
+    float32 and float64 are the supported dtypes (aecore computes in nothing else): float32 and
+    float64 arrays keep theirs, integers, bools and Python numbers become float32, unless `dtype`
+    says otherwise. float16, complex, string and object data are refused with a TypeError:
+    convert them first (e.g. with .astype(np.float32)).
+    """
     if isinstance(data, Tensor):
         data = data.data
     device = normalize_device(device)

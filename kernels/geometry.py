@@ -11,9 +11,18 @@ Conventions (PyTorch's, NCHW):
 - conv_transpose2d:  out = (in - 1) * stride - pad_before - pad_after + kernel + output_padding
 - TensorFlow 'same': out = ceil(in / stride); the total padding max((out-1)*stride + k - in, 0) is
                      split with the extra pixel at the bottom/right.
+
+An output of more than MAX_OUTPUT_ELEMENTS elements is refused here, naming the arguments that
+make it, rather than by the allocator after the work that came before it.
+
+The end of the file describes the arrays a resolved geometry stands for (`conv2d_arrays`, ...):
+the registry checks every kernel call against them.
 """
 
 import math
+
+# The most elements one output tensor may have (8 GiB in float32); raise it to go further.
+MAX_OUTPUT_ELEMENTS = 2**31 - 1
 
 
 def _is_int(value):
@@ -23,6 +32,16 @@ def _is_int(value):
     )
 
 
+def _is_real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) or (
+        hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0 and value.dtype.kind in "iuf")
+
+
+def shown(value):
+    """repr(value) on one line (an array's repr can span several)."""
+    return " ".join(repr(value).split())
+
+
 def pair(value, name, minimum=1):
     """Turn an int or a 2-sequence into an (h, w) pair of ints >= minimum, or raise naming `name`."""
     if _is_int(value):
@@ -30,10 +49,19 @@ def pair(value, name, minimum=1):
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         values = (int(value[0]), int(value[1]))
     else:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+        raise TypeError(f"{name} must be an int or a pair of ints (a tuple or list), "
+                        f"got {shown(value)}")
     if min(values) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be >= {minimum}, got {shown(value)}")
     return values
+
+
+def check_output_size(op, shape, cause):
+    """Refuse an output of more than MAX_OUTPUT_ELEMENTS elements, naming the `cause`."""
+    elements = math.prod(shape)
+    if elements > MAX_OUTPUT_ELEMENTS:
+        raise ValueError(f"{op}: {cause} gives an output of {tuple(shape)} = {elements:.1e} "
+                         f"elements, above the limit of {MAX_OUTPUT_ELEMENTS:,}")
 
 
 def check_input_4d(x_shape, name="input"):
@@ -92,6 +120,8 @@ def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, has_bias=False, b_sha
             f"({h + top + bottom}, {w + left + right}) (input {h}x{w}, padding {padding!r})")
     out_h = (h + top + bottom - k_h) // stride_h + 1
     out_w = (w + left + right - k_w) // stride_w + 1
+    check_output_size("conv2d", (n, c_out, out_h, out_w),
+                      f"padding={shown(padding)} with weight {tuple(w_shape)}")
     return dict(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
                 stride_h=stride_h, stride_w=stride_w,
                 pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right,
@@ -165,10 +195,12 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
     if b_shape is not None and tuple(b_shape) != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
     stride_h, stride_w = pair(stride, "stride")
+    out_pad_h, out_pad_w = pair(output_padding, "output_padding", minimum=0)
     if isinstance(padding, str):
         mode = padding.lower()
-        if output_padding not in (0, (0, 0), [0, 0]):
-            raise ValueError(f"output_padding must be 0 with padding={padding!r}, got {output_padding!r}")
+        if (out_pad_h, out_pad_w) != (0, 0):
+            raise ValueError(f"output_padding must be 0 with padding={padding!r}, "
+                             f"got {shown(output_padding)}")
         if mode == "valid":
             # TF: out = (in - 1) * stride + max(kernel, stride)
             top, left = 0, 0
@@ -182,7 +214,6 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
             raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
     else:
         pad_h, pad_w = pair(padding, "padding", minimum=0)
-        out_pad_h, out_pad_w = pair(output_padding, "output_padding", minimum=0)
         if out_pad_h >= stride_h or out_pad_w >= stride_w:
             raise ValueError(f"output_padding must be smaller than stride {(stride_h, stride_w)}, "
                              f"got {output_padding!r}")
@@ -194,10 +225,23 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
         raise ValueError(f"padding {padding!r} crops the whole output: the output size would be "
                          f"({out_h}, {out_w}) for input {h}x{w}, kernel ({k_h}, {k_w}), stride "
                          f"{(stride_h, stride_w)}")
+    check_output_size("conv_transpose2d", (n, c_out, out_h, out_w),
+                      f"stride={shown(stride)} with weight {tuple(w_shape)}")
     return dict(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
                 stride_h=stride_h, stride_w=stride_w,
                 pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right,
                 out_h=out_h, out_w=out_w)
+
+
+def _scale_pair(scale_factor):
+    """scale_factor (a number or a pair of numbers) as two floats, or TypeError naming it."""
+    if _is_real(scale_factor):
+        return float(scale_factor), float(scale_factor)
+    if isinstance(scale_factor, (tuple, list)) and len(scale_factor) == 2 and all(
+            _is_real(s) for s in scale_factor):
+        return float(scale_factor[0]), float(scale_factor[1])
+    raise TypeError("scale_factor must be a positive number or a pair of numbers, "
+                    f"got {shown(scale_factor)}")
 
 
 def interpolate_geometry(x_shape, size=None, scale_factor=None, mode="nearest", align_corners=None):
@@ -220,20 +264,18 @@ def interpolate_geometry(x_shape, size=None, scale_factor=None, mode="nearest", 
     if size is not None:
         out_h, out_w = pair(size, "size")
         scales = (None, None)
+        cause = f"size={shown(size)}"
     else:
-        if isinstance(scale_factor, (tuple, list)):
-            if len(scale_factor) != 2:
-                raise ValueError(f"scale_factor must be a number or a pair, got {scale_factor!r}")
-            factors = tuple(float(s) for s in scale_factor)
-        else:
-            factors = (float(scale_factor), float(scale_factor))
+        factors = _scale_pair(scale_factor)
         if min(factors) <= 0 or not all(math.isfinite(f) for f in factors):
-            raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
+            raise ValueError(f"scale_factor must be positive and finite, got {shown(scale_factor)}")
         out_h, out_w = int(math.floor(h * factors[0])), int(math.floor(w * factors[1]))
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"scale_factor {scale_factor!r} gives an empty output "
+            raise ValueError(f"scale_factor {shown(scale_factor)} gives an empty output "
                              f"({out_h}, {out_w}) for input {h}x{w}")
         scales = factors
+        cause = f"scale_factor={shown(scale_factor)}"
+    check_output_size("interpolate", (n, c, out_h, out_w), cause)
 
     def axis_scale(in_size, out_size, factor):
         if align:
@@ -301,3 +343,84 @@ def nearest_fold_geometry(upsample_geom, conv_geom):
     assert (g["h"] - 1) * s_h + folded["k_h"] - folded["pad_top"] - folded["pad_bottom"] == c["out_h"]
     assert (g["w"] - 1) * s_w + folded["k_w"] - folded["pad_left"] - folded["pad_right"] == c["out_w"]
     return folded
+
+
+# ---------------------------------------------------------------------------- arrays of a geometry
+# The arrays a resolved geometry stands for, by role, for the registry's check of every kernel
+# call (kernels/registry.py). Each function first checks that the geometry holds together (every
+# size an int, the output size the one its formula gives), so that a geometry made or edited by
+# hand cannot send a kernel outside its arrays either. A problem raises ValueError naming the field.
+
+def _fields(geom, minimum, *names):
+    """geom[name] for each name, each an int >= minimum (any int when minimum is None)."""
+    values = []
+    for name in names:
+        value = geom[name]
+        if not _is_int(value) or minimum is not None and value < minimum:
+            at_least = "" if minimum is None else f" >= {minimum}"
+            raise ValueError(f"geom[{name!r}] must be an int{at_least}, got {shown(value)}")
+        values.append(int(value))
+    return values
+
+
+def _formula(geom, name, expected, formula):
+    if geom[name] != expected:
+        raise ValueError(f"geom[{name!r}] is {geom[name]}, but {formula} gives {expected}")
+
+
+def conv2d_arrays(geom):
+    """{role: shape} of a conv2d geometry: input, weight (Cout, Cin, kH, kW), bias, output."""
+    n, c_in, h, w, c_out, k_h, k_w, s_h, s_w = _fields(
+        geom, 1, "n", "c_in", "h", "w", "c_out", "k_h", "k_w", "stride_h", "stride_w")
+    top, bottom, left, right = _fields(geom, 0, "pad_top", "pad_bottom", "pad_left", "pad_right")
+    _fields(geom, 1, "out_h", "out_w")
+    _formula(geom, "out_h", (h + top + bottom - k_h) // s_h + 1, "(h + pads - k_h) // stride_h + 1")
+    _formula(geom, "out_w", (w + left + right - k_w) // s_w + 1, "(w + pads - k_w) // stride_w + 1")
+    return {"input": (n, c_in, h, w), "weight": (c_out, c_in, k_h, k_w), "bias": (c_out,),
+            "output": (n, c_out, geom["out_h"], geom["out_w"])}
+
+
+def conv_transpose2d_arrays(geom):
+    """{role: shape} of a conv_transpose2d geometry: input, weight (Cin, Cout, kH, kW), bias,
+    output. pad_bottom / pad_right may be negative (output_padding)."""
+    n, c_in, h, w, c_out, k_h, k_w, s_h, s_w = _fields(
+        geom, 1, "n", "c_in", "h", "w", "c_out", "k_h", "k_w", "stride_h", "stride_w")
+    top, left = _fields(geom, 0, "pad_top", "pad_left")
+    bottom, right = _fields(geom, None, "pad_bottom", "pad_right")
+    _fields(geom, 1, "out_h", "out_w")
+    _formula(geom, "out_h", (h - 1) * s_h + k_h - top - bottom, "(h - 1) * stride_h + k_h - pads")
+    _formula(geom, "out_w", (w - 1) * s_w + k_w - left - right, "(w - 1) * stride_w + k_w - pads")
+    return {"input": (n, c_in, h, w), "weight": (c_in, c_out, k_h, k_w), "bias": (c_out,),
+            "output": (n, c_out, geom["out_h"], geom["out_w"])}
+
+
+def max_pool2d_arrays(geom):
+    """{role: shape} of a max_pool2d geometry: input, output. Every window must overlap the
+    input: the first one ends inside it (pad < kernel), the last one starts inside it."""
+    n, c, h, w, k_h, k_w, s_h, s_w, out_h, out_w = _fields(
+        geom, 1, "n", "c", "h", "w", "k_h", "k_w", "stride_h", "stride_w", "out_h", "out_w")
+    top, left = _fields(geom, 0, "pad_top", "pad_left")
+    for pad, kernel, name in ((top, k_h, "pad_top"), (left, k_w, "pad_left")):
+        if pad >= kernel:
+            raise ValueError(f"geom[{name!r}] is {pad}: the first window would lie in the padding "
+                             f"(kernel {kernel})")
+    for out, stride, pad, size, name in ((out_h, s_h, top, h, "out_h"), (out_w, s_w, left, w, "out_w")):
+        if (out - 1) * stride - pad >= size:
+            raise ValueError(f"geom[{name!r}] is {out}: the last window would start past the "
+                             f"input ({size})")
+    return {"input": (n, c, h, w), "output": (n, c, out_h, out_w)}
+
+
+def interpolate_arrays(geom):
+    """{role: shape} of an interpolate geometry: input, output. The source-index scales must be
+    finite and >= 0; every geometry interpolate_geometry makes has scale <= in (in / out,
+    1 / factor with in * factor >= 1, or (in - 1) / (out - 1)), so in + 1 leaves room for rounding."""
+    n, c, h, w, out_h, out_w = _fields(geom, 1, "n", "c", "h", "w", "out_h", "out_w")
+    if geom["mode"] not in ("nearest", "bilinear"):
+        raise ValueError(f"geom['mode'] must be 'nearest' or 'bilinear', got {shown(geom['mode'])}")
+    for name, size in (("scale_h", h), ("scale_w", w)):
+        scale = geom[name]
+        if not (_is_real(scale) and 0 <= scale <= size + 1):
+            raise ValueError(f"geom[{name!r}] must be a number from 0 to {size + 1}, "
+                             f"got {shown(scale)}")
+    return {"input": (n, c, h, w), "output": (n, c, out_h, out_w)}

@@ -228,15 +228,21 @@ def _max_pool2d_forward_loops(x, y, argmax, k_h, k_w, stride_h, stride_w, pad_to
         _forward_plane(x[p], y[p], argmax[p], k_h, k_w, stride_h, stride_w, pad_top, pad_left)
 
 
-def _max_pool2d_backward_loops(grad_y, argmax, grad_x):
-    # grad_y, argmax: (P, outH * outW); grad_x: (P, H * W), any values on entry.
+def _max_pool2d_backward_loops(grad_y, argmax, grad_x, out_of_plane):
+    # grad_y, argmax: (P, outH * outW); grad_x: (P, H * W), any values on entry;
+    # out_of_plane: (P,), set to 1 for a plane whose argmax points outside it (never written).
     # Each plane is zeroed by the task that fills it, while it is in cache (np.zeros on the
     # whole array first was one core's 20 MB memset before the parallel loop).
     planes, outs = grad_y.shape
+    size = grad_x.shape[1]
     for p in prange(planes):
         grad_x[p, :] = 0
         for o in range(outs):
-            grad_x[p, argmax[p, o]] += grad_y[p, o]
+            i = argmax[p, o]
+            if 0 <= i < size:
+                grad_x[p, i] += grad_y[p, o]
+            else:
+                out_of_plane[p] = 1
 
 
 _windows_2x2 = cpu_kernel_serial(_windows_2x2)
@@ -260,9 +266,14 @@ def max_pool2d_forward_numba(x, geom):
 def max_pool2d_backward_numba(grad_y, argmax, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom["h"] * geom["w"]), grad_y.dtype)     # zeroed in the loop
+    out_of_plane = np.zeros(n * c, np.uint8)
     _max_pool2d_backward_cpu(np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
                              np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
-                             grad_x)
+                             grad_x, out_of_plane)
+    if out_of_plane.any():  # argmax did not come from max_pool2d_forward with this geometry
+        raise ValueError(f"max_pool2d_backward: argmax holds indices outside the "
+                         f"{geom['h']}x{geom['w']} input plane (in {int(out_of_plane.sum())} of "
+                         f"{n * c} planes); pass the argmax max_pool2d_forward returned")
     return grad_x.reshape(n, c, geom["h"], geom["w"])
 
 

@@ -24,34 +24,23 @@ bookkeeping on the user's side. A buffer still in use is simply not handed out a
 
 Only buffers of at least MIN_BYTES go through the cache: malloc reuses smaller blocks well by
 itself. Buffers are matched by exact size, as the sizes of one model's steps repeat exactly.
-When the cache would grow past its limit (AECORE_HOST_CACHE_MB, default 2048 MiB), idle
+When the cache would grow past its limit (AECORE_HOST_CACHE_MB, default 2048 MiB, read at the
+first allocation so that a bad value is reported there and never breaks `import aecore`), idle
 buffers of other sizes are freed first, least recently used first; when that is not enough the
 array is an ordinary np.empty outside the cache. The kernels that use it are the numba tier's:
 the reference tier is the readable NumPy fallback and allocates as NumPy does.
 """
 
 import math
-import os
 import sys
 import threading
 
 import numpy as np
 
+from .. import settings
+
 MIN_BYTES = 1 << 20         # 1 MiB: malloc serves smaller blocks from its heap without faults
 ALIGNMENT = 64              # bytes: a cache line, and one AVX-512 vector
-_DEFAULT_LIMIT_MB = 2048
-
-
-def _limit_from_environment():
-    text = os.environ.get("AECORE_HOST_CACHE_MB", str(_DEFAULT_LIMIT_MB))
-    try:
-        megabytes = float(text)
-    except ValueError:
-        raise ValueError(f"AECORE_HOST_CACHE_MB: expected a number of MiB (0 turns the cache off), "
-                         f"got {text!r}") from None
-    if megabytes < 0:
-        raise ValueError(f"AECORE_HOST_CACHE_MB: expected a number of MiB >= 0, got {text!r}")
-    return int(megabytes * (1 << 20))
 
 
 def _references(buffers, index):
@@ -83,13 +72,21 @@ class _Entry:
 class HostCache:
     """Large host buffers, by exact size, handed out again once nothing refers to them."""
 
-    def __init__(self, limit_bytes):
-        self.limit_bytes = int(limit_bytes)
+    def __init__(self, limit_bytes=None):
+        """limit_bytes: the most bytes the cache may hold; None: AECORE_HOST_CACHE_MB's, read when
+        first needed (aecore.settings raises its SettingsError then)."""
+        self._limit_bytes = None if limit_bytes is None else int(limit_bytes)
         self._entries = {}          # requested bytes -> [_Entry, ...]
         self._cached_bytes = 0      # owned by the cache, idle or in use
         self._tick = 0
         self._lock = threading.Lock()   # the check and the hand-out are one step
         self.hits = self.misses = self.bypassed = 0
+
+    @property
+    def limit_bytes(self):
+        if self._limit_bytes is None:
+            self._limit_bytes = settings.host_cache_bytes()
+        return self._limit_bytes
 
     def empty(self, shape, dtype):
         dtype = np.dtype(dtype)
@@ -170,13 +167,13 @@ class HostCache:
             raise ValueError(f"set_limit: expected a number of bytes >= 0 (0 turns the cache off), "
                              f"got {nbytes!r}")
         with self._lock:
-            old, self.limit_bytes = self.limit_bytes, int(nbytes)
+            old, self._limit_bytes = self.limit_bytes, int(nbytes)
             if self._cached_bytes > self.limit_bytes:
                 self._free_idle(self._cached_bytes - self.limit_bytes)
         return old
 
 
-_cache = HostCache(_limit_from_environment())
+_cache = HostCache()
 empty = _cache.empty
 zeros = _cache.zeros
 info = _cache.info

@@ -11,16 +11,139 @@ How the tier is chosen:
 2. the environment variable AECORE_TIER (ref, numba or cuda), then
 3. the array type: a CuPy array -> cuda; a NumPy array -> numba, or ref when Numba is missing.
 A forced tier that has no implementation of the op, or that cannot take the array (a NumPy
-array on the cuda tier outside the simulator), is an error that says so.
+array on the cuda tier outside the simulator), is an error that says so; so is an AECORE_TIER
+this machine cannot run (aecore.settings.SettingsError).
+
+Every function that `implementations()` and `dispatch()` hand out checks its arguments first,
+once per call, before any tier runs (see SIGNATURES below): a kernel indexes its arrays by the
+geometry, so an array that does not match it would be read or written out of bounds.
 """
 
 import contextlib
-import os
+import functools
 import threading
+from typing import NamedTuple
+
+import numpy as np
+
+from . import geometry
+from .. import settings
 
 TIERS = ("ref", "numba", "cuda")
 
-_implementations = {}  # op -> {tier: function}
+
+# ---------------------------------------------------------------------------- what each op takes
+class Arg(NamedTuple):
+    """One array argument of an op, as the check sees it."""
+    name: str
+    shape: str              # a role of the geometry's arrays ("input", "weight", ...), "4-D",
+                            # "any", or the name of an earlier argument that it must match
+    optional: bool = False  # None is accepted too (a missing bias)
+    indices: bool = False   # int64 indices (max-pool's argmax), not the call's float dtype
+
+
+# op -> (the geometry's arrays, a function from geometry.py, or None for an op without a
+# geometry; then its array arguments in order). The geometry, when there is one, comes last.
+_CONV, _CONVT = geometry.conv2d_arrays, geometry.conv_transpose2d_arrays
+_POOL, _RESIZE = geometry.max_pool2d_arrays, geometry.interpolate_arrays
+SIGNATURES = {
+    "conv2d_forward": (_CONV, Arg("x", "input"), Arg("w", "weight"), Arg("b", "bias", optional=True)),
+    "conv2d_backward_input": (_CONV, Arg("grad_y", "output"), Arg("w", "weight")),
+    "conv2d_backward_weight": (_CONV, Arg("grad_y", "output"), Arg("x", "input")),
+    "conv2d_backward_bias": (None, Arg("grad_y", "4-D")),
+    "conv_transpose2d_forward": (_CONVT, Arg("x", "input"), Arg("w", "weight"),
+                                 Arg("b", "bias", optional=True)),
+    "conv_transpose2d_backward_input": (_CONVT, Arg("grad_y", "output"), Arg("w", "weight")),
+    "conv_transpose2d_backward_weight": (_CONVT, Arg("grad_y", "output"), Arg("x", "input")),
+    "max_pool2d_forward": (_POOL, Arg("x", "input")),
+    "max_pool2d_backward": (_POOL, Arg("grad_y", "output"), Arg("argmax", "output", indices=True)),
+    "upsample_nearest_forward": (_RESIZE, Arg("x", "input")),
+    "upsample_nearest_backward": (_RESIZE, Arg("grad_y", "output")),
+    "upsample_bilinear_forward": (_RESIZE, Arg("x", "input")),
+    "upsample_bilinear_backward": (_RESIZE, Arg("grad_y", "output")),
+    "relu_forward": (None, Arg("x", "any")),
+    "relu_backward": (None, Arg("grad_y", "any"), Arg("x", "grad_y")),
+}
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def check_arguments(op, args):
+    """Raise ValueError, naming the op and the argument, unless `args` fit SIGNATURES[op]: each
+    array the shape the geometry gives it, C-contiguous, and one float dtype for all of them
+    (float32 or float64; indices int64). Shape comparisons only: nothing is copied or scanned,
+    so argmax's values are trusted to be the indices max_pool2d_forward made."""
+    describe, *params = SIGNATURES[op]
+    names = [p.name for p in params] + (["geom"] if describe else [])
+    if len(args) != len(names):
+        raise TypeError(f"{op}: takes ({', '.join(names)}), got {len(args)} arguments")
+    roles = {}
+    if describe is not None:
+        try:
+            roles = describe(args[-1])
+        except (KeyError, TypeError) as error:
+            maker = describe.__name__.replace("_arrays", "_geometry")
+            raise ValueError(f"{op}: geom is not a geometry from geometry.{maker} "
+                             f"({type(error).__name__}: {error})") from None
+        except ValueError as error:
+            raise ValueError(f"{op}: {error}") from None
+    shapes, float_arg = {}, None
+    for param, array in zip(params, args):
+        if array is None and param.optional:
+            continue
+        if not all(hasattr(array, a) for a in ("shape", "dtype", "flags")):
+            raise ValueError(f"{op}: {param.name} must be an array, got {type(array).__name__}")
+        shape = shapes[param.name] = tuple(array.shape)
+        if param.shape == "4-D":
+            if len(shape) != 4:
+                raise ValueError(f"{op}: {param.name} has shape {shape}, expected 4-D (N, C, H, W)")
+        elif param.shape != "any":
+            if param.shape in roles:
+                expected, where = roles[param.shape], "from geom"
+            else:
+                expected, where = shapes[param.shape], f"the shape of {param.shape}"
+            if shape != tuple(expected):
+                raise ValueError(f"{op}: {param.name} has shape {shape}, expected "
+                                 f"{tuple(expected)} ({where})")
+        if param.indices:
+            if array.dtype != np.int64:
+                raise ValueError(f"{op}: {param.name} has dtype {array.dtype}, expected int64")
+        elif array.dtype not in FLOAT_DTYPES:
+            raise ValueError(f"{op}: {param.name} has dtype {array.dtype}, expected float32 or "
+                             "float64")
+        elif float_arg is None:
+            float_arg = param.name, array.dtype
+        elif array.dtype != float_arg[1]:
+            raise ValueError(f"{op}: {param.name} has dtype {array.dtype}, expected {float_arg[1]} "
+                             f"(the dtype of {float_arg[0]})")
+        if not array.flags.c_contiguous:
+            raise ValueError(f"{op}: {param.name} is not C-contiguous (strides {array.strides}); "
+                             "pass a C-contiguous copy (np.ascontiguousarray)")
+
+
+def contiguous(array):
+    """`array` when it is C-contiguous (or not an array), else a C-contiguous copy: what the
+    graph layer hands to the checked kernels."""
+    if getattr(array, "flags", None) is None or array.flags.c_contiguous:
+        return array
+    if _is_cupy(array):
+        import cupy
+        return cupy.ascontiguousarray(array)
+    return np.ascontiguousarray(array)
+
+
+def _checked(op, function):
+    """`function` behind check_arguments."""
+    @functools.wraps(function)
+    def checked(*args):
+        check_arguments(op, args)
+        return function(*args)
+    return checked
+
+
+# ---------------------------------------------------------------------------- the registry
+_implementations = {}  # op -> {tier: function}, as registered
+_checked_implementations = {}  # op -> {tier: the same function behind check_arguments}
 _forced = threading.local()
 
 
@@ -28,9 +151,13 @@ def register(op, tier):
     """Decorator: record `function` as the `tier` implementation of `op`."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
+    if op not in SIGNATURES:
+        raise ValueError(f"op {op!r} has no entry in registry.SIGNATURES: describe its arguments "
+                         "there first")
 
     def decorate(function):
         _implementations.setdefault(op, {})[tier] = function
+        _checked_implementations.setdefault(op, {})[tier] = _checked(op, function)
         return function
 
     return decorate
@@ -42,10 +169,10 @@ def ops():
 
 
 def implementations(op):
-    """{tier: function} for one op (a copy)."""
+    """{tier: function} for one op (a copy); each function checks its arguments first."""
     if op not in _implementations:
         raise KeyError(f"no kernel named {op!r}; known ops: {', '.join(ops())}")
-    return dict(_implementations[op])
+    return dict(_checked_implementations[op])
 
 
 def tiers_of(op):
@@ -66,12 +193,10 @@ def use_tier(tier):
 
 
 def forced_tier():
-    """The tier forced by use_tier() or AECORE_TIER, or None."""
+    """The tier forced by use_tier() or AECORE_TIER, or None (SettingsError for a bad AECORE_TIER)."""
     tier = getattr(_forced, "tier", None)
     if tier is None:
-        tier = os.environ.get("AECORE_TIER") or None
-        if tier is not None and tier not in TIERS:
-            raise ValueError(f"environment variable AECORE_TIER must be one of {TIERS}, got {tier!r}")
+        tier = settings.tier()
     return tier
 
 
@@ -104,9 +229,11 @@ _observers = []
 
 
 def dispatch(op, array):
-    """(tier, function) for running `op` on `array` (wrapped by the observers, if any)."""
+    """(tier, function) for running `op` on `array`: checked, and wrapped by the observers."""
     tier = choose_tier(op, array)
+    if not _observers:
+        return tier, _checked_implementations[op][tier]
     implementation = _implementations[op][tier]
     for observer in _observers:
         implementation = observer.wrap_kernel(op, tier, implementation)
-    return tier, implementation
+    return tier, _checked(op, implementation)

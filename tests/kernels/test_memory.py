@@ -6,6 +6,7 @@ import pytest
 from aecore.kernels import memory
 from aecore.kernels.geometry import max_pool2d_geometry
 from aecore.kernels.registry import implementations
+from aecore.settings import SettingsError
 
 BIG = (memory.MIN_BYTES // 4 + 1000,)      # float32 values: just over the cache's lower limit
 
@@ -97,12 +98,14 @@ def test_set_limit_names_what_it_expected(cache, bad):
         cache.set_limit(bad)
 
 
-def test_the_environment_limit_is_checked(monkeypatch):
+def test_the_environment_limit_is_read_at_first_use(monkeypatch):
+    """A bad AECORE_HOST_CACHE_MB never breaks `import aecore`: it is refused when first needed."""
     monkeypatch.setenv("AECORE_HOST_CACHE_MB", "lots")
-    with pytest.raises(ValueError, match="AECORE_HOST_CACHE_MB: expected a number of MiB"):
-        memory._limit_from_environment()
+    cache = memory.HostCache()              # no limit given: AECORE_HOST_CACHE_MB's
+    with pytest.raises(SettingsError, match="AECORE_HOST_CACHE_MB='lots'"):
+        cache.empty(BIG, np.float32)
     monkeypatch.setenv("AECORE_HOST_CACHE_MB", "0.5")
-    assert memory._limit_from_environment() == 1 << 19
+    assert cache.info()["limit_bytes"] == 1 << 19
 
 
 KERNEL_CALLS = {   # op -> how to call its numba tier on x and get one output array

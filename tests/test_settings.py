@@ -1,0 +1,128 @@
+"""aecore.settings: every AECORE_* variable checked in one place, one line for a bad value,
+and `import aecore` never broken by one."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import aecore as ae
+from aecore import settings
+from aecore.backend import gpu_available
+from aecore.kernels import registry
+from aecore.settings import SettingsError, check_environment
+
+VARIABLES = ("AECORE_TIER", "AECORE_HOST_CACHE_MB", "AECORE_DATA", "AECORE_CACHE_DIR")
+SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch):
+    for name in VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def _one_line_error(variable, value):
+    with pytest.raises(SettingsError) as caught:
+        check_environment()
+    message = str(caught.value)
+    assert "\n" not in message
+    assert variable in message and repr(value) in message
+    return message
+
+
+def test_settings_error_is_a_value_error():
+    assert issubclass(SettingsError, ValueError)
+
+
+def test_unset_and_good_values_pass(monkeypatch, tmp_path):
+    check_environment()
+    monkeypatch.setenv("AECORE_TIER", "ref")
+    monkeypatch.setenv("AECORE_HOST_CACHE_MB", "0.5")
+    monkeypatch.setenv("AECORE_DATA", str(tmp_path))
+    monkeypatch.setenv("AECORE_CACHE_DIR", str(tmp_path / "not-made-yet"))
+    resolved = check_environment()
+    assert resolved["AECORE_TIER"] == "ref"
+    assert resolved["AECORE_HOST_CACHE_MB"] == 0.5
+    assert settings.host_cache_bytes() == 1 << 19
+
+
+@pytest.mark.parametrize("value", ["abc", "nan", "inf", "1e400", "-5", "-inf"])
+def test_host_cache_mb_must_be_a_finite_number_at_least_zero(monkeypatch, value):
+    monkeypatch.setenv("AECORE_HOST_CACHE_MB", value)
+    message = _one_line_error("AECORE_HOST_CACHE_MB", value)
+    assert ">= 0" in message
+
+
+@pytest.mark.parametrize("value", ["bogus", "CUDA", "numba,ref"])
+def test_tier_must_be_a_known_tier(monkeypatch, value):
+    monkeypatch.setenv("AECORE_TIER", value)
+    message = _one_line_error("AECORE_TIER", value)
+    assert "ref" in message and "numba" in message
+
+
+@pytest.mark.skipif(gpu_available() or SIMULATOR, reason="the cuda tier can run here")
+def test_tier_cuda_needs_a_gpu_or_the_simulator(monkeypatch):
+    monkeypatch.setenv("AECORE_TIER", "cuda")
+    message = _one_line_error("AECORE_TIER", "cuda")
+    assert "NUMBA_ENABLE_CUDASIM=1" in message
+
+
+def test_tier_numba_needs_numba(monkeypatch):
+    from aecore.kernels import compile as kernel_compile
+    monkeypatch.setattr(kernel_compile, "NUMBA_AVAILABLE", False)
+    monkeypatch.setenv("AECORE_TIER", "numba")
+    assert "Numba is not installed" in _one_line_error("AECORE_TIER", "numba")
+
+
+def test_data_must_be_a_directory(monkeypatch, tmp_path):
+    missing = str(tmp_path / "nowhere")
+    monkeypatch.setenv("AECORE_DATA", missing)
+    assert "no such directory" in _one_line_error("AECORE_DATA", missing)
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    monkeypatch.setenv("AECORE_DATA", str(a_file))
+    assert "not a directory" in _one_line_error("AECORE_DATA", str(a_file))
+
+
+def test_cache_dir_must_not_be_a_file(monkeypatch, tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    monkeypatch.setenv("AECORE_CACHE_DIR", str(a_file))
+    assert "not a directory" in _one_line_error("AECORE_CACHE_DIR", str(a_file))
+
+
+def test_a_bad_tier_raises_the_same_error_at_first_use(monkeypatch):
+    monkeypatch.setenv("AECORE_TIER", "bogus")
+    with pytest.raises(SettingsError, match="AECORE_TIER='bogus'"):
+        registry.forced_tier()
+    with pytest.raises(SettingsError, match="AECORE_TIER='bogus'"):
+        ae.relu(ae.tensor(np.ones(3)))
+
+
+@pytest.mark.skipif(gpu_available() or SIMULATOR, reason="the cuda tier can run here")
+def test_tier_cuda_without_a_gpu_is_refused_before_any_kernel(monkeypatch):
+    monkeypatch.setenv("AECORE_TIER", "cuda")
+    with pytest.raises(SettingsError, match="AECORE_TIER='cuda'"):
+        ae.relu(ae.tensor(np.ones(3)))
+
+
+def _python(code, **environment):
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+    env.update(environment)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_import_survives_a_bad_value_and_check_environment_names_it():
+    imported = _python("import aecore", AECORE_HOST_CACHE_MB="abc", AECORE_TIER="bogus")
+    assert imported.returncode == 0 and imported.stderr == "", imported.stderr
+    checked = _python("import aecore.settings as s\n"
+                      "try:\n    s.check_environment()\n"
+                      "except s.SettingsError as e:\n    print(e)\n",
+                      AECORE_HOST_CACHE_MB="abc")
+    assert checked.returncode == 0, checked.stderr
+    lines = checked.stdout.splitlines()
+    assert len(lines) == 1 and "AECORE_HOST_CACHE_MB" in lines[0] and "'abc'" in lines[0]
