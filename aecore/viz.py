@@ -4,6 +4,8 @@ Image grids are PNGs written with aecore.io.png (NumPy + zlib only). The two plo
 scatter, loss curves) use matplotlib when it is installed (`pip install 'aecore[viz]'`), and
 otherwise are drawn straight into a NumPy image by the small `Canvas` below (points, lines,
 axes, and a 3x5 pixel font for the tick labels), so every picture exists without extras.
+The grids enlarge their tiles (a 28x28 digit to 84x84, nearest-neighbour) and name their rows
+and columns in that font (`annotate=False` for the bare grid).
 
     reconstruction_grid(model, images, path)   rows: inputs / (noisy inputs, DAE) / outputs
     sample_grid(model, path, n=64)             VAE: decoded draws from the prior N(0, I);
@@ -26,8 +28,9 @@ from .io.png import image_grid, write_png
 from .tensor import Tensor, no_grad, tensor
 
 __all__ = ["reconstruction_grid", "sample_grid", "interpolation_strip", "latent_scatter",
-           "loss_curves", "write_run_pictures", "Canvas", "have_matplotlib", "encode_codes",
-           "decode_probabilities", "PALETTE"]
+           "loss_curves", "write_run_pictures", "labelled_grid", "tile_scale", "draw_text",
+           "text_width", "Canvas", "have_matplotlib", "encode_codes", "decode_probabilities",
+           "PALETTE"]
 
 # matplotlib's tab10, as RGB in [0, 1]
 PALETTE = np.array([[31, 119, 180], [255, 127, 14], [44, 160, 44], [214, 39, 40],
@@ -119,119 +122,8 @@ def _is_vae(model):
     return hasattr(model, "sample")
 
 
-def _upscale(grid, scale):
-    """Nearest-neighbour enlargement by an integer factor (28-pixel digits are small on screen)."""
-    if scale == 1:
-        return grid
-    return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
-
-
 # ---------------------------------------------------------------------------------------------
-# image grids
-# ---------------------------------------------------------------------------------------------
-
-def reconstruction_grid(model, images, path=None, n=8, blocks=2, noisy=None, scale=2):
-    """Inputs vs reconstructions: for each block of n images, a row of inputs, (for a DAE a
-    row of the corrupted inputs the model sees), and a row of reconstructions.
-
-    For a DAE the reconstruction is of the corrupted input (that is what it is trained for);
-    `noisy` overrides the corruption. Returns the grid (float array) and writes it if `path`.
-    """
-    images = np.asarray(images[:n * blocks], dtype=np.float32)
-    rows = []
-    if _is_dae(model):
-        if noisy is None:
-            noisy = _numpy(model.corrupt(images.copy()))
-        noisy = np.clip(np.asarray(noisy, dtype=np.float32), 0, 1)
-        recon = _reconstruct(model, noisy)
-    else:
-        recon = _reconstruct(model, images)
-    for b in range(0, len(images), n):
-        rows.append(images[b:b + n])
-        if _is_dae(model):
-            rows.append(noisy[b:b + n])
-        rows.append(recon[b:b + n])
-    width = min(n, len(images))
-    rows = [np.concatenate([r, np.ones((width - len(r),) + r.shape[1:], np.float32)])
-            if len(r) < width else r for r in rows]
-    grid = _upscale(image_grid(np.concatenate(rows), nrow=width, padding=2, pad_value=1.0),
-                    scale)
-    if path is not None:
-        write_png(path, grid)
-    return grid
-
-
-def sample_grid(model, path=None, n=64, nrow=8, images=None, seed=0, scale=2):
-    """n generated images. A VAE decodes draws from its prior (model.sample); other models
-    decode draws from a Gaussian (mean, covariance) fitted to the codes of `images`."""
-    from . import random as ae_random
-    state = ae_random.get_rng_state()
-    ae_random.set_rng_state(np.random.PCG64(seed).state)
-    try:
-        model.eval()
-        if _is_vae(model):
-            with no_grad():
-                samples = _numpy(model.sample(n))
-        else:
-            if images is None:
-                raise ValueError("sample_grid: this model has no prior; pass images to fit a "
-                                 "Gaussian to their codes")
-            images = np.asarray(images, dtype=np.float32)
-            codes = encode_codes(model, images[:2000])
-            mean = codes.mean(axis=0)
-            cov = np.cov(codes, rowvar=False).reshape(codes.shape[1], codes.shape[1])
-            rng = np.random.default_rng(seed)
-            z = rng.multivariate_normal(mean, cov, size=n, method="eigh").astype(np.float32)
-            samples = decode_probabilities(model, z, code_shape=_code_shape(model, images))
-    finally:
-        ae_random.set_rng_state(state)
-    grid = _upscale(image_grid(np.clip(samples, 0, 1), nrow=nrow, padding=2, pad_value=1.0),
-                    scale)
-    if path is not None:
-        write_png(path, grid)
-    return grid
-
-
-def _pick_pairs(images, labels, pairs, seed):
-    rng = np.random.default_rng(seed)
-    n = len(images)
-    out = []
-    for _ in range(pairs):
-        a = int(rng.integers(n))
-        candidates = np.arange(n)
-        if labels is not None:
-            other = np.flatnonzero(labels != labels[a])
-            if len(other):
-                candidates = other
-        b = int(candidates[rng.integers(len(candidates))])
-        out.append((a, b))
-    return out
-
-
-def interpolation_strip(model, images, path=None, labels=None, pairs=4, steps=10, seed=0,
-                        scale=2):
-    """Rows of: x_a, sigmoid(decode((1 - t) z_a + t z_b)) for t in linspace(0, 1, steps), x_b.
-    z is the code (a VAE's mean). Pairs are drawn with `seed`, of different labels when known."""
-    images = np.asarray(images, dtype=np.float32)
-    chosen = _pick_pairs(images, labels, pairs, seed)
-    a_idx = [a for a, _ in chosen]
-    b_idx = [b for _, b in chosen]
-    za = encode_codes(model, images[a_idx])
-    zb = encode_codes(model, images[b_idx])
-    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
-    z = ((1 - t) * za[:, None, :] + t * zb[:, None, :]).reshape(-1, za.shape[1])
-    decoded = decode_probabilities(model, z, code_shape=_code_shape(model, images))
-    decoded = decoded.reshape((pairs, steps) + decoded.shape[1:])
-    rows = np.concatenate([images[a_idx][:, None], decoded, images[b_idx][:, None]], axis=1)
-    grid = _upscale(image_grid(rows.reshape((-1,) + rows.shape[2:]), nrow=steps + 2,
-                               padding=2, pad_value=1.0), scale)
-    if path is not None:
-        write_png(path, grid)
-    return grid
-
-
-# ---------------------------------------------------------------------------------------------
-# a tiny raster plotter (used when matplotlib is absent)
+# a 3x5 pixel font (labels of the grids, ticks of the NumPy-drawn plots)
 # ---------------------------------------------------------------------------------------------
 
 # 3x5 pixel glyphs, rows top to bottom, '#' = ink
@@ -256,6 +148,228 @@ _GLYPHS = {
 _GLYPH_BITS = {ch: np.array([[c == "#" for c in row] for row in g.split("|")])
                for ch, g in _GLYPHS.items()}
 
+
+def text_width(string, scale=2):
+    """Width in pixels of `string` in the 3x5 font (3 columns and a 1-column gap per letter)."""
+    return max(len(str(string)) * 4 * scale - scale, 0)
+
+
+def draw_text(pixels, x, y, string, color=0.0, scale=2, anchor="left"):
+    """Stamp `string` into `pixels` ((H, W) grey or (H, W, 3) RGB) in the 3x5 font, each font
+    pixel a scale x scale square, its top at y; anchor left / center / right at x. Letters are
+    drawn as capitals; what falls outside the image is clipped."""
+    string = str(string).upper()
+    width = text_width(string, scale)
+    if anchor == "center":
+        x -= width / 2
+    elif anchor == "right":
+        x -= width
+    x, y = int(round(x)), int(round(y))
+    h, w = pixels.shape[:2]
+    for k, ch in enumerate(string):
+        bits = _GLYPH_BITS.get(ch, _GLYPH_BITS[" "])
+        ys, xs = np.nonzero(np.repeat(np.repeat(bits, scale, axis=0), scale, axis=1))
+        px, py = x + k * 4 * scale + xs, y + ys
+        keep = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+        pixels[py[keep], px[keep]] = color
+
+
+# ---------------------------------------------------------------------------------------------
+# image grids
+# ---------------------------------------------------------------------------------------------
+
+# Tiles are enlarged (nearest-neighbour, by an integer factor) until their longer side is at least
+# this many pixels: a 28x28 digit becomes 84x84, large enough to judge a reconstruction by eye.
+MIN_TILE_PIXELS = 84
+LABEL_FONT_SCALE = 3   # labels in the 3x5 font with each font pixel 3x3: capitals 15 pixels tall
+LABEL_GAP = 8          # pixels around a label
+
+
+def tile_scale(image_shape):
+    """The integer enlargement that makes tiles of `image_shape` (..., H, W) at least
+    MIN_TILE_PIXELS on their longer side (1 for images that are that large already)."""
+    return max(1, -(-MIN_TILE_PIXELS // max(image_shape[-2:])))
+
+
+def _upscale(grid, scale):
+    """Nearest-neighbour enlargement by an integer factor (28-pixel digits are small on screen)."""
+    if scale == 1:
+        return grid
+    return np.repeat(np.repeat(grid, scale, axis=0), scale, axis=1)
+
+
+def _font_that_fits(texts, width, largest=LABEL_FONT_SCALE):
+    """The largest font scale (down to 1) at which every one of `texts` is at most `width` wide."""
+    longest = max(texts, key=len)
+    for scale in range(largest, 1, -1):
+        if text_width(longest, scale) <= width:
+            return scale
+    return 1
+
+
+def labelled_grid(images, nrow=8, row_labels=(), col_labels=(), title=None, scale=None,
+                  padding=2):
+    """image_grid(images, nrow) enlarged `scale` times (None: tile_scale), with labels.
+
+    row_labels: one per row of the grid, right-aligned in a margin on the left; col_labels: one
+    per column, centred above it; title: one line above everything. The tiles take the bottom
+    right of the picture, so with no labels and no title this is just the enlarged grid. Returns
+    float32 (H, W) for one-channel images, (H, W, 3) for three, ready for write_png.
+    """
+    images = np.asarray(images, dtype=np.float32)
+    scale = tile_scale(images.shape) if scale is None else int(scale)
+    grid = _upscale(image_grid(images, nrow=nrow, padding=padding, pad_value=1.0), scale)
+    row_labels, col_labels = list(row_labels), list(col_labels)
+    if not (row_labels or col_labels or title):
+        return grid
+    tile_h, tile_w = images.shape[-2] * scale, images.shape[-1] * scale
+    pad = padding * scale
+    left = 0
+    if row_labels:
+        left = 2 * LABEL_GAP + max(text_width(label, LABEL_FONT_SCALE) for label in row_labels)
+    width = left + grid.shape[1]
+    lines = []   # the text lines above the tiles, each a list of (text, font scale, centre x)
+    if title:
+        font = _font_that_fits([title], width - 2 * LABEL_GAP)
+        lines.append([(title, font, width / 2)])
+    if col_labels:
+        font = _font_that_fits(col_labels, tile_w + pad)
+        lines.append([(label, font, left + pad + c * (tile_w + pad) + tile_w / 2)
+                      for c, label in enumerate(col_labels)])
+    top = sum(LABEL_GAP + 5 * line[0][1] for line in lines)
+    picture = np.ones((top + grid.shape[0], width) + grid.shape[2:], np.float32)
+    picture[top:, left:] = grid
+    y = LABEL_GAP
+    for line in lines:
+        for text, font, x in line:
+            draw_text(picture, x, y, text, 0.0, font, anchor="center")
+        y += LABEL_GAP + 5 * line[0][1]
+    for r, label in enumerate(row_labels):
+        middle = top + pad + r * (tile_h + pad) + tile_h / 2
+        draw_text(picture, left - LABEL_GAP, middle - 5 * LABEL_FONT_SCALE / 2, label, 0.0,
+                  LABEL_FONT_SCALE, anchor="right")
+    return picture
+
+
+def _written(picture, path):
+    if path is not None:
+        write_png(path, picture)
+    return picture
+
+
+def reconstruction_grid(model, images, path=None, n=8, blocks=2, noisy=None, scale=None,
+                        annotate=True):
+    """Inputs vs reconstructions: for each block of n images, a row of inputs, (for a DAE a
+    row of the corrupted inputs the model sees), and a row of reconstructions.
+
+    For a DAE the reconstruction is of the corrupted input (that is what it is trained for);
+    `noisy` overrides the corruption. `scale`: the tiles' enlargement (None: tile_scale);
+    `annotate`: name each row on the left. Returns the picture (float array) and writes it if
+    `path`.
+    """
+    images = np.asarray(images[:n * blocks], dtype=np.float32)
+    dae = _is_dae(model)
+    if dae:
+        if noisy is None:
+            noisy = _numpy(model.corrupt(images.copy()))
+        noisy = np.clip(np.asarray(noisy, dtype=np.float32), 0, 1)
+        recon = _reconstruct(model, noisy)
+    else:
+        recon = _reconstruct(model, images)
+    rows, names = [], []
+    for b in range(0, len(images), n):
+        rows.append(images[b:b + n])
+        if dae:
+            rows.append(noisy[b:b + n])
+        rows.append(recon[b:b + n])
+        names += ["input", "noisy input", "reconstruction"] if dae else ["input", "reconstruction"]
+    width = min(n, len(images))
+    rows = [np.concatenate([r, np.ones((width - len(r),) + r.shape[1:], np.float32)])
+            if len(r) < width else r for r in rows]
+    picture = labelled_grid(np.concatenate(rows), nrow=width, scale=scale,
+                            row_labels=names if annotate else ())
+    return _written(picture, path)
+
+
+def sample_grid(model, path=None, n=64, nrow=8, images=None, seed=0, scale=None,
+                annotate=True):
+    """n generated images. A VAE decodes draws from its prior (model.sample); other models
+    decode draws from a Gaussian (mean, covariance) fitted to the codes of `images`.
+    `annotate`: a title line saying which."""
+    from . import random as ae_random
+    state = ae_random.get_rng_state()
+    ae_random.set_rng_state(np.random.PCG64(seed).state)
+    try:
+        model.eval()
+        if _is_vae(model):
+            with no_grad():
+                samples = _numpy(model.sample(n))
+            title = "samples from the prior N(0, I)"
+        else:
+            if images is None:
+                raise ValueError("sample_grid: this model has no prior; pass images to fit a "
+                                 "Gaussian to their codes")
+            images = np.asarray(images, dtype=np.float32)
+            codes = encode_codes(model, images[:2000])
+            mean = codes.mean(axis=0)
+            cov = np.cov(codes, rowvar=False).reshape(codes.shape[1], codes.shape[1])
+            rng = np.random.default_rng(seed)
+            z = rng.multivariate_normal(mean, cov, size=n, method="eigh").astype(np.float32)
+            samples = decode_probabilities(model, z, code_shape=_code_shape(model, images))
+            title = "samples from a Gaussian fitted to the codes"
+    finally:
+        ae_random.set_rng_state(state)
+    picture = labelled_grid(np.clip(samples, 0, 1), nrow=nrow, scale=scale,
+                            title=title if annotate else None)
+    return _written(picture, path)
+
+
+def _pick_pairs(images, labels, pairs, seed):
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    out = []
+    for _ in range(pairs):
+        a = int(rng.integers(n))
+        candidates = np.arange(n)
+        if labels is not None:
+            other = np.flatnonzero(labels != labels[a])
+            if len(other):
+                candidates = other
+        b = int(candidates[rng.integers(len(candidates))])
+        out.append((a, b))
+    return out
+
+
+def interpolation_strip(model, images, path=None, labels=None, pairs=4, steps=10, seed=0,
+                        scale=None, annotate=True):
+    """Rows of: x_a, sigmoid(decode((1 - t) z_a + t z_b)) for t in linspace(0, 1, steps), x_b.
+    z is the code (a VAE's mean). Pairs are drawn with `seed`, of different labels when known.
+    `annotate`: the columns named a, t=0 ... t=1, b; the rows by their labels ("3 to 7")."""
+    images = np.asarray(images, dtype=np.float32)
+    chosen = _pick_pairs(images, labels, pairs, seed)
+    a_idx = [a for a, _ in chosen]
+    b_idx = [b for _, b in chosen]
+    za = encode_codes(model, images[a_idx])
+    zb = encode_codes(model, images[b_idx])
+    t = np.linspace(0.0, 1.0, steps, dtype=np.float32)
+    z = ((1 - t[None, :, None]) * za[:, None, :] + t[None, :, None] * zb[:, None, :])
+    decoded = decode_probabilities(model, z.reshape(-1, za.shape[1]),
+                                   code_shape=_code_shape(model, images))
+    decoded = decoded.reshape((pairs, steps) + decoded.shape[1:])
+    rows = np.concatenate([images[a_idx][:, None], decoded, images[b_idx][:, None]], axis=1)
+    col_labels, row_labels = (), ()
+    if annotate:
+        col_labels = ["a"] + [f"t={v:.2g}" for v in t] + ["b"]
+        if labels is not None:
+            row_labels = [f"{labels[a]} to {labels[b]}" for a, b in chosen]
+    picture = labelled_grid(rows.reshape((-1,) + rows.shape[2:]), nrow=steps + 2, scale=scale,
+                            row_labels=row_labels, col_labels=col_labels)
+    return _written(picture, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# a tiny raster plotter (used when matplotlib is absent)
+# ---------------------------------------------------------------------------------------------
 
 class Canvas:
     """An RGB float image (H, W, 3) with y pointing down, and a few drawing primitives."""
@@ -295,22 +409,7 @@ class Canvas:
 
     def text(self, x, y, string, color=(0.0, 0.0, 0.0), scale=2, anchor="left"):
         """Draw `string` with its top at y; anchor left / center / right at x."""
-        string = str(string).upper()
-        width = len(string) * 4 * scale - scale
-        if anchor == "center":
-            x -= width / 2
-        elif anchor == "right":
-            x -= width
-        x, y = int(round(x)), int(round(y))
-        for k, ch in enumerate(string):
-            bits = _GLYPH_BITS.get(ch, _GLYPH_BITS[" "])
-            ys, xs = np.nonzero(bits)
-            for sy in range(scale):
-                for sx in range(scale):
-                    px = x + k * 4 * scale + xs * scale + sx
-                    py = y + ys * scale + sy
-                    keep = (px >= 0) & (px < self.w) & (py >= 0) & (py < self.h)
-                    self.pixels[py[keep], px[keep]] = color
+        draw_text(self.pixels, x, y, string, color, scale, anchor)
 
     def save(self, path):
         write_png(path, self.pixels)

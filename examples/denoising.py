@@ -25,7 +25,8 @@ import numpy as np
 import aecore as ae
 from aecore import optim
 from aecore.data import DataLoader, load_dataset, train_val_split
-from aecore.io.png import image_grid, write_png
+from aecore.io.png import write_png
+from aecore.viz import labelled_grid
 from aecore.models import build_model
 
 
@@ -97,7 +98,7 @@ def main(argv=None):
     path = os.path.join(args.out, "denoising.png")
     n = min(8, len(held_out))
     rows = np.concatenate([noisy[:n], denoised[:n], held_out[:n]])   # noisy / denoised / clean
-    write_png(path, image_grid(rows, nrow=n, padding=2, pad_value=1.0))
+    write_png(path, labelled_grid(rows, nrow=n, row_labels=["noisy input", "denoised", "clean"]))
     print(f"wrote {path} (rows: noisy input, denoised, clean)")
     return {"psnr_noisy": psnr_noisy, "psnr_untrained": psnr_untrained,
             "psnr_trained": psnr_trained, "png": path}

@@ -6,9 +6,13 @@ Kernel modules write their loops as plain Python functions and compile them here
 - `cuda_kernel(function)` -> `numba.cuda.jit(function)` when numba.cuda imports (a real GPU, or the
   simulator with NUMBA_ENABLE_CUDASIM=1), else None.
 `cuda.jit` compiles lazily, per argument types, on the first launch.
+
+Numba keeps the compiled CPU kernels on disk (cache=True), so only a fresh install's first run
+compiles them (about a minute); `compile_notice()` is the line a run prints before that wait.
 """
 
 import contextlib
+import importlib
 import math
 import os
 
@@ -37,6 +41,17 @@ if NUMBA_AVAILABLE:
 CUDA_KERNELS_AVAILABLE = cuda is not None
 
 
+# Every CPU kernel compiled below, so that cache_is_cold() can ask Numba where each is cached.
+_CPU_KERNELS = []
+
+
+def _cached_njit(function, **options):
+    """njit with Numba's disk cache on (cache=True), the kernel remembered in _CPU_KERNELS."""
+    kernel = njit(cache=True, **options)(function)
+    _CPU_KERNELS.append(kernel)
+    return kernel
+
+
 def cpu_kernel(function, fastmath=False):
     """Compile a loop function for the CPU (parallel, cached on disk), or None without Numba.
 
@@ -45,7 +60,7 @@ def cpu_kernel(function, fastmath=False):
     """
     if not NUMBA_AVAILABLE:
         return None
-    return njit(parallel=True, cache=True, fastmath=fastmath)(function)
+    return _cached_njit(function, parallel=True, fastmath=fastmath)
 
 
 # Below this many values a kernel runs on the calling thread instead of the parallel pool (a few
@@ -59,7 +74,59 @@ def cpu_kernel_serial(function, fastmath=False):
     """Like cpu_kernel, for helpers called from inside parallel loops (no nested parallelism)."""
     if not NUMBA_AVAILABLE:
         return None
-    return njit(cache=True, fastmath=fastmath)(function)
+    return _cached_njit(function, fastmath=fastmath)
+
+
+# ---------------------------------------------------------------------------------------------
+# the first-run notice: is Numba's on-disk cache of these kernels still empty?
+# ---------------------------------------------------------------------------------------------
+
+COMPILE_NOTICE = ("compiling aecore's Numba kernels for this machine "
+                  "(first run only, about a minute; cached afterwards)")
+
+
+def _cache_index(kernel):
+    """The index file (.nbi) where Numba lists `kernel`'s compiled versions, or None.
+
+    Numba chose its folder when the kernel was decorated: NUMBA_CACHE_DIR when set, else the
+    __pycache__ beside the kernel's module when that is writable, else the user's cache folder
+    (~/.cache/numba/...); asking Numba (numba/core/caching.py) keeps us right whichever it chose.
+    The name is <module>.<function>-<first line>.py<version>.nbi, beside its .nbc data files.
+    """
+    cache = getattr(kernel, "_cache", None)          # absent under NUMBA_DISABLE_JIT=1
+    cache_file = getattr(cache, "_cache_file", None)
+    return getattr(cache_file, "_index_path", None)
+
+
+def cache_is_cold():
+    """True when none of aecore's CPU kernels is in Numba's on-disk cache yet (a first run).
+
+    Cheap: it compiles nothing and only looks for files. One cached kernel is enough to call the
+    cache warm, since kernels a run never calls are never cached. False without Numba (nothing
+    will compile) or when this Numba does not say where its cache is.
+    """
+    if not NUMBA_AVAILABLE:
+        return False
+    importlib.import_module(__package__)   # the kernel families register their kernels on import
+    indexes = [_cache_index(kernel) for kernel in _CPU_KERNELS]
+    if not indexes or None in indexes:
+        return False
+    return not any(os.path.exists(index) for index in indexes)
+
+
+def compile_notice(tier=None):
+    """The line to print before a run's first step when it is about to compile the CPU kernels
+    (Numba installed, the numba tier, a cold cache), else None.
+
+    tier: the tier the run uses ("ref", "numba" or "cuda"); None takes the forced one
+    (use_tier / AECORE_TIER), else "numba". Pass "cuda" for a run on the GPU.
+    """
+    if tier is None:
+        from .registry import forced_tier
+        tier = forced_tier() or "numba"
+    if tier != "numba" or not cache_is_cold():
+        return None
+    return COMPILE_NOTICE
 
 
 def cuda_kernel(function):

@@ -94,7 +94,8 @@ def test_denoising(tmp_path):
     for key in ("psnr_noisy", "psnr_untrained", "psnr_trained"):
         assert np.isfinite(result[key]) and 0 < result[key] < 60
     picture = read_png(result["png"])
-    assert picture.shape[0] == 3 * 28 + 4 * 2   # rows: noisy, denoised, clean
+    # rows: noisy, denoised, clean; 28x28 tiles enlarged 3x, a label margin on the left
+    assert picture.shape[0] == 3 * (3 * 28 + 4 * 2) and picture.shape[1] > 3 * (8 * 30 + 2)
     assert "PSNR of the trained model" in printed
 
 
