@@ -10,16 +10,23 @@
     aecore interpolate RUN_DIR            latent interpolations -> interpolation.png
     aecore score RUN_DIR --data PATH      anomaly scores -> scores.csv, scores.json
 
-Exit status: 0 success; 1 training failed (a NaN/Inf loss: the message names the step, the
-last good checkpoint stays); 2 bad input (unknown option, missing data set, unreadable
-checkpoint, no GPU for --device cuda), reported in one message, without a traceback;
-130 interrupted (Ctrl-C; `--resume` continues from the last checkpoint).
+Exit status (each failure is reported in one message, without a traceback):
+    0    done
+    1    training diverged: a NaN/Inf loss, parameter or optimizer buffer (the message names
+         the step; the last good checkpoint stays)
+    2    bad input: an unknown option, a bad setting (AECORE_*), a missing or damaged data
+         file, an unusable checkpoint, a run directory in use or already holding a run, no
+         GPU for --device cuda
+    3    disk full: a file of the run could not be written (the message names it, the space
+         needed and the last good checkpoint; metrics.json records the stop)
+    130  interrupted (Ctrl-C; `--resume` continues from the last checkpoint)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import io
 import json
 import os
@@ -29,10 +36,12 @@ import time
 import numpy as np
 
 from . import argtypes
+from .models.corruption import describe_noise_kinds
 
 __all__ = ["main", "build_parser", "UsageError"]
 
 MODEL_KINDS = ("ae", "cae", "dae", "vae")
+EXIT_DONE, EXIT_DIVERGED, EXIT_USAGE, EXIT_DISK_FULL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 class UsageError(Exception):
@@ -44,8 +53,8 @@ class UsageError(Exception):
 # ---------------------------------------------------------------------------------------------
 
 def parse_noise(text):
-    """'gaussian', 'gaussian:0.5', 'salt_and_pepper:0.2', 'masking:0.3', 'block', 'crosshair'
-    -> (kind, level or None)."""
+    """'gaussian', 'gaussian:0.5', 'salt_and_pepper:0.2', 'masking:0.3', 'occlusion:0.2',
+    'crosshair' -> (kind, level or None); the kinds are checked by the model."""
     kind, _, level = text.partition(":")
     kind = kind.strip().lower().replace("salt-and-pepper", "salt_and_pepper")
     if not kind:
@@ -71,6 +80,34 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an unknown option is reported by the subcommand it was given to,
+        with its usage and the closest option it has (`--epocs`: did you mean --epochs?)."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            subcommands = getattr(self, "subcommands", {})
+            parser = subcommands.get(getattr(parsed, "command", None), self)
+            known = [o for action in parser._actions for o in action.option_strings
+                     if o.startswith("--")]
+            hints = []
+            for extra in extras:
+                name = extra.split("=", 1)[0]
+                close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) \
+                    if name.startswith("-") else []
+                if close:
+                    hints.append(f"{name}: did you mean {close[0]}?")
+            hint = f" ({'; '.join(hints)})" if hints else ""
+            parser.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        return parsed
+
+
+def _add_data_flags(parser, data_help):
+    """The data flags every subcommand that reads images takes."""
+    parser.add_argument("--data", help=data_help)
+    parser.add_argument("--data-root", help="a directory searched first for named data sets")
+    parser.add_argument("--image-size", type=argtypes.positive_int,
+                        help="image folders: resize to N x N")
+
 
 def build_parser():
     parser = _Parser(prog="aecore", description="Train autoencoders (AE, CAE, DAE, VAE) and "
@@ -85,9 +122,8 @@ def build_parser():
                        description="Train a model. Every option has a default: with none, the "
                        "classic CAE trains on the built-in synthetic digits.")
     t.add_argument("--model", choices=MODEL_KINDS, help="model family (default: cae)")
-    t.add_argument("--data", help="synthetic, mnist, fashion-mnist, kmnist, or a path (.npz, "
-                   "IDX file or folder, folder of images); default synthetic")
-    t.add_argument("--data-root", help="a directory searched first for named data sets")
+    _add_data_flags(t, "synthetic, mnist, fashion-mnist, kmnist, or a path (.npz, IDX file or "
+                    "folder, torchvision's MNIST/raw layout, folder of images); default synthetic")
     t.add_argument("--epochs", type=argtypes.positive_int, help="default 5")
     t.add_argument("--batch-size", type=argtypes.positive_int, help="default 32")
     t.add_argument("--lr", type=argtypes.positive_float, help="learning rate (default 1e-3)")
@@ -102,8 +138,7 @@ def build_parser():
     t.add_argument("--encoder", choices=("dense", "conv"), help="VAE encoder")
     t.add_argument("--base", choices=("ae", "cae"), help="the model a DAE trains")
     t.add_argument("--noise", type=parse_noise, metavar="KIND[:LEVEL]",
-                   help="DAE corruption: gaussian[:std], salt_and_pepper[:rate], "
-                   "masking[:rate], block[:fraction], crosshair[:fraction]")
+                   help="DAE corruption: " + describe_noise_kinds())
     t.add_argument("--beta", type=argtypes.nonnegative_float, help="VAE: weight of the KL term")
     t.add_argument("--reconstruction", choices=("bce", "mse"), help="reconstruction loss")
     t.add_argument("--sparse", type=argtypes.nonnegative_float, help="L1 activity penalty on the code")
@@ -111,7 +146,10 @@ def build_parser():
                    help="contractive penalty weight (dense encoders)")
     t.add_argument("--device", choices=("cpu", "cuda"), help="default cpu")
     t.add_argument("--seed", type=argtypes.nonnegative_int, help="default 0")
-    t.add_argument("--out", help="run directory (default runs/<model>-<time>)")
+    t.add_argument("--out", help="run directory (default runs/<model>-<time>); one that holds "
+                   "a run already is refused unless --overwrite is given")
+    t.add_argument("--overwrite", action="store_true", help="delete the files of the run "
+                   "already in --out before training")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR from its "
                    "last checkpoint (with --epochs: train up to that many epochs)")
     t.add_argument("--patience", type=argtypes.nonnegative_int,
@@ -120,7 +158,6 @@ def build_parser():
     t.add_argument("--val-fraction", type=argtypes.fraction, help="default 0.1")
     t.add_argument("--limit", type=argtypes.positive_int, help="use the first N images "
                    "(default 3000 for synthetic, else all)")
-    t.add_argument("--image-size", type=argtypes.positive_int, help="image folders: resize to N x N")
     t.add_argument("--no-pictures", action="store_true", help="do not write PNGs at the end")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--profile", action="store_true",
@@ -138,22 +175,23 @@ def build_parser():
         p.set_defaults(handler=handler)
         return p
 
+    images_help = "images to use (default: the run's validation images)"
     p = run_dir_command("reconstruct", "inputs vs reconstructions (and noisy inputs for a "
                         "DAE) -> reconstructions.png", cmd_reconstruct)
-    p.add_argument("--data", help="images to use (default: the run's validation images)")
+    _add_data_flags(p, images_help)
     p.add_argument("--n", type=argtypes.positive_int, default=16, help="number of images (default 16)")
     p = run_dir_command("sample", "generated images -> samples.png (a VAE samples its prior; "
                         "other models a Gaussian fitted to their codes)", cmd_sample)
     p.add_argument("--n", type=argtypes.positive_int, default=64, help="number of images (default 64)")
     p = run_dir_command("interpolate", "latent interpolation between pairs of images -> "
                         "interpolation.png", cmd_interpolate)
-    p.add_argument("--data", help="images to use (default: the run's validation images)")
+    _add_data_flags(p, images_help)
     p.add_argument("--pairs", type=argtypes.positive_int, default=4)
     p.add_argument("--steps", type=argtypes.positive_int, default=10)
     p = run_dir_command("score", "anomaly scores (per-image reconstruction error) with a "
                         "threshold picked on the run's validation data -> scores.csv, "
                         "scores.json", cmd_score)
-    p.add_argument("--data", help="images to score (default: the run's validation images)")
+    _add_data_flags(p, "images to score (default: the run's validation images)")
     p.add_argument("--limit", type=argtypes.positive_int, help="score the first N images")
     p.add_argument("--metric", choices=("mse", "bce"), default="mse",
                    help="per-image error: mean squared error (default) or BCE per pixel")
@@ -166,6 +204,7 @@ def build_parser():
         inspect_cli = None
     if inspect_cli is not None and hasattr(inspect_cli, "add_subcommands"):
         inspect_cli.add_subcommands(sub)
+    parser.subcommands = dict(sub.choices)
     return parser
 
 
@@ -179,9 +218,12 @@ def _user_errors():
         NPZFormatError
     from .io.checkpoint import CheckpointError
     from .io.png import PNGFormatError
+    from .io.rundir import RunDirectoryError
+    from .settings import SettingsError
     from .train import ConfigError
     errors = [UsageError, DatasetNotFoundError, IDXFormatError, NPZFormatError, PNGFormatError,
-              MissingDependencyError, CheckpointError, ConfigError]
+              MissingDependencyError, CheckpointError, ConfigError, RunDirectoryError,
+              SettingsError]
     try:
         from .models.base import ModelConfigError
         errors.append(ModelConfigError)
@@ -287,30 +329,39 @@ def cmd_train(args):
         if given:
             flags = ", ".join("--" + g.replace("_", "-") for g in given)
             raise UsageError(f"--resume continues a run with its saved settings; only --epochs, "
-                             f"--patience, --min-delta, --device and --no-pictures may be given "
-                             f"with it (got {flags})")
+                             f"--patience, --min-delta, --device, --no-pictures, --out and "
+                             f"--overwrite may be given with it (got {flags})")
         if not os.path.isdir(args.resume):
             raise UsageError(f"--resume {args.resume}: no such run directory")
         out_dir = args.out or args.resume
         with _resume_hint(out_dir):
             trainer = T.resume(args.resume, overrides=overrides, quiet=args.quiet,
-                               out_dir=out_dir)
+                               out_dir=out_dir, overwrite=args.overwrite)
     else:
         config = T.make_config(overrides, model_options=options)
         out_dir = args.out or T.default_run_dir(config)
         dataset = _load(lambda: T.load_data(config), config["data"])
         with _resume_hint(out_dir):
-            trainer = T.train(config, out_dir=out_dir, quiet=args.quiet, data=dataset)
+            trainer = T.train(config, out_dir=out_dir, quiet=args.quiet, data=dataset,
+                              overwrite=args.overwrite)
     elapsed = time.perf_counter() - start
-    last = trainer.history[-1] if trainer.history else None
     _out(f"run directory: {trainer.out_dir}")
-    if last is not None:
-        val = "" if last["val_loss"] is None else f", validation loss {last['val_loss']:.4f}"
-        _out(f"{trainer.epoch} epochs in {elapsed:.1f} s: training loss "
-             f"{last['train_loss']:.4f}{val}; best epoch {trainer.best_epoch}")
+    _out(_epochs_summary(trainer, elapsed))
     if trainer.stop_reason:
         _out(trainer.stop_reason)
     return 0
+
+
+def _epochs_summary(trainer, elapsed):
+    """'3 epochs in 11.2 s: training loss ...', counting this process's epochs; after a resume
+    also the run's total; '0 epochs run (the run had finished)' when there was nothing to do."""
+    if trainer.epochs_run == 0:
+        return "0 epochs run (the run had finished)" if trainer.finished else "0 epochs run"
+    last = trainer.history[-1]
+    total = f" ({trainer.epoch} in total)" if trainer.resumed_from else ""
+    val = "" if last["val_loss"] is None else f", validation loss {last['val_loss']:.4f}"
+    return (f"{trainer.epochs_run} epochs in {elapsed:.1f} s{total}: training loss "
+            f"{last['train_loss']:.4f}{val}; best epoch {trainer.best_epoch}")
 
 
 def _run(args):
@@ -324,9 +375,9 @@ def _run(args):
     return model, config, out
 
 
-def _images(config, data, limit=None, seed=0):
+def _images(config, data, limit=None, seed=0, data_root=None, image_size=None):
     """(images, labels, description): the run's validation images, or `data` (its test split
-    when it has one)."""
+    when it has one), looked for first in `data_root` (default: the run's)."""
     from .data import load_dataset, split_dataset
     from .train import load_data
     if data is None:
@@ -339,8 +390,10 @@ def _images(config, data, limit=None, seed=0):
             part = _load(lambda: load_dataset("synthetic", split="test", n=limit or 2000,
                                               seed=config["seed"]), data)
         else:
-            part = _load(lambda: load_dataset(data, split=None, root=config.get("data_root"),
-                                              image_size=config.get("image_size")), data)
+            part = _load(lambda: load_dataset(data, split=None,
+                                              root=data_root or config.get("data_root"),
+                                              image_size=image_size or config.get("image_size")),
+                         data)
             if "test" in part.splits and len(part.splits) > 1:
                 start = len(part) - part.splits["test"]
                 part = part.subset(np.arange(start, len(part)))
@@ -354,10 +407,14 @@ def _images(config, data, limit=None, seed=0):
     return part.images, part.labels, what
 
 
+def _data_flags(args):
+    return {"data_root": args.data_root, "image_size": args.image_size}
+
+
 def cmd_reconstruct(args):
     from . import viz
     model, config, out = _run(args)
-    images, _, what = _images(config, args.data)
+    images, _, what = _images(config, args.data, **_data_flags(args))
     path = os.path.join(out, "reconstructions.png")
     n = min(args.n, len(images))
     viz.reconstruction_grid(model, images[:n], path, n=min(n, 8), blocks=-(-n // 8))
@@ -382,7 +439,7 @@ def cmd_sample(args):
 def cmd_interpolate(args):
     from . import viz
     model, config, out = _run(args)
-    images, labels, what = _images(config, args.data)
+    images, labels, what = _images(config, args.data, **_data_flags(args))
     if len(images) < 2:
         raise UsageError(f"{what}: need at least 2 images to interpolate")
     path = os.path.join(out, "interpolation.png")
@@ -405,7 +462,7 @@ def cmd_score(args):
     val_images, _, val_what = _images(config, None)
     val_errors = _errors(model, val_images, args.metric)
     threshold = float(anomaly.pick_threshold(val_errors, quantile=args.quantile))
-    images, labels, what = _images(config, args.data, limit=args.limit)
+    images, labels, what = _images(config, args.data, limit=args.limit, **_data_flags(args))
     errors = _errors(model, images, args.metric)
     flagged = errors > threshold
     buffer = io.StringIO()
@@ -461,20 +518,26 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    from .io.atomic import DiskFullError
+    from .settings import check_environment
     from .train import NonFiniteLossError
     user_errors = _user_errors()
     try:
+        check_environment()  # every setting checked before anything is created
         return int(args.handler(args) or 0)
     except NonFiniteLossError as e:
         print(f"aecore {args.command}: {e}", file=sys.stderr)
-        return 1
+        return EXIT_DIVERGED
+    except DiskFullError as e:
+        print(f"aecore {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_DISK_FULL
     except user_errors as e:
         message = str(e) if not isinstance(e, KeyError) else e.args[0]
         print(f"aecore {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"\naecore {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # e.g. `aecore score ... | head -1`: the reader left, that is fine
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

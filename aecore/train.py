@@ -26,8 +26,15 @@ and VAE's validation losses are comparable from epoch to epoch).
 
 Stopping: after `epochs` epochs; earlier when the monitored loss (validation loss, or the train
 loss without a validation set) has not improved by more than `min_delta` for `patience` epochs
-(patience 0 or None: never); or with NonFiniteLossError as soon as a loss is NaN or infinite
-(the step is named, the weights are not updated, the last checkpoint stays as it was).
+(patience 0 or None: never); with NonFiniteLossError as soon as a loss is NaN or infinite (the
+step is named, the weights are not updated), or as soon as a step leaves NaN or Inf in a
+parameter or an optimizer buffer (the step and the first bad tensor are named); with
+DiskFullError when a file of the run cannot be written for want of space. In each case the last
+good checkpoint stays as it was and metrics.json records why the run stopped.
+
+The run directory is held for the whole run (aecore.io.rundir): locked against a second
+process, refused when it already holds another run (unless overwrite=True, which deletes the
+old run's files first), and cleared of temporary files a killed writer left behind.
 """
 
 from __future__ import annotations
@@ -45,14 +52,18 @@ import time
 import numpy as np
 
 from . import random as ae_random
-from .backend import normalize_device
+from .backend import get_array_module, normalize_device
 from .data import DataLoader, Dataset, load_dataset, split_dataset
-from .io.checkpoint import (json_safe, load_checkpoint, pack_optimizer_state, save_checkpoint,
+from .io.atomic import DiskFullError, atomic_write
+from .io.checkpoint import (CheckpointError, NonFiniteCheckpointError, json_safe,
+                            load_checkpoint, pack_optimizer_state, save_checkpoint,
                             unpack_optimizer_state)
+from .io.rundir import RunDirectory
 from .optim import OPTIMIZERS
 from .tensor import no_grad, tensor
 
-__all__ = ["DEFAULT_CONFIG", "Trainer", "train", "resume", "NonFiniteLossError", "ConfigError",
+__all__ = ["DEFAULT_CONFIG", "Trainer", "train", "resume", "NonFiniteLossError",
+           "NonFiniteStateError", "DiskFullError", "ConfigError",
            "make_config", "load_data", "build_model", "build_optimizer", "load_run",
            "default_run_dir", "ProgressBar"]
 
@@ -91,11 +102,20 @@ class ConfigError(ValueError):
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The loss became NaN or infinite; .epoch and .batch name the step."""
+    """Training diverged: the loss became NaN or infinite; .epoch and .batch name the step."""
 
     def __init__(self, message, epoch, batch, value):
         super().__init__(message)
         self.epoch, self.batch, self.value = epoch, batch, value
+
+
+class NonFiniteStateError(NonFiniteLossError):
+    """Training diverged: a step left NaN or Inf in a parameter or optimizer buffer; .tensor
+    names the first one."""
+
+    def __init__(self, message, epoch, batch, tensor):
+        super().__init__(message, epoch, batch, float("nan"))
+        self.tensor = tensor
 
 
 # ---------------------------------------------------------------------------------------------
@@ -286,6 +306,26 @@ class ProgressBar:
 # the trainer
 # ---------------------------------------------------------------------------------------------
 
+def _first_non_finite(model, optimizer):
+    """The name of the first parameter or optimizer buffer holding NaN or Inf, or None.
+
+    One flag per array, combined on the device, so a GPU run waits for one answer per step.
+    """
+    names = {id(p): name for name, p in model.named_parameters()}
+    arrays = [(f"parameter {name}", p.data) for name, p in model.named_parameters()]
+    for index, (p, state) in enumerate(zip(optimizer.params, optimizer.state)):
+        owner = names.get(id(p), f"#{index}")
+        arrays += [(f"optimizer buffer {buffer!r} of parameter {owner}", a)
+                   for buffer, a in sorted(state.items()) if hasattr(a, "dtype")]
+    if not arrays:
+        return None
+    xp = get_array_module(arrays[0][1])
+    flags = xp.stack([xp.isfinite(a).all() for _, a in arrays])
+    if bool(flags.all()):
+        return None
+    return arrays[int(xp.argmin(flags))][0]
+
+
 class _FixedRNG:
     """Run a block with aecore.random seeded to `seed`, then put the previous state back."""
 
@@ -314,15 +354,18 @@ class Trainer:
                nothing on disk
     quiet:     no progress output; stream: where progress goes (default sys.stderr)
     callbacks: functions called as callback(trainer, record) after each epoch's checkpoint
+    overwrite: out_dir may hold another run: its files are deleted first (otherwise refused)
     """
 
     def __init__(self, model, optimizer, data, config=None, out_dir=None, quiet=False,
-                 stream=None, callbacks=()):
+                 stream=None, callbacks=(), overwrite=False):
         self.config = make_config(config)
         self.device = normalize_device(self.config["device"])
         self.model = model.to(self.device) if self.device != "cpu" else model
         self.optimizer = optimizer
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        self.overwrite = overwrite
+        self.run_dir = None            # the held RunDirectory while training
         self.quiet = quiet
         self.stream = stream
         self.callbacks = list(callbacks)
@@ -354,6 +397,7 @@ class Trainer:
         self.stop_reason = None
         self.finished = False
         self.resumed_from = None
+        self.epochs_run = 0            # epochs completed by this process (after a resume: the new ones)
 
     # ------------------------------------------------------------------ one step / one pass
     def _to_device(self, xb):
@@ -365,25 +409,48 @@ class Trainer:
         step = (epoch - 1) * len(self.loader) + batch
         location = (f"epoch {epoch}, batch {batch} of {len(self.loader)} (step {step})"
                     if where == "training" else f"epoch {epoch}, validation batch {batch}")
-        last = (f"the last good checkpoint (epoch {self.epoch}) is kept in "
-                f"{os.path.join(self.out_dir, 'checkpoint.json')}"
-                if self.out_dir and self.epoch > 0 else "no checkpoint was written yet")
         raise NonFiniteLossError(
             f"training stopped: the {where} loss is {value} at {location}; the weights were not "
-            f"updated with it; {last}. Try a lower learning rate (--lr).", epoch, batch, value)
+            f"updated with it; {self._last_good()}. Try a lower learning rate (--lr).", epoch,
+            batch, value)
+
+    def _check_finite_state(self, epoch, batch):
+        """Raise NonFiniteStateError naming the first parameter or optimizer buffer that holds
+        NaN or Inf after a step (Adam's second moment can overflow while the loss and the
+        weights still look fine)."""
+        bad = _first_non_finite(self.model, self.optimizer)
+        if bad is None:
+            return
+        step = (epoch - 1) * len(self.loader) + batch
+        raise NonFiniteStateError(
+            f"training stopped: {bad} holds NaN or Inf after epoch {epoch}, batch {batch} of "
+            f"{len(self.loader)} (step {step}); {self._last_good()}. Try a lower learning rate "
+            "(--lr).", epoch, batch, bad)
+
+    def _last_good(self):
+        return (f"the last good checkpoint (epoch {self.epoch}) is kept in "
+                f"{os.path.join(self.out_dir, 'checkpoint.json')}"
+                if self.out_dir and self.epoch > 0 else "no checkpoint was written yet")
 
     def train_epoch(self, epoch, progress=None):
-        """One pass over the training data -> averaged {"loss": ..., <model metrics>...}."""
+        """One pass over the training data -> averaged {"loss": ..., <model metrics>...}.
+
+        Each step is checked: a non-finite loss stops before the update, a non-finite parameter
+        or optimizer buffer right after it. NumPy's overflow warnings are silenced inside the
+        step, since these checks report the problem in one line.
+        """
         self.model.train()
         sums, seen = {}, 0
         for batch, (xb, _) in enumerate(self.loader, start=1):
             x = self._to_device(xb)
-            loss, metrics = self.model.loss(x)
-            value = float(loss.item())
-            self._check_finite(value, epoch, batch)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            with np.errstate(all="ignore"):
+                loss, metrics = self.model.loss(x)
+                value = float(loss.item())
+                self._check_finite(value, epoch, batch)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+            self._check_finite_state(epoch, batch)
             n = len(xb)
             seen += n
             for key, v in (("loss", value),) + tuple(metrics.items()):
@@ -399,7 +466,7 @@ class Trainer:
         sums, seen = {}, 0
         loader = DataLoader(images, None, batch_size=max(self.config["batch_size"], 256),
                             shuffle=False)
-        with _FixedRNG([self.config["seed"], 7919]), no_grad():
+        with _FixedRNG([self.config["seed"], 7919]), no_grad(), np.errstate(all="ignore"):
             for batch, (xb, _) in enumerate(loader, start=1):
                 loss, metrics = self.model.loss(self._to_device(xb))
                 value = float(loss.item())
@@ -413,16 +480,44 @@ class Trainer:
         return {k: v / seen for k, v in sums.items()}
 
     # ------------------------------------------------------------------ the loop
+    def hold_run_dir(self):
+        """Open and lock out_dir for this run (see aecore.io.rundir); a no-op when it is held
+        already or there is no out_dir. fit() calls it; train() and resume() call it earlier so
+        that the pictures written after fit() are made under the same lock."""
+        if self.out_dir is None or (self.run_dir is not None and self.run_dir.locked):
+            return self.run_dir
+        resuming = (self.resumed_from is not None and os.path.abspath(
+            os.path.dirname(self.resumed_from)) == os.path.abspath(self.out_dir))
+        mode = "resume" if resuming else ("overwrite" if self.overwrite else "new")
+        self.run_dir = RunDirectory.open(self.out_dir, mode=mode)
+        return self.run_dir
+
+    def release_run_dir(self):
+        if self.run_dir is not None:
+            self.run_dir.close()
+            self.run_dir = None
+
     def fit(self):
-        """Train until `epochs`, early stopping, or a non-finite loss. Returns self."""
+        """Train until `epochs`, early stopping, a non-finite loss or state, or a full disk.
+        Returns self."""
+        held_before = self.run_dir is not None and self.run_dir.locked
+        self.hold_run_dir()
+        try:
+            return self._fit()
+        finally:
+            if not held_before:
+                self.release_run_dir()
+
+    def _fit(self):
         c = self.config
+        self.epochs_run = 0
         if self.out_dir:
-            os.makedirs(self.out_dir, exist_ok=True)
             self._write_json("config.json", self._full_config())
         if self.finished and self.epoch >= c["epochs"]:
             return self._restore_best()
         self.finished = False
         self.stop_reason = None
+        self._print_compile_notice()
         try:
             for epoch in range(self.epoch + 1, c["epochs"] + 1):
                 start = time.perf_counter()
@@ -441,6 +536,7 @@ class Trainer:
                 record["items_per_second"] = len(self.train_images) / max(train_seconds, 1e-9)
                 improved = self._early_stopping(record)
                 self.epoch = epoch
+                self.epochs_run += 1
                 self.history.append(record)
                 if c["patience"] and self.wait >= c["patience"]:
                     self.stop_reason = (f"early stopping: no improvement of the "
@@ -458,13 +554,47 @@ class Trainer:
                 if self.finished:
                     break
         except NonFiniteLossError as e:
-            self.stop_reason = str(e)
-            if self.out_dir:
-                self.write_metrics(status="failed")
+            self._record_stop(str(e), "failed")
             raise
+        except DiskFullError as e:
+            self._stop_for_disk_full(e)
         if self.stop_reason and self.stop_reason.startswith("early stopping") and not self.quiet:
             print(self.stop_reason, file=self.stream or sys.stderr)
         return self._restore_best()
+
+    def _print_compile_notice(self):
+        if self.quiet:
+            return
+        try:
+            from .kernels.compile import compile_notice
+        except ImportError:
+            return
+        notice = compile_notice("cuda" if self.device != "cpu" else None)
+        if notice:
+            print(notice, file=self.stream or sys.stderr)
+
+    def _record_stop(self, reason, status):
+        """Put the reason a run stopped into metrics.json (best effort: the disk may be full)."""
+        self.stop_reason = reason
+        self.finished = False
+        if self.out_dir:
+            try:
+                self.write_metrics(status=status)
+            except OSError:
+                pass
+
+    def _stop_for_disk_full(self, error):
+        """A file of the run could not be written: free the half-written temporary files,
+        find the last good checkpoint, record the stop, and raise one message saying all that."""
+        if self.run_dir is not None:
+            self.run_dir.remove_temp_files()
+        try:
+            good = load_checkpoint(self.out_dir)
+            error.note = f"the last good checkpoint is {good.path} (epoch {good.epoch})"
+        except CheckpointError:
+            error.note = "no checkpoint was written yet"
+        self._record_stop(str(error), "stopped: disk full")
+        raise error
 
     def _restore_best(self):
         if self.config["restore_best"] and self.best_state is not None:
@@ -499,8 +629,8 @@ class Trainer:
         return config
 
     def _write_json(self, name, obj):
-        path = os.path.join(self.out_dir, name)
-        _atomic_write_text(path, json.dumps(json_safe(obj), indent=1, allow_nan=False) + "\n")
+        text = json.dumps(json_safe(obj), indent=1, allow_nan=False) + "\n"
+        atomic_write(os.path.join(self.out_dir, name), text.encode("utf-8"))
 
     def write_metrics(self, status=None):
         """metrics.json (summary + every epoch) and metrics.csv (one row per epoch)."""
@@ -524,7 +654,7 @@ class Trainer:
         writer.writerow(keys)
         for record in self.history:
             writer.writerow(["" if record.get(k) is None else record.get(k) for k in keys])
-        _atomic_write_text(os.path.join(self.out_dir, "metrics.csv"), buffer.getvalue())
+        atomic_write(os.path.join(self.out_dir, "metrics.csv"), buffer.getvalue().encode("utf-8"))
 
     def state(self):
         """(arrays, meta) for a checkpoint of the trainer as it is now."""
@@ -545,34 +675,58 @@ class Trainer:
 
     def save_checkpoint(self, directory=None):
         arrays, meta = self.state()
-        return save_checkpoint(directory or self.out_dir, arrays, meta)
+        try:
+            return save_checkpoint(directory or self.out_dir, arrays, meta)
+        except NonFiniteCheckpointError as e:
+            raise NonFiniteStateError(f"training stopped: {e}; {self._last_good()}",
+                                      self.epoch, None, e.key) from None
 
     def load_state(self, checkpoint):
-        """Restore everything a checkpoint holds (see `state`)."""
-        self.model.load_state_dict(checkpoint.arrays["model"])
-        self.optimizer.load_state_dict(unpack_optimizer_state(checkpoint.arrays.get("optim", {}),
-                                                              checkpoint.meta["optimizer"]))
-        meta = checkpoint.meta
-        ae_random.set_rng_state(meta["rng"]["aecore"])
-        self.loader.load_state_dict(meta["rng"]["loader"])
-        self.epoch = int(meta["epoch"])
-        self.history = list(meta.get("metrics", []))
-        t = meta.get("trainer", {})
-        self.best, self.best_epoch, self.wait = t.get("best"), t.get("best_epoch"), t.get("wait", 0)
-        self.finished, self.stop_reason = bool(t.get("finished")), t.get("stop_reason")
-        self.best_state = dict(checkpoint.arrays["best"]) if "best" in checkpoint.arrays else None
+        """Restore everything a checkpoint holds (see `state`).
+
+        Raises CheckpointError naming the file when its contents do not fit this trainer (wrong
+        types, missing entries, weights of another model, a loader state of another data set);
+        resume() then falls back to the previous checkpoint.
+        """
+        try:
+            self._load_state(checkpoint.arrays, checkpoint.meta)
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError) as e:
+            reason = e.args[0] if isinstance(e, KeyError) and e.args else e
+            raise CheckpointError(f"{checkpoint.path}: does not fit this run "
+                                  f"({type(e).__name__}: {reason})") from None
         self.resumed_from = checkpoint.path
         return self
 
-
-def _atomic_write_text(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".tmp-{os.path.basename(path)}-{os.getpid()}")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    def _load_state(self, arrays, meta):
+        epoch, history, t = meta["epoch"], meta["metrics"], meta["trainer"]
+        rng, loader_state = meta["rng"]["aecore"], meta["rng"]["loader"]
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"epoch must be an integer >= 0, got {epoch!r}")
+        if not (isinstance(history, list) and len(history) == epoch
+                and all(isinstance(r, dict) for r in history)):
+            raise ValueError(f"metrics must hold one record per epoch ({epoch})")
+        if not isinstance(t, dict) or not isinstance(t.get("wait", 0), int):
+            raise ValueError("the trainer entry must be a mapping with an integer 'wait'")
+        saved_size = loader_state.get("num_samples") if isinstance(loader_state, dict) else None
+        if saved_size != len(self.train_images):
+            raise ValueError(f"the data loader's state is for {saved_size} training images, "
+                             f"this data set has {len(self.train_images)}")
+        optimizer_meta = meta["optimizer"]
+        if not all(isinstance(v, (int, float)) or (isinstance(v, list) and all(
+                isinstance(x, (int, float)) for x in v)) for v in optimizer_meta["hyper"].values()):
+            raise ValueError("optimizer hyper-parameters must be numbers")
+        self.model.load_state_dict(arrays["model"])
+        self.optimizer.load_state_dict(unpack_optimizer_state(arrays.get("optim", {}),
+                                                              optimizer_meta))
+        ae_random.set_rng_state(rng)
+        self.loader.load_state_dict(loader_state)
+        self.epoch = epoch
+        self.history = list(history)
+        self.best, self.best_epoch, self.wait = t.get("best"), t.get("best_epoch"), t.get("wait", 0)
+        self.finished, self.stop_reason = bool(t.get("finished")), t.get("stop_reason")
+        if "best" in arrays and set(arrays["best"]) != set(self.model.state_dict()):
+            raise ValueError("the best weights name other parameters than the model's")
+        self.best_state = dict(arrays["best"]) if "best" in arrays else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -593,60 +747,101 @@ def _prepare(config, data=None):
 
 
 def train(config=None, out_dir=None, quiet=False, stream=None, callbacks=(), data=None,
-          pictures=None):
+          pictures=None, overwrite=False):
     """Train a model described by `config` (see DEFAULT_CONFIG); returns the Trainer.
 
-    out_dir: the run directory (None: nothing written). data: a Dataset to use instead of
-    loading config["data"]. pictures: override config["pictures"].
+    out_dir: the run directory (None: nothing written); one that already holds a run is refused
+    unless overwrite=True, which deletes that run's files first. data: a Dataset to use instead
+    of loading config["data"]. pictures: override config["pictures"].
     """
     config, dataset, model, optimizer = _prepare(config, data)
     trainer = Trainer(model, optimizer, dataset, config, out_dir=out_dir, quiet=quiet,
-                      stream=stream, callbacks=callbacks)
-    trainer.fit()
-    _finish(trainer, pictures)
+                      stream=stream, callbacks=callbacks, overwrite=overwrite)
+    trainer.hold_run_dir()
+    try:
+        trainer.fit()
+        _finish(trainer, pictures)
+    finally:
+        trainer.release_run_dir()
     return trainer
 
 
+RESUME_OVERRIDES = ("epochs", "patience", "min_delta", "device", "pictures", "restore_best")
+
+
 def resume(run_dir, overrides=None, quiet=False, stream=None, callbacks=(), data=None,
-           pictures=None, out_dir=None):
+           pictures=None, out_dir=None, overwrite=False):
     """Continue the run in `run_dir` from its last good checkpoint; returns the Trainer.
 
     overrides: config values to change on the way (e.g. {"epochs": 10} to train longer,
     "patience", "device"). The run continues exactly where it stopped: the same batches, the
-    same noise, the same optimizer state.
+    same noise, the same optimizer state. A checkpoint pair whose files are damaged or whose
+    contents do not rebuild the run is skipped for the previous pair, with a warning; when both
+    are unusable, CheckpointError names both files and what is wrong with each.
+    out_dir: write the continued run elsewhere (default: run_dir itself).
     """
-    checkpoint = load_checkpoint(run_dir)
-    if checkpoint.fallback_reason and not quiet:
-        print(f"warning: {checkpoint.fallback_reason}; resuming from the previous checkpoint "
-              f"(epoch {checkpoint.epoch})", file=stream or sys.stderr)
-    config = {k: v for k, v in checkpoint.config.items()
-              if k not in ("input_shape", "model_config")}
-    allowed = {"epochs", "patience", "min_delta", "device", "pictures", "restore_best"}
+    run_dir = os.fspath(run_dir)
     overrides = dict(overrides or {})
-    changed = set(overrides) - allowed
+    changed = set(overrides) - set(RESUME_OVERRIDES)
     if changed:
         raise ConfigError(f"cannot change {sorted(changed)} when resuming (only "
-                          f"{sorted(allowed)}): the run would not continue exactly")
-    config.update(overrides)
-    config, dataset, model, optimizer = _prepare(config, data)
-    model_config = checkpoint.config.get("model_config")
-    if model_config is not None and hasattr(_models(), "from_config"):
-        model = _models().from_config(model_config)
-        if config["device"] != "cpu":
-            model.to(config["device"])
-        optimizer = build_optimizer(config, model.parameters())
-    trainer = Trainer(model, optimizer, dataset, config, out_dir=out_dir or run_dir, quiet=quiet,
-                      stream=stream, callbacks=callbacks)
-    trainer.load_state(checkpoint)
-    if not quiet:
-        if trainer.finished and trainer.epoch >= config["epochs"]:
-            print(f"{run_dir}: the run already finished ({trainer.stop_reason}); pass a larger "
-                  "epochs (--epochs) to train longer", file=stream or sys.stderr)
+                          f"{sorted(RESUME_OVERRIDES)}): the run would not continue exactly")
+    if not os.path.isdir(run_dir):
+        raise CheckpointError(f"{run_dir}: no such run directory")
+    out_dir = os.fspath(out_dir or run_dir)
+    same = os.path.abspath(out_dir) == os.path.abspath(run_dir)
+    # Locked before the checkpoint is read: no other process can be writing it meanwhile.
+    held = RunDirectory.open(out_dir, mode="resume" if same else
+                             ("overwrite" if overwrite else "new"))
+    try:
+        datasets = {}
+
+        def restore(checkpoint):
+            """A Trainer rebuilt from `checkpoint`, or CheckpointError saying why it cannot be."""
+            try:
+                saved = {k: v for k, v in checkpoint.config.items()
+                         if k not in ("input_shape", "model_config")}
+                config = make_config(dict(saved, **overrides))
+            except (ConfigError, TypeError, AttributeError, ValueError) as e:
+                raise CheckpointError(f"{checkpoint.path}: its config is unusable ({e})") from None
+            key = json.dumps([config[k] for k in ("data", "data_root", "limit", "image_size",
+                                                  "seed")])
+            if data is None and key not in datasets:  # data errors are not the checkpoint's
+                datasets[key] = load_data(config)
+            dataset = data if data is not None else datasets[key]
+            try:
+                config, dataset, model, optimizer = _prepare(config, dataset)
+                model_config = checkpoint.config.get("model_config")
+                if model_config is not None and hasattr(_models(), "from_config"):
+                    model = _models().from_config(model_config)
+                    if config["device"] != "cpu":
+                        model.to(config["device"])
+                    optimizer = build_optimizer(config, model.parameters())
+            except (ConfigError, TypeError, KeyError, ValueError, AttributeError,
+                    RecursionError) as e:
+                raise CheckpointError(f"{checkpoint.path}: its model cannot be rebuilt "
+                                      f"({type(e).__name__}: {e})") from None
+            trainer = Trainer(model, optimizer, dataset, config, out_dir=out_dir, quiet=quiet,
+                              stream=stream, callbacks=callbacks)
+            return trainer.load_state(checkpoint)
+
+        checkpoint = load_checkpoint(run_dir, validate=restore)
+        trainer = checkpoint.extra["validated"]
+        trainer.run_dir = held
+        say = (lambda text: None) if quiet else \
+            (lambda text: print(text, file=stream or sys.stderr))
+        if checkpoint.fallback_reason:
+            say(f"warning: {checkpoint.fallback_reason}; resuming from the previous checkpoint "
+                f"(epoch {checkpoint.epoch})")
+        if trainer.finished and trainer.epoch >= trainer.config["epochs"]:
+            say(f"{run_dir}: the run already finished ({trainer.stop_reason}); pass a larger "
+                "epochs (--epochs) to train longer")
         else:
-            print(f"resuming {run_dir} after epoch {trainer.epoch} of {config['epochs']}",
-                  file=stream or sys.stderr)
-    trainer.fit()
-    _finish(trainer, pictures)
+            say(f"resuming {run_dir} after epoch {trainer.epoch} of {trainer.config['epochs']}")
+        trainer.fit()
+        _finish(trainer, pictures)
+    finally:
+        held.close()
     return trainer
 
 
@@ -663,17 +858,28 @@ def _finish(trainer, pictures):
 
 def load_run(run_dir, which="best", device="cpu"):
     """(model, config, checkpoint) from a run directory; which = "best" (the best epoch's
-    weights when early stopping kept them) or "last"."""
-    checkpoint = load_checkpoint(run_dir)
-    config = checkpoint.config
-    models = _models()
-    if config.get("model_config") is not None and hasattr(models, "from_config"):
-        model = models.from_config(config["model_config"])
-    else:
-        model = build_model(config, config["input_shape"])
-    group = "best" if which == "best" and "best" in checkpoint.arrays else "model"
-    model.load_state_dict(checkpoint.arrays[group])
+    weights when early stopping kept them) or "last". A pair whose contents do not rebuild the
+    model falls back to the previous pair, as in resume()."""
+
+    def rebuild(checkpoint):
+        config = checkpoint.config
+        try:
+            models = _models()
+            if config.get("model_config") is not None and hasattr(models, "from_config"):
+                model = models.from_config(config["model_config"])
+            else:
+                model = build_model(config, config["input_shape"])
+            group = "best" if which == "best" and "best" in checkpoint.arrays else "model"
+            model.load_state_dict(checkpoint.arrays[group])
+        except (ConfigError, TypeError, KeyError, ValueError, AttributeError,
+                RecursionError) as e:
+            raise CheckpointError(f"{checkpoint.path}: its model cannot be rebuilt "
+                                  f"({type(e).__name__}: {e})") from None
+        return model
+
+    checkpoint = load_checkpoint(run_dir, validate=rebuild)
+    model = checkpoint.extra["validated"]
     if device != "cpu":
         model.to(device)
     model.eval()
-    return model, config, checkpoint
+    return model, checkpoint.config, checkpoint

@@ -5,10 +5,14 @@
                       passes (the trainer keeps the best weights as "best:<name>")
     checkpoint.json   everything else: format and version, the npz's size and SHA-256, epoch,
                       config, metrics, optimizer hyper-parameters and step count, RNG states
-                      (aecore.random's PCG64 state and the DataLoader's), trainer state
+                      (aecore.random's PCG64 state and the DataLoader's), trainer state, and
+                      "sha256": the SHA-256 of the document itself (its canonical JSON: sorted
+                      keys, no spaces, without this entry)
 
 The npz is read with `numpy.load(..., allow_pickle=False)`; the JSON is plain JSON. Nothing in
-a checkpoint can run code when it is loaded.
+a checkpoint can run code when it is loaded. Both files are covered by checksums: the JSON
+holds the npz's hash and its own, so a change to either file (a flipped digit of a saved random
+state, an edited epoch) is detected, never resumed from.
 
 Writing, so that a crash at any instant leaves at least one good pair on disk:
 
@@ -21,10 +25,14 @@ Writing, so that a crash at any instant leaves at least one good pair on disk:
 
 Between 3 and 4 the current pair disagrees (the JSON's hash names the old npz), so a reader
 sees a CheckpointError for it and falls back to checkpoint.prev.*, which step 2 made good.
-`load_checkpoint` checks the format, the npz size (truncation) and SHA-256 (corruption), and
-that every array the JSON lists is in the npz; any failure raises CheckpointError naming the
-file and the problem. With `fallback=True` (the default) it then tries the previous pair, and
-says so in `Checkpoint.fallback_reason`.
+Arrays holding NaN or Inf are refused (NonFiniteCheckpointError): a checkpoint that cannot
+train on is never written as the good one.
+
+`load_checkpoint` checks the format, both checksums, the npz size (truncation), and that every
+array the JSON lists is in the npz; a caller's `validate` function can check the contents too
+(the trainer rebuilds the model, optimizer and loader from them). Any failure is a
+CheckpointError naming the file and the problem; with `fallback=True` (the default) the
+previous pair is tried next, and `Checkpoint.fallback_reason` says why.
 """
 
 from __future__ import annotations
@@ -46,16 +54,26 @@ from .atomic import fsync_directory, unlink_quietly, write_temp_file
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "load_checkpoint",
            "checkpoint_exists", "verify_checkpoint", "json_safe", "FORMAT", "VERSION",
+           "NonFiniteCheckpointError", "document_sha256",
            "CURRENT", "PREVIOUS", "pack_optimizer_state", "unpack_optimizer_state"]
 
 FORMAT = "aecore-checkpoint"
-VERSION = 1
+VERSION = 2          # 2: the JSON carries its own SHA-256; version 1 files (without it) still load
+READABLE_VERSIONS = (1, 2)
 CURRENT = "checkpoint"        # checkpoint.npz + checkpoint.json
 PREVIOUS = "checkpoint.prev"  # checkpoint.prev.npz + checkpoint.prev.json
 
 
 class CheckpointError(Exception):
     """A checkpoint file is missing, truncated, corrupted, or does not match its partner."""
+
+
+class NonFiniteCheckpointError(ValueError):
+    """An array handed to save_checkpoint holds NaN or Inf; .key names the first such array."""
+
+    def __init__(self, message, key):
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
@@ -108,6 +126,8 @@ def json_safe(obj):
 
 def _link_or_copy(src, dst, directory):
     """Make `dst` hold `src`'s bytes, atomically (a hard link, or a copy, under a temp name)."""
+    if os.path.exists(dst) and os.path.samefile(src, dst):
+        return  # already the same file (renaming a link onto its twin would do nothing)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-checkpoint-", suffix=".prev", dir=directory)
     os.close(fd)
     unlink_quietly(tmp)
@@ -119,9 +139,8 @@ def _link_or_copy(src, dst, directory):
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
         os.replace(tmp, dst)
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
+    finally:
+        unlink_quietly(tmp)  # gone after the rename, unless it was a no-op
 
 
 def _paths(directory, stem):
@@ -171,11 +190,23 @@ def _npz_bytes(arrays: Dict[str, Dict[str, np.ndarray]]):
             if a.dtype == object:
                 raise TypeError(f"checkpoint array {group}:{name} has dtype object; only "
                                 "numeric arrays can be saved without pickle")
+            if a.dtype.kind in "fc" and not np.isfinite(a).all():
+                raise NonFiniteCheckpointError(
+                    f"checkpoint array {group}:{name} holds NaN or Inf; a checkpoint that "
+                    "cannot be trained on is not written", f"{group}:{name}")
             flat[f"{group}:{name}"] = a
             listing[group].append([name, a.dtype.str, list(a.shape)])
     buffer = io.BytesIO()
     np.savez(buffer, **flat)
     return buffer.getvalue(), listing
+
+
+def document_sha256(document):
+    """SHA-256 of a checkpoint JSON document without its own "sha256" entry, over its canonical
+    form (sorted keys, no spaces), so that parsing and re-serializing gives the same hash."""
+    body = {k: v for k, v in document.items() if k != "sha256"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def _pair_is_good(directory, stem):
@@ -203,11 +234,13 @@ def save_checkpoint(directory, arrays: Dict[str, Dict[str, np.ndarray]], meta: d
         "npz": {"file": os.path.basename(npz_path), "bytes": len(data),
                 "sha256": hashlib.sha256(data).hexdigest(), "arrays": listing},
     })
+    document["sha256"] = document_sha256(document)
     text = json.dumps(document, indent=1, allow_nan=False, sort_keys=False) + "\n"
-    tmp_npz = write_temp_file(directory, data, ".npz", prefix=".tmp-checkpoint-")
+    tmp_npz = write_temp_file(directory, data, ".npz", prefix=".tmp-checkpoint-", target=npz_path)
     tmp_json = None
     try:
-        tmp_json = write_temp_file(directory, text.encode("utf-8"), ".json", prefix=".tmp-checkpoint-")
+        tmp_json = write_temp_file(directory, text.encode("utf-8"), ".json",
+                                   prefix=".tmp-checkpoint-", target=json_path)
         if _pair_is_good(directory, CURRENT):
             prev_npz, prev_json = _paths(directory, PREVIOUS)
             _link_or_copy(npz_path, prev_npz, directory)
@@ -228,6 +261,21 @@ def save_checkpoint(directory, arrays: Dict[str, Dict[str, np.ndarray]], meta: d
 # loading
 # ---------------------------------------------------------------------------------------------
 
+def _is_npz_entry(info):
+    """True when `info` has the shape save_checkpoint writes for the "npz" entry."""
+    if not (isinstance(info, dict) and isinstance(info.get("bytes"), int)
+            and isinstance(info.get("sha256"), str) and isinstance(info.get("arrays"), dict)):
+        return False
+    for entries in info["arrays"].values():
+        if not isinstance(entries, list):
+            return False
+        for entry in entries:
+            if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)
+                    and isinstance(entry[1], str) and isinstance(entry[2], list)):
+                return False
+    return True
+
+
 def _load_pair(directory, stem) -> Checkpoint:
     npz_path, json_path = _paths(directory, stem)
     if not os.path.isfile(json_path):
@@ -242,16 +290,29 @@ def _load_pair(directory, stem) -> Checkpoint:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{json_path}: not valid JSON ({e.msg} at line {e.lineno}, "
                               f"column {e.colno}); the file is truncated or corrupted") from None
+    except RecursionError:
+        raise CheckpointError(f"{json_path}: nested too deeply to be a checkpoint") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{json_path}: not an aecore checkpoint (no "
                               f"\"format\": \"{FORMAT}\" entry)")
-    if meta.get("version") != VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise CheckpointError(f"{json_path}: checkpoint format version {meta.get('version')!r}; "
-                              f"this aecore reads version {VERSION}")
+                              f"this aecore reads versions {READABLE_VERSIONS}")
+    if meta["version"] >= 2:
+        expected = meta.get("sha256")
+        try:
+            digest = document_sha256(meta)
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(f"{json_path}: cannot be hashed ({e})") from None
+        if digest != expected:
+            raise CheckpointError(f"{json_path}: SHA-256 mismatch: the document hashes to "
+                                  f"{digest[:16]}..., its \"sha256\" entry says "
+                                  f"{str(expected)[:16]}...; the file was changed after it "
+                                  "was written")
     info = meta.get("npz")
-    if not isinstance(info, dict) or not {"bytes", "sha256", "arrays"} <= set(info):
+    if not _is_npz_entry(info):
         raise CheckpointError(f"{json_path}: the \"npz\" entry (size, SHA-256, array list) is "
-                              "missing or incomplete")
+                              "missing, incomplete or malformed")
     if not os.path.isfile(npz_path):
         raise CheckpointError(f"{npz_path}: no such file (named by {json_path})")
     with open(npz_path, "rb") as f:
@@ -298,34 +359,41 @@ def verify_checkpoint(directory, which=CURRENT):
     _load_pair(os.fspath(directory), which)
 
 
-def load_checkpoint(directory, fallback=True) -> Checkpoint:
+def load_checkpoint(directory, fallback=True, validate=None) -> Checkpoint:
     """Load the checkpoint in `directory` (a run directory, or a checkpoint.json path).
 
-    fallback: when the current pair is missing, truncated or corrupted, load checkpoint.prev.*
-    instead and record why in `.fallback_reason`; when False (or the previous pair is bad as
-    well) raise CheckpointError with every problem found. The files are never modified.
+    fallback: when the current pair is missing, truncated, corrupted or fails `validate`, load
+    checkpoint.prev.* instead and record why in `.fallback_reason`; when False (or the previous
+    pair is bad as well) raise CheckpointError naming every file tried and what is wrong with it.
+    validate: None, or a function of the loaded Checkpoint that raises CheckpointError when its
+    contents cannot be used; what it returns is kept in `Checkpoint.extra["validated"]`.
+    The files are never modified.
     """
     directory = os.fspath(directory)
     if os.path.isfile(directory) and directory.endswith(".json"):
         directory = os.path.dirname(os.path.abspath(directory))
     if not os.path.isdir(directory):
         raise CheckpointError(f"{directory}: no such run directory")
-    try:
-        return _load_pair(directory, CURRENT)
-    except CheckpointError as current_error:
-        if not fallback:
-            raise
-        prev_json = _paths(directory, PREVIOUS)[1]
-        if not os.path.isfile(prev_json):
-            if not os.path.isfile(_paths(directory, CURRENT)[1]):
-                raise CheckpointError(f"{directory}: no checkpoint here (no checkpoint.json)") \
-                    from None
-            raise CheckpointError(f"{current_error}; no previous checkpoint to fall back "
-                                  "to") from None
+    if not checkpoint_exists(directory):
+        raise CheckpointError(f"{directory}: no checkpoint here (no checkpoint.json)")
+    problems = []
+    for stem in (CURRENT, PREVIOUS) if fallback else (CURRENT,):
+        if stem == PREVIOUS and not os.path.isfile(_paths(directory, PREVIOUS)[1]):
+            problems.append("no previous checkpoint to fall back to")
+            break
         try:
-            checkpoint = _load_pair(directory, PREVIOUS)
-        except CheckpointError as prev_error:
-            raise CheckpointError(f"{current_error}; the previous checkpoint is unusable too: "
-                                  f"{prev_error}") from None
-        checkpoint.fallback_reason = str(current_error)
+            checkpoint = _load_pair(directory, stem)
+            if validate is not None:
+                checkpoint.extra["validated"] = validate(checkpoint)
+        except CheckpointError as e:
+            problems.append(str(e))
+            continue
+        if problems:
+            checkpoint.fallback_reason = problems[0]
         return checkpoint
+    if len(problems) == 1:
+        raise CheckpointError(problems[0])
+    current, previous = problems
+    if previous.startswith("no previous"):
+        raise CheckpointError(f"{current}; {previous}")
+    raise CheckpointError(f"{current}; the previous checkpoint is unusable too: {previous}")

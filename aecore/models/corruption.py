@@ -28,19 +28,35 @@ from .base import ModelConfigError
 NOISE_KINDS = ("gaussian", "salt_and_pepper", "masking", "occlusion")
 OCCLUSIONS = ("block", "crosshair")
 DEFAULT_LEVELS = {"gaussian": 0.5, "salt_and_pepper": 0.2, "masking": 0.3, "occlusion": 0.2}
+LEVEL_MEANS = {"gaussian": "std", "salt_and_pepper": "rate", "masking": "rate",
+               "occlusion": "fraction"}
+# Other names accepted for a kind (an occlusion's shape also names the occlusion of that shape).
+ALIASES = {"salt-and-pepper": "salt_and_pepper", "salt_pepper": "salt_and_pepper",
+           "s&p": "salt_and_pepper", "dropout": "masking", "block": "occlusion",
+           "crosshair": "occlusion"}
+
+
+def describe_noise_kinds():
+    """The one list of noise kinds, for help texts and errors:
+    'gaussian[:std], ..., occlusion[:fraction]; aliases: block, crosshair (occlusion of that
+    shape), dropout (masking), ...'."""
+    kinds = ", ".join(f"{k}[:{LEVEL_MEANS[k]}]" for k in NOISE_KINDS)
+    by_kind = {}
+    for alias, kind in ALIASES.items():
+        by_kind.setdefault(kind, []).append(alias)
+    aliases = "; ".join(f"{', '.join(names)} = {kind}" + (" of that shape"
+                                                           if kind == "occlusion" else "")
+                        for kind, names in by_kind.items())
+    return f"{kinds} (aliases: {aliases})"
 
 
 def normalize_noise(kind, level=None, occlusion="block"):
     """Check (kind, level, occlusion); returns them resolved (aliases, default levels)."""
     if kind in OCCLUSIONS:
         kind, occlusion = "occlusion", kind
-    if kind in ("salt-and-pepper", "salt_pepper", "s&p"):
-        kind = "salt_and_pepper"
-    if kind == "dropout":
-        kind = "masking"
+    kind = ALIASES.get(kind, kind)
     if kind not in NOISE_KINDS:
-        raise ModelConfigError(f"noise must be one of {', '.join(NOISE_KINDS + OCCLUSIONS)}; "
-                               f"got {kind!r}")
+        raise ModelConfigError(f"noise must be one of {describe_noise_kinds()}; got {kind!r}")
     if occlusion not in OCCLUSIONS:
         raise ModelConfigError(f"occlusion must be one of {', '.join(OCCLUSIONS)}; got {occlusion!r}")
     if level is None:

@@ -164,3 +164,87 @@ def test_crash_during_write_keeps_a_good_checkpoint(tmp_path, monkeypatch, fail_
     np.testing.assert_array_equal(c.arrays["model"]["enc.0.weight"],
                                   _arrays(2)["model"]["enc.0.weight"])
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".tmp")]
+
+
+# ---------------------------------------------------------------------------------------------
+# the JSON half is covered by its own checksum
+# ---------------------------------------------------------------------------------------------
+
+def _edit_json(path, edit, rehash=False):
+    """Change a checkpoint JSON in place (and, with rehash, give it a matching checksum, as a
+    writer with a bug would: then only the contents can show it is wrong)."""
+    document = json.loads(path.read_text())
+    edit(document)
+    if rehash:
+        document["sha256"] = ckpt_module.document_sha256(document)
+    path.write_text(json.dumps(document, indent=1))
+
+
+def test_a_flipped_digit_in_the_json_is_detected(tmp_path):
+    _two_epochs(tmp_path)
+    path = tmp_path / "checkpoint.json"
+    text = path.read_text()
+    state = str(_meta(2)["rng"]["aecore"]["state"]["state"])
+    flipped = state[:-1] + ("1" if state[-1] != "1" else "2")
+    path.write_text(text.replace(state, flipped))
+    with pytest.raises(CheckpointError, match="SHA-256 mismatch.*changed after it was written"):
+        load_checkpoint(tmp_path, fallback=False)
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.epoch == 1 and "checkpoint.json" in loaded.fallback_reason
+
+
+def test_an_edited_epoch_is_detected(tmp_path):
+    _two_epochs(tmp_path)
+    _edit_json(tmp_path / "checkpoint.json", lambda d: d.update(epoch=99))
+    with pytest.raises(CheckpointError, match="SHA-256 mismatch"):
+        verify_checkpoint(tmp_path)
+    assert load_checkpoint(tmp_path).epoch == 1
+
+
+def test_deep_nesting_is_a_checkpoint_error(tmp_path):
+    _two_epochs(tmp_path)
+    (tmp_path / "checkpoint.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CheckpointError, match="checkpoint.json"):
+        load_checkpoint(tmp_path, fallback=False)
+    assert load_checkpoint(tmp_path).epoch == 1
+
+
+def test_a_malformed_npz_entry_is_a_checkpoint_error(tmp_path):
+    _two_epochs(tmp_path)
+    _edit_json(tmp_path / "checkpoint.json",
+               lambda d: d["npz"].update(arrays={"model": [["w", 3]]}), rehash=True)
+    with pytest.raises(CheckpointError, match="malformed"):
+        load_checkpoint(tmp_path, fallback=False)
+
+
+def test_validate_failure_falls_back_and_both_bad_names_both_files(tmp_path):
+    _two_epochs(tmp_path)
+
+    def only_epoch_1(checkpoint):
+        if checkpoint.epoch != 1:
+            raise CheckpointError(f"{checkpoint.path}: not epoch 1")
+        return "ok"
+
+    loaded = load_checkpoint(tmp_path, validate=only_epoch_1)
+    assert loaded.epoch == 1 and loaded.extra["validated"] == "ok"
+    assert "not epoch 1" in loaded.fallback_reason
+
+    def never(checkpoint):
+        raise CheckpointError(f"{checkpoint.path}: never good")
+
+    with pytest.raises(CheckpointError) as info:
+        load_checkpoint(tmp_path, validate=never)
+    message = str(info.value)
+    assert "checkpoint.json: never good" in message
+    assert "checkpoint.prev.json: never good" in message
+
+
+def test_non_finite_arrays_are_never_written_as_the_good_checkpoint(tmp_path):
+    save_checkpoint(tmp_path, _arrays(1), _meta(1))
+    good = _bytes(tmp_path / "checkpoint.npz")
+    arrays = _arrays(2)
+    arrays["optim"]["0:exp_avg"][1, 2] = np.inf
+    with pytest.raises(ckpt_module.NonFiniteCheckpointError, match="optim:0:exp_avg"):
+        save_checkpoint(tmp_path, arrays, _meta(2))
+    assert _bytes(tmp_path / "checkpoint.npz") == good
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]

@@ -125,3 +125,68 @@ def test_conv_model_resumes_bit_identically(tmp_path):
     resume(tmp_path / "a", data=data, quiet=True)
     train(config, data=data, out_dir=tmp_path / "b", quiet=True)
     _assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+# ---------------------------------------------------------------------------------------------
+# a checkpoint JSON that parses, hashes right, and is still wrong: fall back to the previous pair
+# ---------------------------------------------------------------------------------------------
+
+def _rewrite(path, edit):
+    """Edit a checkpoint JSON and give it a matching checksum (as a buggy writer would)."""
+    from aecore.io.checkpoint import document_sha256
+    document = json.loads(path.read_text())
+    edit(document)
+    document["sha256"] = document_sha256(document)
+    path.write_text(json.dumps(document))
+
+
+def _other_model(d):
+    d["config"]["model_config"]["latent_dim"] = 7
+
+
+MALFORMED = {
+    "wrong types": lambda d: d.update(epoch="two"),
+    "missing keys": lambda d: d.pop("trainer"),
+    "random state of another generator": lambda d: d["rng"]["aecore"].update(
+        bit_generator="MT19937"),
+    "changed model config": _other_model,
+    "loader state of another data set": lambda d: d["rng"]["loader"].update(num_samples=999),
+    "optimizer of another kind": lambda d: d["optimizer"].update(type="SGD"),
+    "metrics and epoch disagree": lambda d: d.update(metrics=[]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED))
+def test_a_malformed_current_pair_falls_back_to_the_previous(tmp_path, capsys, name):
+    config = dict(TINY_AE, epochs=3)
+    with pytest.raises(Interrupt):
+        train(config, out_dir=tmp_path / "a", quiet=True, callbacks=[_interrupt_after(2)])
+    _rewrite(tmp_path / "a" / "checkpoint.json", MALFORMED[name])
+    trainer = resume(tmp_path / "a")
+    err = capsys.readouterr().err
+    assert "warning:" in err and "checkpoint.json" in err and "previous checkpoint (epoch 1)" in err
+    assert len([line for line in err.splitlines() if line.startswith("warning")]) == 1
+    assert trainer.epoch == 3
+    train(config, out_dir=tmp_path / "b", quiet=True)
+    _assert_same_run(tmp_path / "a", tmp_path / "b")
+
+
+def test_both_pairs_malformed_exits_2_naming_both(tmp_path, capsys):
+    from aecore.cli import main
+    train(dict(TINY_AE, epochs=2), out_dir=tmp_path, quiet=True)
+    _rewrite(tmp_path / "checkpoint.json", MALFORMED["wrong types"])
+    _rewrite(tmp_path / "checkpoint.prev.json", MALFORMED["loader state of another data set"])
+    capsys.readouterr()
+    assert main(["train", "--resume", str(tmp_path), "--epochs", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+    assert "checkpoint.json" in err and "epoch must be an integer" in err
+    assert "checkpoint.prev.json" in err and "999" in err
+
+
+def test_load_run_falls_back_when_the_model_config_changed(tmp_path, capsys):
+    from aecore.train import load_run
+    train(dict(TINY_AE, epochs=2), out_dir=tmp_path, quiet=True)
+    _rewrite(tmp_path / "checkpoint.json", _other_model)
+    model, config, checkpoint = load_run(tmp_path)
+    assert checkpoint.epoch == 1 and "cannot be rebuilt" in checkpoint.fallback_reason
