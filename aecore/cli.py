@@ -1,7 +1,7 @@
 """The `aecore` command.
 
     aecore train                          the default CAE on the built-in synthetic digits
-                                          (about a minute on two CPU cores)
+                                          (under a minute on two CPU cores; see the README)
     aecore train --model vae --latent-dim 2 --data mnist --epochs 10 --out runs/vae2
     aecore train --model dae --noise gaussian:0.5 --data fashion-mnist
     aecore train --resume runs/vae2 [--epochs 20]    continue exactly where it stopped
@@ -118,7 +118,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model (no arguments: the default CAE on the "
-                       "synthetic digits, about a minute)",
+                       "synthetic digits, under a minute)",
                        description="Train a model. Every option has a default: with none, the "
                        "classic CAE trains on the built-in synthetic digits.")
     t.add_argument("--model", choices=MODEL_KINDS, help="model family (default: cae)")

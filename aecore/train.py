@@ -68,8 +68,8 @@ __all__ = ["DEFAULT_CONFIG", "Trainer", "train", "resume", "NonFiniteLossError",
            "default_run_dir", "ProgressBar"]
 
 # The defaults of `aecore train` with no arguments: the classic CAE on the built-in synthetic
-# digits, sized to take about a minute on two CPU cores: measured 7.7-10 s per epoch of 2,700
-# images (batch 32) on a 2-core machine when it was quiet, after the first run's Numba compile.
+# digits, sized to take under a minute on two CPU cores, first compile included (the README
+# gives the measured times).
 DEFAULT_CONFIG = {
     "model": "cae",             # ae | cae | dae | vae
     "model_options": {},        # passed to aecore.models.build_model (latent_dim, filters, ...)
