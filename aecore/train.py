@@ -323,7 +323,8 @@ def _first_non_finite(model, optimizer):
     flags = xp.stack([xp.isfinite(a).all() for _, a in arrays])
     if bool(flags.all()):
         return None
-    return arrays[int(xp.argmin(flags))][0]
+    flags = flags.get() if hasattr(flags, "get") else flags     # to the host, only when bad
+    return arrays[int(np.argmin(flags))][0]
 
 
 class _FixedRNG:
