@@ -147,8 +147,17 @@ _checked_implementations = {}  # op -> {tier: the same function behind check_arg
 _forced = threading.local()
 
 
+def tier_available(tier):
+    """Whether this machine can run `tier`: ref always; numba with Numba installed; cuda when
+    numba.cuda imports (a GPU, or the simulator)."""
+    from . import compile
+    return {"ref": True, "numba": compile.NUMBA_AVAILABLE, "cuda": compile.cuda is not None}[tier]
+
+
 def register(op, tier):
-    """Decorator: record `function` as the `tier` implementation of `op`."""
+    """Decorator: record `function` as the `tier` implementation of `op`. The one registration
+    idiom of every kernel module: a tier this machine cannot run (no Numba, no numba.cuda) is
+    skipped here, so modules never test for it themselves."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
     if op not in SIGNATURES:
@@ -156,8 +165,9 @@ def register(op, tier):
                          "there first")
 
     def decorate(function):
-        _implementations.setdefault(op, {})[tier] = function
-        _checked_implementations.setdefault(op, {})[tier] = _checked(op, function)
+        if tier_available(tier):
+            _implementations.setdefault(op, {})[tier] = function
+            _checked_implementations.setdefault(op, {})[tier] = _checked(op, function)
         return function
 
     return decorate
