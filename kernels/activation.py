@@ -7,13 +7,10 @@
 
 `x` in the backward may be the forward's input or its output: x > 0 exactly where y > 0.
 
-Why a kernel for something this small: in the classic CAE step the six ReLUs move about 13 M
-values forward and backward, and NumPy spent 45 ms on them on a 2-core machine: `grad * (x > 0)`
-makes a boolean temporary and then a second pass, on one core (and `np.where`, the exact select
-the reference uses, is 3x slower still). The numba tier does each in one parallel pass (chunks
-of _CHUNK values per task, so the loop body is a plain vectorizable loop). Measured side by side
-(2 threads, float32, (200, 32, 28, 28), median of 15): backward `grad * (x > 0)` 11.7 ms,
-`np.where` 36.6 ms, numba 5.6 ms; forward 4.4 -> 3.6 ms (NumPy's maximum is one pass already).
+Tiers: reference (NumPy's maximum and where), numba (one parallel pass in chunks of _CHUNK
+values, each a plain loop LLVM vectorizes; small arrays on the calling thread), cuda (one
+thread per element). Why a kernel for something this small: NumPy's backward makes a boolean
+temporary and a second pass, on one core (kernels/NOTES.md, "relu", has the figures).
 """
 
 import numpy as np
@@ -47,34 +44,39 @@ def relu_backward_ref(grad_y, x):
 _CHUNK = 1 << 14        # 16 K values (64 KiB in float32) per task: hundreds of tasks, little overhead
 
 
-def _relu_forward_chunk(x, y, start, stop):
+def relu_forward_chunk(x, y, start, stop):
+    # x, y: flat (size,); values start .. stop - 1
     for i in range(start, stop):
         value = x[i]
         y[i] = 0 if value <= 0 else value       # NaN <= 0 is False: a NaN passes through
 
 
-def _relu_backward_chunk(grad_y, x, grad_x, start, stop):
+_relu_forward_chunk = cpu_kernel_serial(relu_forward_chunk)
+
+
+def relu_backward_chunk(grad_y, x, grad_x, start, stop):
     for i in range(start, stop):
         grad_x[i] = grad_y[i] if x[i] > 0 else 0
 
 
-_relu_forward_chunk = cpu_kernel_serial(_relu_forward_chunk)
-_relu_backward_chunk = cpu_kernel_serial(_relu_backward_chunk)
+_relu_backward_chunk = cpu_kernel_serial(relu_backward_chunk)
 
 
-def _relu_forward_loops(x, y):
-    # x, y: flat (size,)
+def relu_forward_loops(x, y):
+    # x, y: flat (size,); one parallel task per chunk
     for task in prange((x.shape[0] + _CHUNK - 1) // _CHUNK):
         _relu_forward_chunk(x, y, task * _CHUNK, min((task + 1) * _CHUNK, x.shape[0]))
 
 
-def _relu_backward_loops(grad_y, x, grad_x):
+_relu_forward_loops = cpu_kernel(relu_forward_loops)
+
+
+def relu_backward_loops(grad_y, x, grad_x):
     for task in prange((x.shape[0] + _CHUNK - 1) // _CHUNK):
         _relu_backward_chunk(grad_y, x, grad_x, task * _CHUNK, min((task + 1) * _CHUNK, x.shape[0]))
 
 
-_relu_forward_loops = cpu_kernel(_relu_forward_loops)
-_relu_backward_loops = cpu_kernel(_relu_backward_loops)
+_relu_backward_loops = cpu_kernel(relu_backward_loops)
 
 
 def _flat(xp, a):
@@ -82,6 +84,7 @@ def _flat(xp, a):
     return xp.ascontiguousarray(a).reshape(-1)
 
 
+@register("relu_forward", "numba")
 def relu_forward_numba(x):
     y = memory.empty(x.shape, x.dtype)
     if x.size <= SERIAL_MAX_VALUES:
@@ -91,6 +94,7 @@ def relu_forward_numba(x):
     return y
 
 
+@register("relu_backward", "numba")
 def relu_backward_numba(grad_y, x):
     grad_x = memory.empty(grad_y.shape, grad_y.dtype)
     if grad_y.size <= SERIAL_MAX_VALUES:
@@ -100,32 +104,30 @@ def relu_backward_numba(grad_y, x):
     return grad_x
 
 
-if _relu_forward_loops is not None:
-    register("relu_forward", "numba")(relu_forward_numba)
-    register("relu_backward", "numba")(relu_backward_numba)
-
-
 # ----------------------------------------------------------------------------------------------
 # numba cuda: one thread per element
 # ----------------------------------------------------------------------------------------------
 
-def _relu_forward_kernel(x, y, total):
+def relu_forward_kernel(x, y, total):
     i = cuda.grid(1)
     if i < total:
         value = x[i]
         y[i] = 0 if value <= 0 else value
 
 
-def _relu_backward_kernel(grad_y, x, grad_x, total):
+_relu_forward_kernel = cuda_kernel(relu_forward_kernel)
+
+
+def relu_backward_kernel(grad_y, x, grad_x, total):
     i = cuda.grid(1)
     if i < total:
         grad_x[i] = grad_y[i] if x[i] > 0 else 0
 
 
-_relu_forward_kernel = cuda_kernel(_relu_forward_kernel)
-_relu_backward_kernel = cuda_kernel(_relu_backward_kernel)
+_relu_backward_kernel = cuda_kernel(relu_backward_kernel)
 
 
+@register("relu_forward", "cuda")
 def relu_forward_cuda(x):
     xp = array_module_of(x)
     y = xp.empty(x.shape, dtype=x.dtype)
@@ -133,14 +135,10 @@ def relu_forward_cuda(x):
     return y
 
 
+@register("relu_backward", "cuda")
 def relu_backward_cuda(grad_y, x):
     xp = array_module_of(grad_y)
     grad_x = xp.empty(grad_y.shape, dtype=grad_y.dtype)
     launch_1d(_relu_backward_kernel, grad_y.size, _flat(xp, grad_y), _flat(xp, x),
               grad_x.reshape(-1), grad_y.size)
     return grad_x
-
-
-if _relu_forward_kernel is not None:
-    register("relu_forward", "cuda")(relu_forward_cuda)
-    register("relu_backward", "cuda")(relu_backward_cuda)

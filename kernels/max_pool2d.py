@@ -28,31 +28,12 @@ Tiers (same signature everywhere):
     "max_pool2d_forward"(x, geom) -> (y, argmax)
     "max_pool2d_backward"(grad_y, argmax, geom) -> grad_x
 
-Why the numba loop structure: the natural unit of independent work is one (n, c) plane: a
-plane's windows only read that plane, and the backward's scatter-add only writes that plane, so
-`prange` over the N*C planes needs no atomics and no private buffers, and the tiny window loops
-(k_h x k_w, typically 2x2) stay scalar inside. With N*C = 6400 planes at the classic-CAE shape
-there is ample parallelism for any core count, and each plane (28*28*4 B = 3 KiB) stays in L1.
-
-Measured (indicative only: a shared 2-core machine that other jobs kept busy, load 5-8), float32,
-2x2/stride-2 pool on x (200, 32, 28, 28), median of 7 after a warm-up:
-    CPU time with ONE thread each (time.process_time; robust to the load), same process:
-        numba:        forward 33 ms,  forward+backward 30-36 ms
-        ref (NumPy):  forward 84-108 ms, forward+backward 169-183 ms
-        PyTorch CPU:  forward 57-59 ms, forward+backward 62-69 ms
-    wall time with 2 threads, in a quiet moment: numba forward 16.8 ms, forward+backward 22.2 ms
-    (PyTorch CPU with 2 threads, measured earlier: 20.0 / 24.7 ms).
-The general window scan is branchy (data-dependent `val > best`): on random data about half the
-comparisons mispredict. For the ubiquitous 2x2 / stride-2 pool, the windows that lie inside the
-input run through `_windows_2x2`: the four comparisons as selects, over a row of windows whose
-loads start at a non-negative offset, which LLVM vectorizes across windows; the border windows
-('same' padding, odd sizes) keep the general loop. Side by side in one process (2 threads,
-float32, 'same', median of 5 x 3 runs, the machine shared), before -> after:
-    (200, 32, 28, 28)   18.9 -> 5.1 ms (x3.7)
-    (200, 32, 14, 14)    3.3 -> 1.1 ms (x3.0)
-    (200, 16,  7,  7)    0.51 -> 0.52 ms (a tie: a row and a column of its 4x4 windows are border ones)
-A branchless version of the general loop alone, and a row-wise version (offsets outside, ox
-innermost), were not faster: the gain comes from the vectorized fixed-size window.
+Why the numba loop structure: the unit of independent work is one (n, c) plane: its windows
+read only that plane and the backward's scatter-add writes only that plane, so `prange` over the
+N*C planes needs no atomics and no private buffers, and each plane stays in L1. The 2x2 /
+stride-2 windows inside the input run through `windows_2x2`: the four comparisons as selects,
+which LLVM vectorizes across windows (the general scan is branchy, data-dependent); border
+windows keep the general loop. Figures: kernels/NOTES.md, "max_pool2d".
 """
 
 import numpy as np
@@ -150,7 +131,7 @@ def max_pool2d_backward_ref(grad_y, argmax, geom):
 # ------------------------------------------------------------------------------------------------
 # x: (P, H, W) with P = N*C planes; y, argmax: (P, outH, outW). Parallel over planes.
 
-def _windows_2x2(r0, r1, y_row, argmax_row, index0, index1, count):
+def windows_2x2(r0, r1, y_row, argmax_row, index0, index1, count):
     # The 2x2 / stride-2 windows 0 .. count-1 over rows r0, r1, all inside the input, by
     # selects instead of branches (LLVM vectorizes this across windows), with the general
     # loop's first-max / NaN rule; index0, index1: flat index of r0[0], r1[0] in the plane.
@@ -173,7 +154,10 @@ def _windows_2x2(r0, r1, y_row, argmax_row, index0, index1, count):
         argmax_row[i] = best_index
 
 
-def _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_from, ox_to, k_w, stride_w, pad_left):
+_windows_2x2 = cpu_kernel_serial(windows_2x2)
+
+
+def windows_any(plane, y_row, argmax_row, h_start, h_end, ox_from, ox_to, k_w, stride_w, pad_left):
     # Windows ox_from .. ox_to-1 of one output row, any size, clipped to the input.
     w = plane.shape[1]
     for ox in range(ox_from, ox_to):
@@ -194,7 +178,10 @@ def _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_from, ox_to, k_w, 
         argmax_row[ox] = best_index
 
 
-def _forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+_windows_any = cpu_kernel_serial(windows_any)
+
+
+def forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
     # plane: (H, W); y, argmax: (outH, outW)
     h, w = plane.shape
     out_h, out_w = y.shape
@@ -223,12 +210,18 @@ def _forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_
             _windows_any(plane, y[oy], argmax[oy], h_start, h_end, 0, out_w, k_w, stride_w, pad_left)
 
 
-def _max_pool2d_forward_loops(x, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+_forward_plane = cpu_kernel_serial(forward_plane)
+
+
+def max_pool2d_forward_loops(x, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
     for p in prange(x.shape[0]):
         _forward_plane(x[p], y[p], argmax[p], k_h, k_w, stride_h, stride_w, pad_top, pad_left)
 
 
-def _max_pool2d_backward_loops(grad_y, argmax, grad_x, out_of_plane):
+_max_pool2d_forward_loops = cpu_kernel(max_pool2d_forward_loops)
+
+
+def max_pool2d_backward_loops(grad_y, argmax, grad_x, out_of_plane):
     # grad_y, argmax: (P, outH * outW); grad_x: (P, H * W), any values on entry;
     # out_of_plane: (P,), set to 1 for a plane whose argmax points outside it (never written).
     # Each plane is zeroed by the task that fills it, while it is in cache (np.zeros on the
@@ -245,41 +238,34 @@ def _max_pool2d_backward_loops(grad_y, argmax, grad_x, out_of_plane):
                 out_of_plane[p] = 1
 
 
-_windows_2x2 = cpu_kernel_serial(_windows_2x2)
-_windows_any = cpu_kernel_serial(_windows_any)
-_forward_plane = cpu_kernel_serial(_forward_plane)
-_max_pool2d_forward_cpu = cpu_kernel(_max_pool2d_forward_loops)
-_max_pool2d_backward_cpu = cpu_kernel(_max_pool2d_backward_loops)
+_max_pool2d_backward_loops = cpu_kernel(max_pool2d_backward_loops)
 
 
+@register("max_pool2d_forward", "numba")
 def max_pool2d_forward_numba(x, geom):
     n, c, h, w = x.shape
     x3 = np.ascontiguousarray(x).reshape(n * c, h, w)
     y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
     argmax = memory.empty(y.shape, np.int64)
-    _max_pool2d_forward_cpu(x3, y, argmax, geom["k_h"], geom["k_w"], geom["stride_h"],
-                            geom["stride_w"], geom["pad_top"], geom["pad_left"])
+    _max_pool2d_forward_loops(x3, y, argmax, geom["k_h"], geom["k_w"], geom["stride_h"],
+                              geom["stride_w"], geom["pad_top"], geom["pad_left"])
     shape = (n, c, geom["out_h"], geom["out_w"])
     return y.reshape(shape), argmax.reshape(shape)
 
 
+@register("max_pool2d_backward", "numba")
 def max_pool2d_backward_numba(grad_y, argmax, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom["h"] * geom["w"]), grad_y.dtype)     # zeroed in the loop
     out_of_plane = np.zeros(n * c, np.uint8)
-    _max_pool2d_backward_cpu(np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
-                             np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
-                             grad_x, out_of_plane)
+    _max_pool2d_backward_loops(np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
+                               np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
+                               grad_x, out_of_plane)
     if out_of_plane.any():  # argmax did not come from max_pool2d_forward with this geometry
         raise ValueError(f"max_pool2d_backward: argmax holds indices outside the "
                          f"{geom['h']}x{geom['w']} input plane (in {int(out_of_plane.sum())} of "
                          f"{n * c} planes); pass the argmax max_pool2d_forward returned")
     return grad_x.reshape(n, c, geom["h"], geom["w"])
-
-
-if _max_pool2d_forward_cpu is not None:
-    register("max_pool2d_forward", "numba")(max_pool2d_forward_numba)
-    register("max_pool2d_backward", "numba")(max_pool2d_backward_numba)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -288,7 +274,7 @@ if _max_pool2d_forward_cpu is not None:
 # Flat 1-D launches (launch_1d): forward one thread per output element, backward one thread per
 # INPUT element (a gather: no atomics, deterministic).
 
-def _max_pool2d_forward_kernel(x, y, argmax, total, h, w, out_h, out_w,
+def max_pool2d_forward_kernel(x, y, argmax, total, h, w, out_h, out_w,
                                k_h, k_w, stride_h, stride_w, pad_top, pad_left):
     # x: (P*H*W,) flat; y, argmax: (P*outH*outW,) flat.
     t = cuda.grid(1)
@@ -316,7 +302,10 @@ def _max_pool2d_forward_kernel(x, y, argmax, total, h, w, out_h, out_w,
     argmax[t] = best_index
 
 
-def _max_pool2d_backward_kernel(grad_y, argmax, grad_x, zero, total, h, w, out_h, out_w,
+_max_pool2d_forward_kernel = cuda_kernel(max_pool2d_forward_kernel)
+
+
+def max_pool2d_backward_kernel(grad_y, argmax, grad_x, zero, total, h, w, out_h, out_w,
                                 k_h, k_w, stride_h, stride_w, pad_top, pad_left):
     # grad_x: (P*H*W,) flat, one thread per element; windows containing row ih are those with
     # oy * stride_h - pad_top <= ih <= oy * stride_h - pad_top + k_h - 1.
@@ -341,10 +330,10 @@ def _max_pool2d_backward_kernel(grad_y, argmax, grad_x, zero, total, h, w, out_h
     grad_x[t] = acc
 
 
-_max_pool2d_forward_gpu = cuda_kernel(_max_pool2d_forward_kernel)
-_max_pool2d_backward_gpu = cuda_kernel(_max_pool2d_backward_kernel)
+_max_pool2d_backward_kernel = cuda_kernel(max_pool2d_backward_kernel)
 
 
+@register("max_pool2d_forward", "cuda")
 def max_pool2d_forward_cuda(x, geom):
     xp = array_module_of(x)
     n, c, h, w = x.shape
@@ -352,25 +341,21 @@ def max_pool2d_forward_cuda(x, geom):
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     argmax = xp.empty(y.shape, dtype=xp.int64)
     total = y.size
-    launch_1d(_max_pool2d_forward_gpu, total, xp.ascontiguousarray(x).reshape(-1), y.reshape(-1),
+    launch_1d(_max_pool2d_forward_kernel, total, xp.ascontiguousarray(x).reshape(-1), y.reshape(-1),
               argmax.reshape(-1), total, h, w, out_h, out_w, geom["k_h"], geom["k_w"],
               geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"])
     return y, argmax
 
 
+@register("max_pool2d_backward", "cuda")
 def max_pool2d_backward_cuda(grad_y, argmax, geom):
     xp = array_module_of(grad_y)
     n, c, out_h, out_w = grad_y.shape
     h, w = geom["h"], geom["w"]
     grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
     total = grad_x.size
-    launch_1d(_max_pool2d_backward_gpu, total, xp.ascontiguousarray(grad_y).reshape(-1),
+    launch_1d(_max_pool2d_backward_kernel, total, xp.ascontiguousarray(grad_y).reshape(-1),
               xp.ascontiguousarray(argmax, dtype=xp.int64).reshape(-1), grad_x.reshape(-1),
               grad_y.dtype.type(0), total, h, w, out_h, out_w, geom["k_h"], geom["k_w"],
               geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"])
     return grad_x
-
-
-if _max_pool2d_forward_gpu is not None:
-    register("max_pool2d_forward", "cuda")(max_pool2d_forward_cuda)
-    register("max_pool2d_backward", "cuda")(max_pool2d_backward_cuda)

@@ -33,7 +33,7 @@ double for float64 inputs):
 
 Backward (adjoint of the forward: grad_x[src] += weight * grad_y):
 - CPU tiers scatter-add. The reference writes the per-axis operator as an (out, in) matrix A and
-  computes grad_x = A_h^T @ grad_y @ A_w (two matmuls: exact, and ~25x faster than np.add.at);
+  computes grad_x = A_h^T @ grad_y @ A_w (two matmuls: exact, and far faster than np.add.at);
   since 0 * inf = NaN would smear a non-finite gradient along whole rows, a non-finite grad_y takes
   a per-output-row scatter path instead, which keeps NaN/inf local like the numba tier.
 - The CUDA tier is a deterministic GATHER: one thread per input element. The host builds the
@@ -50,13 +50,7 @@ a few KiB (stays in L1 while it is scattered into), and N*C = 6400 at the classi
 every core busy. Inside a plane, plain row-major loops over the output with the per-axis tables;
 per-row values (source row, row weights) are hoisted out of the inner loop.
 
-Measured (indicative only: a shared 2-core machine that other jobs kept busy, load 5-8), float32,
-x (200, 32, 14, 14) -> x2 -> (200, 32, 28, 28), median of 7 after a warm-up, CPU time with ONE
-thread each (time.process_time; robust to the load), same process, forward / forward+backward:
-    nearest    numba 4.4 / 10-12 ms    ref 10.7 / 22-30 ms    PyTorch CPU 26 / 37 ms
-    bilinear   numba 12.4 / 30-38 ms   ref 87-96 / 98-105 ms  PyTorch CPU 27 / 59-81 ms
-Wall time with 2 threads in a quiet moment: numba nearest 2.3 / 6.6 ms, bilinear 7.3 / 20.9 ms
-(PyTorch CPU with 2 threads, measured earlier: nearest 10.7 / 16.2 ms, bilinear 11.1 / 37.5 ms).
+Figures: kernels/NOTES.md, "upsample".
 """
 
 import functools
@@ -238,7 +232,7 @@ def upsample_bilinear_backward_ref(grad_y, geom):
 # ------------------------------------------------------------------------------------------------
 # x: (P, H, W) with P = N*C planes, y: (P, outH, outW); parallel over planes.
 
-def _nearest_forward_loops(x, src_h, src_w, y):
+def nearest_forward_loops(x, src_h, src_w, y):
     planes, out_h, out_w = y.shape
     for p in prange(planes):
         for oy in range(out_h):
@@ -247,7 +241,10 @@ def _nearest_forward_loops(x, src_h, src_w, y):
                 y[p, oy, ox] = x[p, ih, src_w[ox]]
 
 
-def _nearest_backward_loops(grad_y, src_h, src_w, grad_x):
+_nearest_forward_loops = cpu_kernel(nearest_forward_loops)
+
+
+def nearest_backward_loops(grad_y, src_h, src_w, grad_x):
     # grad_x zero on entry
     planes, out_h, out_w = grad_y.shape
     for p in prange(planes):
@@ -257,7 +254,10 @@ def _nearest_backward_loops(grad_y, src_h, src_w, grad_x):
                 grad_x[p, ih, src_w[ox]] += grad_y[p, oy, ox]
 
 
-def _bilinear_forward_loops(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y):
+_nearest_backward_loops = cpu_kernel(nearest_backward_loops)
+
+
+def bilinear_forward_loops(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y):
     planes, out_h, out_w = y.shape
     for p in prange(planes):
         for oy in range(out_h):
@@ -270,7 +270,10 @@ def _bilinear_forward_loops(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y):
                                 + wb * (wc * x[p, b, c] + wd * x[p, b, d]))
 
 
-def _bilinear_backward_loops(grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x):
+_bilinear_forward_loops = cpu_kernel(bilinear_forward_loops)
+
+
+def bilinear_backward_loops(grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x):
     # grad_x zero on entry
     planes, out_h, out_w = grad_y.shape
     for p in prange(planes):
@@ -288,10 +291,7 @@ def _bilinear_backward_loops(grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x)
                 grad_x[p, b, d] += wd * gb
 
 
-_nearest_forward_cpu = cpu_kernel(_nearest_forward_loops)
-_nearest_backward_cpu = cpu_kernel(_nearest_backward_loops)
-_bilinear_forward_cpu = cpu_kernel(_bilinear_forward_loops)
-_bilinear_backward_cpu = cpu_kernel(_bilinear_backward_loops)
+_bilinear_backward_loops = cpu_kernel(bilinear_backward_loops)
 
 
 def _planes(a):
@@ -305,47 +305,44 @@ def _bilinear_tables(geom, dtype):
     return h0, h1, l0h, l1h, w0, w1, l0w, l1w
 
 
+@register("upsample_nearest_forward", "numba")
 def upsample_nearest_forward_numba(x, geom):
     _check_mode(geom, "nearest")
     n, c = x.shape[:2]
     y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
-    _nearest_forward_cpu(_planes(x), src_h, src_w, y)
+    _nearest_forward_loops(_planes(x), src_h, src_w, y)
     return y.reshape(n, c, geom["out_h"], geom["out_w"])
 
 
+@register("upsample_nearest_backward", "numba")
 def upsample_nearest_backward_numba(grad_y, geom):
     _check_mode(geom, "nearest")
     n, c = grad_y.shape[:2]
     grad_x = memory.zeros((n * c, geom["h"], geom["w"]), grad_y.dtype)
     (src_h, _), = _taps(geom, "h", grad_y.dtype)
     (src_w, _), = _taps(geom, "w", grad_y.dtype)
-    _nearest_backward_cpu(_planes(grad_y), src_h, src_w, grad_x)
+    _nearest_backward_loops(_planes(grad_y), src_h, src_w, grad_x)
     return grad_x.reshape(n, c, geom["h"], geom["w"])
 
 
+@register("upsample_bilinear_forward", "numba")
 def upsample_bilinear_forward_numba(x, geom):
     _check_mode(geom, "bilinear")
     n, c = x.shape[:2]
     y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
-    _bilinear_forward_cpu(_planes(x), *_bilinear_tables(geom, x.dtype), y)
+    _bilinear_forward_loops(_planes(x), *_bilinear_tables(geom, x.dtype), y)
     return y.reshape(n, c, geom["out_h"], geom["out_w"])
 
 
+@register("upsample_bilinear_backward", "numba")
 def upsample_bilinear_backward_numba(grad_y, geom):
     _check_mode(geom, "bilinear")
     n, c = grad_y.shape[:2]
     grad_x = memory.zeros((n * c, geom["h"], geom["w"]), grad_y.dtype)
-    _bilinear_backward_cpu(_planes(grad_y), *_bilinear_tables(geom, grad_y.dtype), grad_x)
+    _bilinear_backward_loops(_planes(grad_y), *_bilinear_tables(geom, grad_y.dtype), grad_x)
     return grad_x.reshape(n, c, geom["h"], geom["w"])
-
-
-if _nearest_forward_cpu is not None:
-    register("upsample_nearest_forward", "numba")(upsample_nearest_forward_numba)
-    register("upsample_nearest_backward", "numba")(upsample_nearest_backward_numba)
-    register("upsample_bilinear_forward", "numba")(upsample_bilinear_forward_numba)
-    register("upsample_bilinear_backward", "numba")(upsample_bilinear_backward_numba)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -377,7 +374,7 @@ def _on_device(xp, table):
     return entry[1]
 
 
-def _nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w):
+def nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w):
     t = cuda.grid(1)
     if t >= total:
         return
@@ -387,7 +384,10 @@ def _nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w):
     y[t] = x[(p * h + src_h[oy]) * w + src_w[ox]]
 
 
-def _bilinear_forward_kernel(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y, total, h, w, out_h, out_w):
+_nearest_forward_kernel = cuda_kernel(nearest_forward_kernel)
+
+
+def bilinear_forward_kernel(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y, total, h, w, out_h, out_w):
     t = cuda.grid(1)
     if t >= total:
         return
@@ -402,7 +402,10 @@ def _bilinear_forward_kernel(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y, total, h,
             + l1h[oy] * (wc * x[row_b + c] + wd * x[row_b + d]))
 
 
-def _gather_backward_kernel(grad_y, off_h, tgt_h, wt_h, off_w, tgt_w, wt_w, grad_x, zero,
+_bilinear_forward_kernel = cuda_kernel(bilinear_forward_kernel)
+
+
+def gather_backward_kernel(grad_y, off_h, tgt_h, wt_h, off_w, tgt_w, wt_w, grad_x, zero,
                             total, h, w, out_h, out_w):
     t = cuda.grid(1)
     if t >= total:
@@ -420,11 +423,10 @@ def _gather_backward_kernel(grad_y, off_h, tgt_h, wt_h, off_w, tgt_w, wt_w, grad
     grad_x[t] = acc
 
 
-_nearest_forward_gpu = cuda_kernel(_nearest_forward_kernel)
-_bilinear_forward_gpu = cuda_kernel(_bilinear_forward_kernel)
-_gather_backward_gpu = cuda_kernel(_gather_backward_kernel)
+_gather_backward_kernel = cuda_kernel(gather_backward_kernel)
 
 
+@register("upsample_nearest_forward", "cuda")
 def upsample_nearest_forward_cuda(x, geom):
     _check_mode(geom, "nearest")
     xp = array_module_of(x)
@@ -433,11 +435,12 @@ def upsample_nearest_forward_cuda(x, geom):
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
-    launch_1d(_nearest_forward_gpu, y.size, xp.ascontiguousarray(x).reshape(-1),
+    launch_1d(_nearest_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1),
               _on_device(xp, src_h), _on_device(xp, src_w), y.reshape(-1), y.size, h, w, out_h, out_w)
     return y
 
 
+@register("upsample_bilinear_forward", "cuda")
 def upsample_bilinear_forward_cuda(x, geom):
     _check_mode(geom, "bilinear")
     xp = array_module_of(x)
@@ -445,7 +448,7 @@ def upsample_bilinear_forward_cuda(x, geom):
     out_h, out_w = geom["out_h"], geom["out_w"]
     tables = [_on_device(xp, t) for t in _bilinear_tables(geom, x.dtype)]
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
-    launch_1d(_bilinear_forward_gpu, y.size, xp.ascontiguousarray(x).reshape(-1), *tables,
+    launch_1d(_bilinear_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1), *tables,
               y.reshape(-1), y.size, h, w, out_h, out_w)
     return y
 
@@ -456,23 +459,18 @@ def _upsample_backward_cuda(grad_y, geom):
     h, w = geom["h"], geom["w"]
     tables = [_on_device(xp, t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
     grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
-    launch_1d(_gather_backward_gpu, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1), *tables,
+    launch_1d(_gather_backward_kernel, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1), *tables,
               grad_x.reshape(-1), grad_y.dtype.type(0), grad_x.size, h, w, out_h, out_w)
     return grad_x
 
 
+@register("upsample_nearest_backward", "cuda")
 def upsample_nearest_backward_cuda(grad_y, geom):
     _check_mode(geom, "nearest")
     return _upsample_backward_cuda(grad_y, geom)
 
 
+@register("upsample_bilinear_backward", "cuda")
 def upsample_bilinear_backward_cuda(grad_y, geom):
     _check_mode(geom, "bilinear")
     return _upsample_backward_cuda(grad_y, geom)
-
-
-if _gather_backward_gpu is not None:
-    register("upsample_nearest_forward", "cuda")(upsample_nearest_forward_cuda)
-    register("upsample_nearest_backward", "cuda")(upsample_nearest_backward_cuda)
-    register("upsample_bilinear_forward", "cuda")(upsample_bilinear_forward_cuda)
-    register("upsample_bilinear_backward", "cuda")(upsample_bilinear_backward_cuda)
