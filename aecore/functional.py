@@ -14,16 +14,13 @@ from .kernels.registry import contiguous
 from .tensor import Function, Tensor, check_dtype, dtype_of
 
 
-def _run(function, op, array, *args):
-    """Run kernel `op` for `array` through the registry; remember the tier on the function.
-    The registry's kernels take C-contiguous arrays only: a strided view is copied here."""
-    tier, implementation = kernels.dispatch(op, array)
-    function.tier = tier
-    return implementation(*map(contiguous, args))
-
-
-def _kernel_on(op, array, *args):
-    return kernels.dispatch(op, array)[1](*map(contiguous, args))
+def _call(function, op, *args):
+    """Run kernel `op` on `args` through the registry, on the tier it picks for the first
+    array, and remember that tier on the graph Function (forward and backward alike). The
+    registry's kernels take C-contiguous arrays only: a strided view is copied here."""
+    args = [contiguous(a) for a in args]
+    function.tier, kernel = kernels.dispatch(op, args[0])
+    return kernel(*args)
 
 
 def _check_dtypes(op, *named):
@@ -46,26 +43,21 @@ def linear(x, weight, bias=None):
 
 # ---------------------------------------------------------------------------- conv2d
 class Conv2d(Function):
-    def forward(self, x, w, b, geom):
+    # inputs x, w and, when there is one, b; the gradients come back in the same order
+    def forward(self, x, w, b=None, *, geom):
         self.geom = geom
         self.save_for_backward(x, w)
-        return _run(self, "conv2d_forward", x, x, w, b, geom)
+        return _call(self, "conv2d_forward", x, w, b, geom)
 
     def backward(self, grad):
         x, w = self.saved
-        grad_x = grad_w = grad_b = None
-        if self.needs_input_grad[0]:
-            grad_x = _kernel_on("conv2d_backward_input", grad, grad, w, self.geom)
-        if self.needs_input_grad[1]:
-            grad_w = _kernel_on("conv2d_backward_weight", grad, grad, x, self.geom)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = _kernel_on("conv2d_backward_bias", grad, grad)
-        return (grad_x, grad_w, grad_b)[:len(self.needs_input_grad)]
-
-
-class _Conv2dNoBias(Conv2d):
-    def forward(self, x, w, geom):
-        return super().forward(x, w, None, geom)
+        needs = self.needs_input_grad
+        grad_x = _call(self, "conv2d_backward_input", grad, w, self.geom) if needs[0] else None
+        grad_w = _call(self, "conv2d_backward_weight", grad, x, self.geom) if needs[1] else None
+        if len(needs) == 2:
+            return grad_x, grad_w
+        grad_b = _call(self, "conv2d_backward_bias", grad) if needs[2] else None
+        return grad_x, grad_w, grad_b
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0):
@@ -77,33 +69,33 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     _check_dtypes("conv2d", ("input x", x), ("weight", weight), ("bias", bias))
     geom = geometry.conv2d_geometry(x.shape, weight.shape, stride, padding,
                                     b_shape=None if bias is None else bias.shape)
-    if bias is None:
-        return _Conv2dNoBias.apply(x, weight, geom=geom)
-    return Conv2d.apply(x, weight, bias, geom=geom)
+    return Conv2d.apply(*_with_bias(x, weight, bias), geom=geom)
+
+
+def _with_bias(x, weight, bias):
+    """The inputs of a conv Function: (x, weight), and bias when there is one."""
+    return (x, weight) if bias is None else (x, weight, bias)
 
 
 # ---------------------------------------------------------------------------- conv_transpose2d
 class ConvTranspose2d(Function):
-    def forward(self, x, w, b, geom):
+    # inputs x, w and, when there is one, b; the gradients come back in the same order
+    def forward(self, x, w, b=None, *, geom):
         self.geom = geom
         self.save_for_backward(x, w)
-        return _run(self, "conv_transpose2d_forward", x, x, w, b, geom)
+        return _call(self, "conv_transpose2d_forward", x, w, b, geom)
 
     def backward(self, grad):
         x, w = self.saved
-        grad_x = grad_w = grad_b = None
-        if self.needs_input_grad[0]:
-            grad_x = _kernel_on("conv_transpose2d_backward_input", grad, grad, w, self.geom)
-        if self.needs_input_grad[1]:
-            grad_w = _kernel_on("conv_transpose2d_backward_weight", grad, grad, x, self.geom)
-        if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
-            grad_b = _kernel_on("conv2d_backward_bias", grad, grad)
-        return (grad_x, grad_w, grad_b)[:len(self.needs_input_grad)]
-
-
-class _ConvTranspose2dNoBias(ConvTranspose2d):
-    def forward(self, x, w, geom):
-        return super().forward(x, w, None, geom)
+        needs = self.needs_input_grad
+        grad_x = (_call(self, "conv_transpose2d_backward_input", grad, w, self.geom)
+                  if needs[0] else None)
+        grad_w = (_call(self, "conv_transpose2d_backward_weight", grad, x, self.geom)
+                  if needs[1] else None)
+        if len(needs) == 2:
+            return grad_x, grad_w
+        grad_b = _call(self, "conv2d_backward_bias", grad) if needs[2] else None
+        return grad_x, grad_w, grad_b
 
 
 def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
@@ -117,22 +109,20 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     geom = geometry.conv_transpose2d_geometry(x.shape, weight.shape, stride, padding,
                                               output_padding,
                                               b_shape=None if bias is None else bias.shape)
-    if bias is None:
-        return _ConvTranspose2dNoBias.apply(x, weight, geom=geom)
-    return ConvTranspose2d.apply(x, weight, bias, geom=geom)
+    return ConvTranspose2d.apply(*_with_bias(x, weight, bias), geom=geom)
 
 
 # ---------------------------------------------------------------------------- max_pool2d
 class MaxPool2d(Function):
     def forward(self, x, geom):
         self.geom = geom
-        out, argmax = _run(self, "max_pool2d_forward", x, x, geom)
+        out, argmax = _call(self, "max_pool2d_forward", x, geom)
         self.save_for_backward(argmax)
         return out
 
     def backward(self, grad):
         (argmax,) = self.saved
-        return (_kernel_on("max_pool2d_backward", grad, grad, argmax, self.geom),)
+        return (_call(self, "max_pool2d_backward", grad, argmax, self.geom),)
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
@@ -146,14 +136,19 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
 
 
 # ---------------------------------------------------------------------------- interpolate
+# mode -> (forward kernel, backward kernel)
+UPSAMPLE_KERNELS = {"nearest": ("upsample_nearest_forward", "upsample_nearest_backward"),
+                    "bilinear": ("upsample_bilinear_forward", "upsample_bilinear_backward")}
+
+
 class Upsample(Function):
     def forward(self, x, geom):
         self.geom = geom
-        self.op = "upsample_" + geom["mode"]
-        return _run(self, self.op + "_forward", x, x, geom)
+        self.kernels = UPSAMPLE_KERNELS[geom["mode"]]
+        return _call(self, self.kernels[0], x, geom)
 
     def backward(self, grad):
-        return (_kernel_on(self.op + "_backward", grad, grad, self.geom),)
+        return (_call(self, self.kernels[1], grad, self.geom),)
 
 
 def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
@@ -204,15 +199,11 @@ def upsample_conv2d(x, weight, bias=None, size=None, scale_factor=None, mode="ne
     folded = geometry.nearest_fold_geometry(upsample_geom, conv_geom) if fold else None
     if folded is None:
         upsampled = Upsample.apply(x, geom=upsample_geom)
-        if bias is None:
-            return _Conv2dNoBias.apply(upsampled, weight, geom=conv_geom)
-        return Conv2d.apply(upsampled, weight, bias, geom=conv_geom)
+        return Conv2d.apply(*_with_bias(upsampled, weight, bias), geom=conv_geom)
     rows = geometry.nearest_fold_matrix(conv_geom["k_h"], folded["stride_h"])
     cols = geometry.nearest_fold_matrix(conv_geom["k_w"], folded["stride_w"])
     folded_weight = FoldNearest.apply(weight, rows=rows, cols=cols)
-    if bias is None:
-        return _ConvTranspose2dNoBias.apply(x, folded_weight, geom=folded)
-    return ConvTranspose2d.apply(x, folded_weight, bias, geom=folded)
+    return ConvTranspose2d.apply(*_with_bias(x, folded_weight, bias), geom=folded)
 
 
 __all__ = ["linear", "conv2d", "conv_transpose2d", "max_pool2d", "interpolate", "upsample_conv2d",

@@ -133,8 +133,8 @@ def kernel_cost(op_name, geom, shapes, dtype_itemsize=4):
 
 # Function class name (aecore.functional) -> kernel op family
 KERNEL_FUNCTIONS = {
-    "Conv2d": "conv2d", "_Conv2dNoBias": "conv2d",
-    "ConvTranspose2d": "conv_transpose2d", "_ConvTranspose2dNoBias": "conv_transpose2d",
+    "Conv2d": "conv2d",
+    "ConvTranspose2d": "conv_transpose2d",
     "MaxPool2d": "max_pool2d",
     "Upsample": "upsample",  # + "_" + geom["mode"]
 }
