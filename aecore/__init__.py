@@ -7,19 +7,77 @@
 
 Tensors wrap NumPy (CPU) or CuPy (GPU) arrays; conv-family ops run hand-written kernels
 (aecore.kernels: reference NumPy, Numba CPU, numba.cuda) chosen by the array type.
+
+`import aecore` loads the kernels (which register every tier) and nothing else: every name below
+is imported on first use (PEP 562), so the graph layer (`import aecore.tensor`) loads without
+the models, the data readers, the inspector or the CLI.
 """
+
+import importlib
+import importlib.util
+import sys
+import types
 
 __version__ = "0.1.0"
 
+# kernels/ sits beside aecore/ in the repository and becomes aecore.kernels only when the package
+# is installed (setup.py's package_dir). Run from a bare source tree, `from . import kernels`
+# would fail with a misleading "partially initialized module ... circular import".
+if importlib.util.find_spec(__name__ + ".kernels") is None:
+    raise ImportError(f"cannot import aecore.kernels: {__path__[0]} is aecore's source folder, not "
+                      "an installed package; run `pip install -e .` in the repository root first")
+
 from . import kernels  # noqa: F401,E402  (registers every kernel tier)
-from .backend import get_array_module, gpu_available  # noqa: F401,E402
-from .random import manual_seed  # noqa: F401,E402
-from .tensor import (Function, Tensor, enable_grad, is_grad_enabled, no_grad, ones, rand,  # noqa: F401,E402
-                     randn, tensor, zeros)
-from .ops import (abs, cat, clamp, clip, concat, exp, flatten, leaky_relu, log, matmul, mean,  # noqa: F401,E402,A004
-                  permute, relu, reshape, sigmoid, softplus, sqrt, sum, tanh, transpose)
-from .gradcheck import GradcheckError, gradcheck  # noqa: F401,E402
-from .kernels.registry import use_tier  # noqa: F401,E402
-from . import functional, losses, nn, optim  # noqa: F401,E402
-from . import data, inspect, models  # noqa: F401,E402
-from .inspect.profiler import profile  # noqa: F401,E402  (with aecore.profile() as prof)
+
+# The submodules reachable as attributes (ae.nn, ae.models, ...), imported on first use.
+_SUBMODULES = ("backend", "data", "functional", "inspect", "io", "kernels", "losses", "models", "nn",
+               "ops", "optim", "random", "settings")
+
+# module -> the names `aecore` takes from it, imported on first use.
+_NAMES_FROM = {
+    "backend": ("get_array_module", "gpu_available"),
+    "random": ("manual_seed",),
+    "tensor": ("Function", "Tensor", "enable_grad", "is_grad_enabled", "no_grad", "ones", "rand",
+               "randn", "tensor", "zeros"),
+    "ops": ("abs", "cat", "clamp", "clip", "concat", "exp", "flatten", "leaky_relu", "log", "matmul",
+            "mean", "permute", "relu", "reshape", "sigmoid", "softplus", "sqrt", "sum", "tanh",
+            "transpose"),
+    "gradcheck": ("GradcheckError", "gradcheck"),
+    "kernels.registry": ("use_tier",),
+    "inspect.profiler": ("profile",),      # with aecore.profile() as prof
+}
+_MODULE_OF = {name: module for module, names in _NAMES_FROM.items() for name in names}
+
+__all__ = sorted(set(_SUBMODULES) | set(_MODULE_OF))
+
+
+def __getattr__(name):
+    if name in _MODULE_OF:
+        value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value         # resolved once; later lookups never come back here
+    return value
+
+
+def __dir__():
+    return sorted(set(__all__) | {name for name in globals() if name.startswith("__")})
+
+
+class _Package(types.ModuleType):
+    """aecore's module type: `ae.tensor` and `ae.gradcheck` stay the functions.
+
+    Importing a submodule binds it as an attribute of its package, so `import aecore.tensor`
+    would replace the function `ae.tensor` with the module aecore.tensor (the eager __init__
+    used to rebind the function afterwards). The module stays in sys.modules either way.
+    """
+
+    def __setattr__(self, name, value):
+        if name in _MODULE_OF and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -39,6 +39,8 @@ def gpu_available():
 
 
 def is_cupy_array(array):
+    """Whether `array` is a CuPy array: the one test of it in aecore and its kernels, read from
+    the type's module so that answering never imports cupy."""
     return type(array).__module__.split(".")[0] == "cupy"
 
 

@@ -216,7 +216,7 @@ def to_numpy(array):
     """NumPy copy of a NumPy, CuPy or torch array."""
     if hasattr(array, "detach"):  # torch
         return array.detach().cpu().numpy()
-    if type(array).__module__.split(".")[0] == "cupy":
+    if import_aecore().backend.is_cupy_array(array):
         return array.get()
     return np.asarray(array)
 

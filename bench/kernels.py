@@ -34,18 +34,12 @@ except ImportError:  # run as a script, or loaded by path: make `bench` importab
     from bench import common
 
 # ----------------------------------------------------------------------------------------- cases
-# family -> its kernel ops, in the order they run in training (forward first)
-FAMILY_OPS = {
-    "conv2d": ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
-               "conv2d_backward_bias"),
-    "conv_transpose2d": ("conv_transpose2d_forward", "conv_transpose2d_backward_input",
-                         "conv_transpose2d_backward_weight"),
-    "max_pool2d": ("max_pool2d_forward", "max_pool2d_backward"),
-    "upsample_nearest": ("upsample_nearest_forward", "upsample_nearest_backward"),
-    "upsample_bilinear": ("upsample_bilinear_forward", "upsample_bilinear_backward"),
-    "relu": ("relu_forward", "relu_backward"),
-}
-OP_FAMILY = {op: family for family, ops in FAMILY_OPS.items() for op in ops}
+def family_ops():
+    """family -> its kernel ops, in the order they run in training (forward first), from the
+    ops' own descriptions (aecore.kernels.op)."""
+    common.import_aecore()
+    from aecore.kernels import op as described
+    return {family.name: family.names for family in described.families()}
 
 
 def _conv(name, n, c_in, c_out, hw, k=3, stride=1, padding="same", group="cae"):
@@ -96,79 +90,17 @@ def cases(shapes="cae", quick=False):
     return {"cae": cae, "large": large, "all": cae + large}[shapes]
 
 
-def _geometry(case):
-    from aecore.kernels import geometry
-    family = case["family"]
-    if family == "relu":
-        return {}           # elementwise: no geometry
-    if family == "conv2d":
-        return geometry.conv2d_geometry(case["x"], case["w"], case["stride"], case["padding"],
-                                        b_shape=(case["w"][0],))
-    if family == "conv_transpose2d":
-        return geometry.conv_transpose2d_geometry(case["x"], case["w"], case["stride"],
-                                                  case["padding"], case.get("output_padding", 0),
-                                                  b_shape=(case["w"][1],))
-    if family == "max_pool2d":
-        return geometry.max_pool2d_geometry(case["x"], case["kernel_size"], case.get("stride"),
-                                            case.get("padding", 0), case.get("ceil_mode", False))
-    mode = "nearest" if family == "upsample_nearest" else "bilinear"
-    return geometry.interpolate_geometry(case["x"], size=case.get("size"),
-                                         scale_factor=case.get("scale_factor"), mode=mode,
-                                         align_corners=case.get("align_corners"))
-
-
-def _output_shape(case, geom):
-    n = case["x"][0]
-    family = case["family"]
-    if family == "conv2d":
-        return (n, case["w"][0], geom["out_h"], geom["out_w"])
-    if family == "conv_transpose2d":
-        return (n, case["w"][1], geom["out_h"], geom["out_w"])
-    if family == "relu":
-        return tuple(case["x"])
-    return (n, case["x"][1], geom["out_h"], geom["out_w"])
-
-
 def make_inputs(case, dtype=np.float32, seed=0):
-    """Host (NumPy) inputs for every op of the case's family, and its geometry."""
-    rng = np.random.default_rng(seed)
-    geom = _geometry(case)
-    data = {"geom": geom, "x": rng.standard_normal(case["x"]).astype(dtype)}
-    if "w" in case:
-        fan_in = int(np.prod(case["w"][1:])) if case["family"] == "conv2d" else \
-            case["w"][0] * case["w"][2] * case["w"][3]
-        bound = 1.0 / np.sqrt(fan_in)
-        data["w"] = rng.uniform(-bound, bound, case["w"]).astype(dtype)
-        c_out = case["w"][0] if case["family"] == "conv2d" else case["w"][1]
-        data["b"] = rng.uniform(-bound, bound, (c_out,)).astype(dtype)
-    data["gy"] = rng.standard_normal(_output_shape(case, geom)).astype(dtype)
-    return data
+    """(geom, {op: args}) on the host for every op of the case's family, built by the family's
+    own description from the case's parameters (x, w, stride, padding, ...)."""
+    from aecore.kernels import op as described
+    family = next(f for f in described.families() if f.name == case["family"])
+    return family.inputs(case, np.dtype(dtype), np.random.default_rng(seed))
 
 
-def op_arguments(op, data):
-    """The positional arguments of one registered op (every tier shares one signature)."""
-    g = data["geom"]
-    if op.endswith("_forward") and OP_FAMILY[op] in ("conv2d", "conv_transpose2d"):
-        return (data["x"], data["w"], data["b"], g)
-    if op.endswith("_backward_input"):
-        return (data["gy"], data["w"], g)
-    if op.endswith("_backward_weight"):
-        return (data["gy"], data["x"], g)
-    if op == "max_pool2d_backward":
-        return (data["gy"], data["argmax"], g)
-    if op == "conv2d_backward_bias":
-        return (data["gy"],)
-    if op == "relu_forward":
-        return (data["x"],)
-    if op == "relu_backward":
-        return (data["gy"], data["x"])
-    if op.endswith("_forward"):
-        return (data["x"], g)
-    return (data["gy"], g)
-
-
-def _to_device(data, xp):
-    return {k: (xp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in data.items()}
+def _on_device(args, to):
+    """args with every NumPy array passed through `to` (the geometry and None stay)."""
+    return tuple(to(a) if isinstance(a, np.ndarray) else a for a in args)
 
 
 # ----------------------------------------------------------------------------------------- tiers
@@ -197,73 +129,15 @@ def _cuda_real():
 
 
 # ----------------------------------------------------------------------------------------- torch
-def _torch_op(torch, op, case, data, device):
-    """A no-argument callable running the PyTorch equivalent of `op` on `data`, or None.
-
-    Backward ops call the aten functions that PyTorch's autograd itself calls for each output
-    (convolution_backward with an output mask, max_pool2d_with_indices_backward, upsample_*
-    _backward), so the comparison is op for op.
-    """
-    aten = torch.ops.aten
-    F = torch.nn.functional
-    g = data["geom"]
-    t = {k: torch.from_numpy(np.ascontiguousarray(v)).to(device)
-         for k, v in data.items() if isinstance(v, np.ndarray) and k != "argmax"}
-    family = OP_FAMILY[op]
-    if family == "relu":
-        if op == "relu_forward":
-            return lambda: torch.relu(t["x"])
-        return lambda: aten.threshold_backward(t["gy"], t["x"], 0)    # what relu's autograd calls
-    if family in ("conv2d", "conv_transpose2d"):
-        stride = [g["stride_h"], g["stride_w"]]
-        if family == "conv2d":
-            if g["pad_top"] != g["pad_bottom"] or g["pad_left"] != g["pad_right"]:
-                return None  # asymmetric 'same' padding: no single PyTorch call
-            padding, output_padding, transposed = [g["pad_top"], g["pad_left"]], [0, 0], False
-        else:
-            output_padding = [g["pad_top"] - g["pad_bottom"], g["pad_left"] - g["pad_right"]]
-            if not all(0 <= p < s for p, s in zip(output_padding, stride)):
-                return None
-            padding, transposed = [g["pad_top"], g["pad_left"]], True
-        x, w, b, gy = t["x"], t["w"], t["b"], t["gy"]
-        if op.endswith("_forward"):
-            if transposed:
-                return lambda: F.conv_transpose2d(x, w, b, stride, padding, output_padding)
-            return lambda: F.conv2d(x, w, b, stride, padding)
-        index = 0 if op.endswith("_backward_input") else 2 if op.endswith("_backward_bias") else 1
-        mask = [i == index for i in range(3)]
-        return lambda: aten.convolution_backward(gy, x, w, None, stride, padding, [1, 1],
-                                                 transposed, output_padding, 1, mask)[index]
-    if family == "max_pool2d":
-        kernel, stride = [g["k_h"], g["k_w"]], [g["stride_h"], g["stride_w"]]
-        padding = [g["pad_top"], g["pad_left"]]
-        if max(padding) * 2 > min(kernel):
-            return None
-        ceil_mode = None
-        for ceil in (False, True):  # TF 'same' with the padding at the end == ceil mode
-            probe = aten.max_pool2d_with_indices(t["x"][:1, :1], kernel, stride, padding, [1, 1], ceil)[0]
-            if tuple(probe.shape[-2:]) == (g["out_h"], g["out_w"]):
-                ceil_mode = ceil
-                break
-        if ceil_mode is None:
-            return None
-        x, gy = t["x"], t["gy"]
-        if op == "max_pool2d_forward":
-            return lambda: aten.max_pool2d_with_indices(x, kernel, stride, padding, [1, 1], ceil_mode)
-        indices = aten.max_pool2d_with_indices(x, kernel, stride, padding, [1, 1], ceil_mode)[1]
-        return lambda: aten.max_pool2d_with_indices_backward(gy, x, kernel, stride, padding, [1, 1],
-                                                             ceil_mode, indices)
-    size = [g["out_h"], g["out_w"]]
-    in_size = list(data["x"].shape)
-    x, gy = t["x"], t["gy"]
-    if family == "upsample_nearest":
-        if op.endswith("_forward"):
-            return lambda: F.interpolate(x, size=size, mode="nearest")
-        return lambda: aten.upsample_nearest2d_backward(gy, size, in_size, None, None)
-    align = bool(g["align_corners"])
-    if op.endswith("_forward"):
-        return lambda: F.interpolate(x, size=size, mode="bilinear", align_corners=align)
-    return lambda: aten.upsample_bilinear2d_backward(gy, size, in_size, align, None, None)
+def _torch_op(torch, op, args, device):
+    """A no-argument callable running PyTorch's counterpart of `op` (the family's description
+    says which: the aten functions its autograd calls for each backward output), or None."""
+    from aecore.kernels import op as described
+    counterpart = described.family_of(op).torch
+    if counterpart is None:
+        return None
+    to_torch = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device)  # noqa: E731
+    return counterpart(torch, op, _on_device(args, to_torch))
 
 
 def _first(out):
@@ -301,29 +175,26 @@ def run(ops=None, tiers=None, shapes="cae", repeats=None, warmup=None, torch=Tru
 
     results = []
     torch_times = {}  # (case, op, device) -> timing dict; shared by the tiers of one device
+    ops_of = family_ops()
     for case in cases(shapes, quick):
-        case_ops = [op for op in FAMILY_OPS[case["family"]] if op in selected]
+        case_ops = [op for op in ops_of[case["family"]] if op in selected]
         if not case_ops:
             continue
-        host = make_inputs(case, dtype)
-        ref = kernels.implementations("max_pool2d_forward")["ref"] if case["family"] == "max_pool2d" else None
-        if ref is not None:  # the backward of max-pool needs the forward's argmax
-            host["argmax"] = common.to_numpy(ref(host["x"], host["geom"])[1])
+        geom, host = make_inputs(case, dtype)
         impls = {op: kernels.implementations(op) for op in case_ops}
         for op in case_ops:
-            arguments = op_arguments(op, host)
+            arguments = host[op]
             reference = impls[op]["ref"](*arguments)
-            flops, nbytes = costs.kernel_cost(op, host["geom"],
+            flops, nbytes = costs.kernel_cost(op, geom,
                                               [a.shape for a in arguments if hasattr(a, "shape")],
                                               dtype.itemsize)
             for tier in available_tiers(op, tiers):
                 device = "cuda" if tier == "cuda" and _cuda_real() else "cpu"
-                data = host
+                args = arguments
                 if device == "cuda":
                     import cupy
-                    data = _to_device(host, cupy)
+                    args = _on_device(arguments, cupy.asarray)
                 fn_impl = impls[op][tier]
-                args = op_arguments(op, data)
                 check = common.compare_outputs(fn_impl(*args), reference)
                 if device == "cuda":
                     timing = common.time_gpu(lambda: fn_impl(*args), repeats, warmup, "cupy")
@@ -331,11 +202,11 @@ def run(ops=None, tiers=None, shapes="cae", repeats=None, warmup=None, torch=Tru
                     timing = common.time_cpu(lambda: fn_impl(*args), repeats, warmup)
                 record = dict(case=case["name"], group=case["group"], family=case["family"],
                               op=op, tier=tier, device=device, dtype=dtype.name,
-                              input_shape=list(case["x"]), geom=dict(host["geom"]),
+                              input_shape=list(case["x"]), geom=_geom_record(geom),
                               valid=check["ok"], max_abs_err=check["max_abs_err"],
                               max_rel_err=check["max_rel_err"], **timing)
                 common.add_rates(record, flops, nbytes, peak[device])
-                _add_torch(record, torch_module, torch_times, case, op, host, reference,
+                _add_torch(record, torch_module, torch_times, case, op, arguments, reference,
                            device, repeats, warmup)
                 results.append(common.sanitize(record))
                 if verbose:
@@ -347,28 +218,36 @@ def run(ops=None, tiers=None, shapes="cae", repeats=None, warmup=None, torch=Tru
     return results
 
 
+def _geom_record(geom):
+    """The geometry as JSON-ready fields (None for the ops that take none)."""
+    if geom is None:
+        return None
+    return dict(geom)
+
+
 def _select_ops(ops, registered):
     if not ops:
         return list(registered)
+    families = family_ops()
     selected = []
     for name in ops:
-        if name in FAMILY_OPS:
-            selected.extend(op for op in FAMILY_OPS[name] if op in registered)
+        if name in families:
+            selected.extend(op for op in families[name] if op in registered)
         elif name in registered:
             selected.append(name)
         else:
             raise ValueError(f"unknown op {name!r}; registered ops: {', '.join(registered)}; "
-                             f"families: {', '.join(FAMILY_OPS)}")
+                             f"families: {', '.join(families)}")
     return selected
 
 
-def _add_torch(record, torch, torch_times, case, op, host, reference, device, repeats, warmup):
+def _add_torch(record, torch, torch_times, case, op, args, reference, device, repeats, warmup):
     record.update(torch_ms=None, speedup_vs_torch=None, torch_max_abs_err=None)
     if torch is None or (device == "cuda" and not common.torch_cuda_available(torch)):
         return
     key = (case["name"], op, device)
     if key not in torch_times:
-        fn = _torch_op(torch, op, case, host, device)
+        fn = _torch_op(torch, op, args, device)
         if fn is None:
             torch_times[key] = None
         else:

@@ -16,7 +16,7 @@ back to both of its factors, so the three gradients are the SAME loop with anoth
     grad_w[co, ci, ky, kx]  += x[n, ci, iy, ix]  * g[n, co, oy, ox]     (a correlation of x with g)
     grad_b[co]              += g[n, co, oy, ox]
 
-The loops below are the definition, slow and obviously right; the kernels in kernels/conv2d.py
+The loops below are the definition, slow and obviously right; the kernels in kernels/conv2d/
 compute the same numbers with tensordots (reference tier) and blocked Numba loops (numba tier).
 """
 

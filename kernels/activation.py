@@ -15,10 +15,50 @@ temporary and a second pass, on one core (kernels/NOTES.md, "relu", has the figu
 
 import numpy as np
 
+from . import memory
 from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cpu_kernel_serial, cuda,
                       cuda_kernel, launch_1d, prange)
+from .op import Arg, Family, Op, describe
 from .registry import register
-from . import memory
+
+
+# ----------------------------------------------------------------------------------------------
+# the op's description (kernels/op.py)
+# ----------------------------------------------------------------------------------------------
+
+def _size(shapes):
+    return int(np.prod(shapes[0]))
+
+
+def forward_cost(geom, shapes, s):
+    n = _size(shapes)
+    return n, s * 2 * n             # one max per element; read x, write y
+
+
+def backward_cost(geom, shapes, s):
+    n = _size(shapes)
+    return n, s * 3 * n             # one select per element; read grad_y and x, write grad_x
+
+
+def inputs(params, dtype, rng):
+    """(None, {op: args}) for x of shape params["x"] (no geometry: elementwise)."""
+    x = rng.standard_normal(params["x"]).astype(dtype)
+    grad_y = rng.standard_normal(params["x"]).astype(dtype)
+    return None, {"relu_forward": (x,), "relu_backward": (grad_y, x)}
+
+
+def torch_counterpart(torch, op, args):
+    """torch.relu, and threshold_backward: what relu's autograd calls."""
+    if op == "relu_forward":
+        return lambda: torch.relu(args[0])
+    return lambda: torch.ops.aten.threshold_backward(args[0], args[1], 0)
+
+
+FAMILY = describe(Family(
+    "relu",
+    ops=(Op("relu_forward", (Arg("x", "any"),), forward_cost),
+         Op("relu_backward", (Arg("grad_y", "any"), Arg("x", "grad_y")), backward_cost)),
+    geometry=None, inputs=inputs, sample={"x": (2, 3, 5, 5)}, torch=torch_counterpart))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import importlib
 import math
 import os
 
+from .. import backend
+
 try:  # Numba is a core requirement, but aecore still runs (slower) with NumPy alone.
     import numba
     from numba import njit, prange
@@ -136,12 +138,6 @@ def cuda_kernel(function):
     return cuda.jit(function)
 
 
-def cuda_device_function(function):
-    if cuda is None:
-        return None
-    return cuda.jit(device=True)(function)
-
-
 # One block shape for every 1-D launch; grid = ceil(total / threads).
 THREADS_PER_BLOCK = 256
 
@@ -206,9 +202,5 @@ def current_stream():
 
 
 def array_module_of(array):
-    """numpy or cupy, by the array's type (cupy imported only if the array is one)."""
-    if type(array).__module__.split(".")[0] == "cupy":
-        import cupy
-        return cupy
-    import numpy
-    return numpy
+    """numpy or cupy, by the array's type (aecore.backend.get_array_module, for one array)."""
+    return backend.get_array_module(array)

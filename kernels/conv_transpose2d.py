@@ -22,7 +22,7 @@ Registered ops (same signature on every tier; `geom` is the dict from conv_trans
 
 This op is the adjoint of conv2d, so the file holds no loops of its own: every tier's three
 cores (gather = conv2d forward, scatter = this forward, weight = the correlation of two arrays)
-live in conv2d.py, whose docstring explains them and the measured loop choices:
+live in the kernels/conv2d/ package, whose __init__ explains them:
     forward          = scatter(x, w, b)              (the numba tier runs it as sH*sW stride-1
                                                       conv2d's over the output phases)
     backward_input   = gather(grad_y, w)             conv2d of grad_y with the same weight,
@@ -37,42 +37,80 @@ with a folded kernel (geometry.nearest_fold_geometry): F.upsample_conv2d, and so
 decoder, run their 7 -> 14 and 14 -> 28 resizes + convs through these three ops.
 """
 
-from . import conv2d as _conv
+from functools import partial
+
+from . import geometry
+from .conv2d import (conv_cost, conv_inputs, conv_torch_counterpart, gather_cuda, gather_numba,
+                     gather_ref, pads_of, scatter_cuda, scatter_numba, scatter_ref, stride_of,
+                     weight_cuda, weight_numba, weight_ref)
+from .op import Arg, Family, Op, describe
 from .registry import register
 
 
-def register_conv_transpose2d_tier(tier, gather, scatter, weight):
-    """Register the three conv_transpose2d ops of one tier as compositions of its cores."""
-
-    def stride(geom):
-        return geom["stride_h"], geom["stride_w"]
-
-    def pads(geom):
-        return geom["pad_top"], geom["pad_left"]
-
-    def conv_transpose2d_forward(x, w, b, geom):
-        return scatter(x, w, b, stride(geom), pads(geom), (geom["out_h"], geom["out_w"]))
-
-    def conv_transpose2d_backward_input(grad_y, w, geom):
-        # w: (Cin, Cout, kH, kW) read as a conv2d weight with Cin outputs and Cout inputs
-        return gather(grad_y, w, None, stride(geom), pads(geom), (geom["h"], geom["w"]))
-
-    def conv_transpose2d_backward_weight(grad_y, x, geom):
-        return weight(x, grad_y, stride(geom), pads(geom), (geom["k_h"], geom["k_w"]))
-
-    register("conv_transpose2d_forward", tier)(conv_transpose2d_forward)
-    register("conv_transpose2d_backward_input", tier)(conv_transpose2d_backward_input)
-    register("conv_transpose2d_backward_weight", tier)(conv_transpose2d_backward_weight)
+# the op's description (kernels/op.py): conv2d's, with the kernel sliding over the input and
+# the weight (Cin, Cout, kH, kW); the bias gradient is conv2d_backward_bias
+_cost = partial(conv_cost, slides_over="input")
+FAMILY = describe(Family(
+    "conv_transpose2d",
+    ops=(Op("conv_transpose2d_forward", (Arg("x", "input"), Arg("w", "weight"),
+                                         Arg("b", "bias", optional=True)), _cost),
+         Op("conv_transpose2d_backward_input", (Arg("grad_y", "output"), Arg("w", "weight")),
+            _cost),
+         Op("conv_transpose2d_backward_weight", (Arg("grad_y", "output"), Arg("x", "input")),
+            _cost)),
+    geometry=geometry.conv_transpose2d_arrays,
+    inputs=partial(conv_inputs, transposed=True),
+    sample={"x": (2, 3, 5, 5), "w": (3, 4, 3, 3), "stride": 2, "padding": 1, "output_padding": 1},
+    torch=conv_torch_counterpart))
 
 
-# reference (NumPy / CuPy): per-kernel-offset tensordots, see conv2d.py
-register_conv_transpose2d_tier("ref", _conv.gather_ref, _conv.scatter_ref, _conv.weight_ref)
+# reference (NumPy / CuPy): per-kernel-offset tensordots, see conv2d/reference.py
 
-# numba cpu: packed buffers, stride phases as stride-1 conv2d's, see conv2d.py
-if _conv.NUMBA_TIER:
-    register_conv_transpose2d_tier("numba", _conv.gather_numba, _conv.scatter_numba,
-                                   _conv.weight_numba)
+@register("conv_transpose2d_forward", "ref")
+def conv_transpose2d_forward_ref(x, w, b, geom):
+    return scatter_ref(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
 
-# numba cuda: one thread per output element, gathers only, see conv2d.py
-if _conv.CUDA_TIER:
-    register_conv_transpose2d_tier("cuda", _conv.gather_cuda, _conv.scatter_cuda, _conv.weight_cuda)
+
+@register("conv_transpose2d_backward_input", "ref")
+def conv_transpose2d_backward_input_ref(grad_y, w, geom):
+    # w: (Cin, Cout, kH, kW) read as a conv2d weight with Cin outputs and Cout inputs
+    return gather_ref(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+
+
+@register("conv_transpose2d_backward_weight", "ref")
+def conv_transpose2d_backward_weight_ref(grad_y, x, geom):
+    return weight_ref(x, grad_y, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+
+
+# numba cpu: packed buffers, stride phases as stride-1 conv2d's, see conv2d/direct.py
+
+@register("conv_transpose2d_forward", "numba")
+def conv_transpose2d_forward_numba(x, w, b, geom):
+    return scatter_numba(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+
+
+@register("conv_transpose2d_backward_input", "numba")
+def conv_transpose2d_backward_input_numba(grad_y, w, geom):
+    return gather_numba(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+
+
+@register("conv_transpose2d_backward_weight", "numba")
+def conv_transpose2d_backward_weight_numba(grad_y, x, geom):
+    return weight_numba(x, grad_y, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+
+
+# numba cuda: one thread per output element, gathers only, see conv2d/cuda.py
+
+@register("conv_transpose2d_forward", "cuda")
+def conv_transpose2d_forward_cuda(x, w, b, geom):
+    return scatter_cuda(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+
+
+@register("conv_transpose2d_backward_input", "cuda")
+def conv_transpose2d_backward_input_cuda(grad_y, w, geom):
+    return gather_cuda(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+
+
+@register("conv_transpose2d_backward_weight", "cuda")
+def conv_transpose2d_backward_weight_cuda(grad_y, x, geom):
+    return weight_cuda(x, grad_y, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))

@@ -38,9 +38,82 @@ windows keep the general loop. Figures: kernels/NOTES.md, "max_pool2d".
 
 import numpy as np
 
+from . import geometry, memory
 from .compile import array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d, prange
+from .op import Arg, Family, Op, describe
 from .registry import register
-from . import memory
+
+
+# ------------------------------------------------------------------------------------------------
+# the op's description (kernels/op.py): arguments, cost, inputs for tests and benchmarks, PyTorch
+# ------------------------------------------------------------------------------------------------
+ARGMAX_ITEMSIZE = 8     # argmax indices are int64
+
+
+def _sizes(geom):
+    """Elements of x and of y: N*C*H*W and N*C*outH*outW."""
+    planes = geom["n"] * geom["c"]
+    return planes * geom["h"] * geom["w"], planes * geom["out_h"] * geom["out_w"]
+
+
+def forward_cost(geom, shapes, s):
+    x, y = _sizes(geom)        # a comparison per window element; read x, write y and argmax
+    return y * geom["k_h"] * geom["k_w"], s * (x + y) + ARGMAX_ITEMSIZE * y
+
+
+def backward_cost(geom, shapes, s):
+    x, y = _sizes(geom)        # one add per output element; read grad_y and argmax, write grad_x
+    return y, s * (y + x) + ARGMAX_ITEMSIZE * y
+
+
+def inputs(params, dtype, rng):
+    """(geom, {op: args}) for x of shape params["x"] pooled by params' kernel_size, stride,
+    padding and ceil_mode; the backward's argmax comes from the reference forward."""
+    geom = geometry.max_pool2d_geometry(params["x"], params["kernel_size"], params.get("stride"),
+                                        params.get("padding", 0), params.get("ceil_mode", False))
+    x = rng.standard_normal(params["x"]).astype(dtype)
+    grad_y = rng.standard_normal((geom["n"], geom["c"], geom["out_h"], geom["out_w"])).astype(dtype)
+    argmax = max_pool2d_forward_ref(x, geom)[1]
+    return geom, {"max_pool2d_forward": (x, geom),
+                  "max_pool2d_backward": (grad_y, argmax, geom)}
+
+
+def torch_counterpart(torch, op, args):
+    """PyTorch's max_pool2d_with_indices, or its backward as autograd calls it, on the same
+    windows (args: this op's arguments as torch tensors, then geom); None when no PyTorch
+    padding gives these windows (asymmetric 'same' padding). PyTorch's indices are ours: the
+    flat ih * W + iw of the first maximum."""
+    aten = torch.ops.aten
+    geom = args[-1]
+    kernel, stride = [geom["k_h"], geom["k_w"]], [geom["stride_h"], geom["stride_w"]]
+    padding = [geom["pad_top"], geom["pad_left"]]
+    if max(padding) * 2 > min(kernel):
+        return None
+    forward = op == "max_pool2d_forward"
+    x = args[0] if forward else args[0].new_empty((geom["n"], geom["c"], geom["h"], geom["w"]))
+    shape = (geom["out_h"], geom["out_w"])
+    ceil_modes = [c for c in (False, True)   # TF 'same' with the padding at the end: ceil mode
+                  if tuple(aten.max_pool2d_with_indices(x[:1, :1], kernel, stride, padding,
+                                                        [1, 1], c)[0].shape[-2:]) == shape]
+    if not ceil_modes:
+        return None
+    ceil_mode = ceil_modes[0]
+    if forward:
+        return lambda: aten.max_pool2d_with_indices(x, kernel, stride, padding, [1, 1], ceil_mode)
+    grad_y, argmax = args[0], args[1]
+    return lambda: aten.max_pool2d_with_indices_backward(grad_y, x, kernel, stride, padding,
+                                                         [1, 1], ceil_mode, argmax)
+
+
+FAMILY = describe(Family(
+    "max_pool2d",
+    ops=(Op("max_pool2d_forward", (Arg("x", "input"),), forward_cost),
+         Op("max_pool2d_backward", (Arg("grad_y", "output"), Arg("argmax", "output", indices=True)),
+            backward_cost)),
+    geometry=geometry.max_pool2d_arrays,
+    inputs=inputs,
+    sample={"x": (2, 3, 5, 5), "kernel_size": 2, "stride": 2, "padding": "same"},
+    torch=torch_counterpart))
 
 
 def _window_origin(geom):

@@ -15,65 +15,32 @@ array on the cuda tier outside the simulator), is an error that says so; so is a
 this machine cannot run (aecore.settings.SettingsError).
 
 Every function that `implementations()` and `dispatch()` hand out checks its arguments first,
-once per call, before any tier runs (see SIGNATURES below): a kernel indexes its arrays by the
-geometry, so an array that does not match it would be read or written out of bounds.
+once per call, before any tier runs, against the op's description (kernels/op.py): a kernel
+indexes its arrays by the geometry, so an array that does not match it would be read or
+written out of bounds.
 """
 
 import contextlib
 import functools
 import threading
-from typing import NamedTuple
 
 import numpy as np
 
-from . import geometry
-from .. import settings
+from . import op as described
+from .. import backend, settings
 
 TIERS = ("ref", "numba", "cuda")
 
-
-# ---------------------------------------------------------------------------- what each op takes
-class Arg(NamedTuple):
-    """One array argument of an op, as the check sees it."""
-    name: str
-    shape: str              # a role of the geometry's arrays ("input", "weight", ...), "4-D",
-                            # "any", or the name of an earlier argument that it must match
-    optional: bool = False  # None is accepted too (a missing bias)
-    indices: bool = False   # int64 indices (max-pool's argmax), not the call's float dtype
-
-
-# op -> (the geometry's arrays, a function from geometry.py, or None for an op without a
-# geometry; then its array arguments in order). The geometry, when there is one, comes last.
-_CONV, _CONVT = geometry.conv2d_arrays, geometry.conv_transpose2d_arrays
-_POOL, _RESIZE = geometry.max_pool2d_arrays, geometry.interpolate_arrays
-SIGNATURES = {
-    "conv2d_forward": (_CONV, Arg("x", "input"), Arg("w", "weight"), Arg("b", "bias", optional=True)),
-    "conv2d_backward_input": (_CONV, Arg("grad_y", "output"), Arg("w", "weight")),
-    "conv2d_backward_weight": (_CONV, Arg("grad_y", "output"), Arg("x", "input")),
-    "conv2d_backward_bias": (None, Arg("grad_y", "4-D")),
-    "conv_transpose2d_forward": (_CONVT, Arg("x", "input"), Arg("w", "weight"),
-                                 Arg("b", "bias", optional=True)),
-    "conv_transpose2d_backward_input": (_CONVT, Arg("grad_y", "output"), Arg("w", "weight")),
-    "conv_transpose2d_backward_weight": (_CONVT, Arg("grad_y", "output"), Arg("x", "input")),
-    "max_pool2d_forward": (_POOL, Arg("x", "input")),
-    "max_pool2d_backward": (_POOL, Arg("grad_y", "output"), Arg("argmax", "output", indices=True)),
-    "upsample_nearest_forward": (_RESIZE, Arg("x", "input")),
-    "upsample_nearest_backward": (_RESIZE, Arg("grad_y", "output")),
-    "upsample_bilinear_forward": (_RESIZE, Arg("x", "input")),
-    "upsample_bilinear_backward": (_RESIZE, Arg("grad_y", "output")),
-    "relu_forward": (None, Arg("x", "any")),
-    "relu_backward": (None, Arg("grad_y", "any"), Arg("x", "grad_y")),
-}
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def check_arguments(op, args):
-    """Raise ValueError, naming the op and the argument, unless `args` fit SIGNATURES[op]: each
-    array the shape the geometry gives it, C-contiguous, and one float dtype for all of them
-    (float32 or float64; indices int64). Shape comparisons only: nothing is copied or scanned,
-    so argmax's values are trusted to be the indices max_pool2d_forward made."""
-    describe, *params = SIGNATURES[op]
+    """Raise ValueError, naming the op and the argument, unless `args` fit the op's description
+    (kernels/op.py): each array the shape the geometry gives it, C-contiguous, and one float
+    dtype for all of them (float32 or float64; indices int64). Shape comparisons only: nothing is
+    copied or scanned (max-pool's backward checks its argmax values itself)."""
+    params, describe = described.op(op).args, described.geometry_of(op)
     names = [p.name for p in params] + (["geom"] if describe else [])
     if len(args) != len(names):
         raise TypeError(f"{op}: takes ({', '.join(names)}), got {len(args)} arguments")
@@ -126,10 +93,7 @@ def contiguous(array):
     graph layer hands to the checked kernels."""
     if getattr(array, "flags", None) is None or array.flags.c_contiguous:
         return array
-    if _is_cupy(array):
-        import cupy
-        return cupy.ascontiguousarray(array)
-    return np.ascontiguousarray(array)
+    return backend.get_array_module(array).ascontiguousarray(array)
 
 
 def _checked(op, function):
@@ -160,9 +124,7 @@ def register(op, tier):
     skipped here, so modules never test for it themselves."""
     if tier not in TIERS:
         raise ValueError(f"tier must be one of {TIERS}, got {tier!r}")
-    if op not in SIGNATURES:
-        raise ValueError(f"op {op!r} has no entry in registry.SIGNATURES: describe its arguments "
-                         "there first")
+    described.op(op)  # KeyError unless the family module described the op first (kernels/op.py)
 
     def decorate(function):
         if tier_available(tier):
@@ -210,10 +172,6 @@ def forced_tier():
     return tier
 
 
-def _is_cupy(array):
-    return type(array).__module__.split(".")[0] == "cupy"
-
-
 def choose_tier(op, array):
     """The tier that runs `op` on `array` (see the module docstring)."""
     available = _implementations.get(op)
@@ -224,11 +182,11 @@ def choose_tier(op, array):
         if tier not in available:
             raise RuntimeError(f"tier {tier!r} has no implementation of {op!r} "
                                f"(available: {', '.join(tiers_of(op))})")
-        if _is_cupy(array) and tier != "cuda":
+        if backend.is_cupy_array(array) and tier != "cuda":
             raise RuntimeError(f"tier {tier!r} cannot run {op!r} on a CuPy (GPU) array; "
                                "move the tensor to the CPU or force tier 'cuda'")
         return tier
-    if _is_cupy(array):
+    if backend.is_cupy_array(array):
         return "cuda"
     return "numba" if "numba" in available else "ref"
 

@@ -58,9 +58,81 @@ from fractions import Fraction
 
 import numpy as np
 
+from . import geometry, memory
 from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, prange
+from .op import Arg, Family, Op, describe
 from .registry import register
-from . import memory
+
+
+# ------------------------------------------------------------------------------------------------
+# the ops' description (kernels/op.py): two families, one per mode, sharing everything but costs
+# ------------------------------------------------------------------------------------------------
+
+def _sizes(geom):
+    """Elements of x and of y: N*C*H*W and N*C*outH*outW."""
+    planes = geom["n"] * geom["c"]
+    return planes * geom["h"] * geom["w"], planes * geom["out_h"] * geom["out_w"]
+
+
+def _cost(forward_flops, backward_flops):
+    """Costs with `*_flops` per output element; every pass reads one of x / grad_y, writes the
+    other."""
+    def forward(geom, shapes, s):
+        x, y = _sizes(geom)
+        return forward_flops * y, s * (x + y)
+
+    def backward(geom, shapes, s):
+        x, y = _sizes(geom)
+        return backward_flops * y, s * (x + y)
+    return forward, backward
+
+
+def _inputs(mode):
+    def inputs(params, dtype, rng):
+        """(geom, {op: args}) for x of shape params["x"] resized to params' size or
+        scale_factor (align_corners for bilinear)."""
+        geom = geometry.interpolate_geometry(params["x"], size=params.get("size"),
+                                             scale_factor=params.get("scale_factor"), mode=mode,
+                                             align_corners=params.get("align_corners"))
+        x = rng.standard_normal(params["x"]).astype(dtype)
+        grad_y = rng.standard_normal((geom["n"], geom["c"], geom["out_h"],
+                                      geom["out_w"])).astype(dtype)
+        return geom, {f"upsample_{mode}_forward": (x, geom),
+                      f"upsample_{mode}_backward": (grad_y, geom)}
+    return inputs
+
+
+def torch_counterpart(torch, op, args):
+    """F.interpolate (forward) and the aten backward its autograd calls, at the same sizes."""
+    aten, F = torch.ops.aten, torch.nn.functional
+    geom = args[-1]
+    size, in_size = [geom["out_h"], geom["out_w"]], [geom["n"], geom["c"], geom["h"], geom["w"]]
+    t = args[0]
+    if geom["mode"] == "nearest":
+        if op.endswith("_forward"):
+            return lambda: F.interpolate(t, size=size, mode="nearest")
+        return lambda: aten.upsample_nearest2d_backward(t, size, in_size, None, None)
+    align = bool(geom["align_corners"])
+    if op.endswith("_forward"):
+        return lambda: F.interpolate(t, size=size, mode="bilinear", align_corners=align)
+    return lambda: aten.upsample_bilinear2d_backward(t, size, in_size, align, None, None)
+
+
+def _family(mode, forward_flops, backward_flops, sample):
+    forward, backward = _cost(forward_flops, backward_flops)
+    return describe(Family(
+        f"upsample_{mode}",
+        ops=(Op(f"upsample_{mode}_forward", (Arg("x", "input"),), forward),
+             Op(f"upsample_{mode}_backward", (Arg("grad_y", "output"),), backward)),
+        geometry=geometry.interpolate_arrays, inputs=_inputs(mode), sample=sample,
+        torch=torch_counterpart))
+
+
+# nearest: a copy forward, one add per output element backward; bilinear: 4 products and 3 sums
+# per output element forward, 8 backward
+NEAREST = _family("nearest", 0, 1, {"x": (2, 3, 5, 5), "size": (7, 9)})
+BILINEAR = _family("bilinear", 7, 8, {"x": (2, 3, 5, 5), "scale_factor": 1.5,
+                                      "align_corners": False})
 
 
 # ------------------------------------------------------------------------------------------------

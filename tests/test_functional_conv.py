@@ -10,11 +10,11 @@ import aecore as ae
 import aecore.functional as F
 from aecore import kernels, nn
 from strategies import conv2d_cases, conv_transpose2d_cases, no_ties, pool_cases, upsample_cases
-from tiers import tiers_to_test
+from tiers import tier_params
 
 # Graph-level checks run on the CPU tiers; the cuda tier is compared with the reference kernel
 # by kernel in tests/kernels/.
-CPU_TIERS = [t for t in tiers_to_test("conv2d_forward") if t != "cuda"]
+CPU_TIERS = tier_params("conv2d_forward", cpu_only=True)
 
 
 def t64(shape, rng, scale=1.0):

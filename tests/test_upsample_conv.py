@@ -13,9 +13,9 @@ import aecore.functional as F
 from aecore import nn
 from aecore.kernels import geometry
 from strategies import upsample_conv2d_cases
-from tiers import tiers_to_test
+from tiers import tier_params
 
-CPU_TIERS = [t for t in tiers_to_test("conv2d_forward") if t != "cuda"]
+CPU_TIERS = tier_params("conv2d_forward", cpu_only=True)
 FOLDED_OPS = ("ConvTranspose2d",)
 PLAIN_OPS = ("Conv2d",)
 

@@ -11,146 +11,70 @@ pass_="forward" / "backward_input" / "backward_weight" / "backward" names the ke
 Kernel ops that take no geometry (relu_forward, relu_backward, conv2d_backward_bias) are costed
 from their input shapes: `kernel_cost(op_name, geom, shapes)` covers both kinds.
 
-Conventions (one multiply-add is 2 FLOPs; a comparison, a max or a transcendental function is 1):
-- conv2d, every pass:            2 * N * Cout * outH * outW * Cin * kH * kW
-  (the input gradient and the weight gradient do exactly as many multiply-adds as the forward;
-  the bias is not counted -- its gradient is the separate op "conv2d_backward_bias", one add per
-  element of grad_y, for conv2d and the transposed conv alike)
-- conv_transpose2d, every pass:  2 * N * Cin * H * W * Cout * kH * kW   (H, W: its input)
-- max_pool2d forward:            N * C * outH * outW * kH * kW comparisons; backward: one add per
-                                 output element (routed by the saved argmax)
-- nearest upsampling:            0 forward (a copy); backward one add per output element
-- bilinear upsampling:           7 per output element forward (4 products, 3 sums), 8 backward
+Conventions (one multiply-add is 2 FLOPs; a comparison, a max or a transcendental function is 1).
+Bytes moved: every array an op must read or write, counted once (the ideal traffic of the
+roofline model). The kernel ops' formulas are written in each op's own description (the
+`cost` of its aecore.kernels.op.Op, in kernels/<family>); the graph Functions' below:
 - matmul (M x K) @ (K x N):      2 * M * K * N per matrix; each input gradient as much again
-- elementwise ops and losses:    the small per-element counts of ELEMENTWISE below; the relu
-                                 kernels 1 per element (SHAPE_OPS: counted from the shapes)
+- elementwise ops and losses:    the small per-element counts of ELEMENTWISE below
 - reductions (Sum, Mean):        one add per input element
 - shape ops (Reshape, Transpose): 0 FLOPs and 0 bytes (views); GetItem and Concat copy
-
-Bytes moved: every array an op must read or write, counted once (the ideal traffic of the
-roofline model): conv2d forward reads x and w and writes y; its input gradient reads grad_y and w
-and writes grad_x; and so on. max_pool2d's argmax indices are int64 (8 bytes each).
 """
 
 import math
-
-ARGMAX_ITEMSIZE = 8  # max_pool2d saves int64 argmax indices
-
 
 def _prod(shape):
     return int(math.prod(int(s) for s in shape)) if shape is not None else 0
 
 
 # ---------------------------------------------------------------------------- kernel ops
-def _conv_costs(geom, s, pass_, slides_over):
-    """FLOPs and bytes of a conv op. Every (kernel tap, channel pair) meets every position of the
-    grid the kernel slides over: the output for conv2d, the input for the transposed conv."""
-    n, cin, cout = geom["n"], geom["c_in"], geom["c_out"]
-    x = n * cin * geom["h"] * geom["w"]
-    y = n * cout * geom["out_h"] * geom["out_w"]
-    w = cout * cin * geom["k_h"] * geom["k_w"]
-    grid = geom["out_h"] * geom["out_w"] if slides_over == "output" else geom["h"] * geom["w"]
-    macs = n * grid * cin * cout * geom["k_h"] * geom["k_w"]
-    return 2 * macs, s * (x + w + y)
+# Each kernel op's formula lives in its own description (aecore.kernels.op, written in the op's
+# module): what follows only looks it up.
 
-
-def _conv2d(geom, s, pass_):
-    return _conv_costs(geom, s, pass_, slides_over="output")
-
-
-def _conv_transpose2d(geom, s, pass_):
-    return _conv_costs(geom, s, pass_, slides_over="input")
-
-
-def _planes(geom):
-    n, c = geom["n"], geom["c"]
-    return n * c * geom["h"] * geom["w"], n * c * geom["out_h"] * geom["out_w"]
-
-
-def _max_pool2d(geom, s, pass_):
-    x, y = _planes(geom)
-    if pass_ == "forward":
-        return y * geom["k_h"] * geom["k_w"], s * (x + y) + ARGMAX_ITEMSIZE * y
-    return y, s * (y + x) + ARGMAX_ITEMSIZE * y
-
-
-def _upsample_nearest(geom, s, pass_):
-    x, y = _planes(geom)
-    return (0 if pass_ == "forward" else y), s * (x + y)
-
-
-def _upsample_bilinear(geom, s, pass_):
-    x, y = _planes(geom)
-    return (7 * y if pass_ == "forward" else 8 * y), s * (x + y)
-
-
-KERNEL_OPS = {
-    "conv2d_forward": (_conv2d, "forward"),
-    "conv2d_backward_input": (_conv2d, "backward_input"),
-    "conv2d_backward_weight": (_conv2d, "backward_weight"),
-    "conv_transpose2d_forward": (_conv_transpose2d, "forward"),
-    "conv_transpose2d_backward_input": (_conv_transpose2d, "backward_input"),
-    "conv_transpose2d_backward_weight": (_conv_transpose2d, "backward_weight"),
-    "max_pool2d_forward": (_max_pool2d, "forward"),
-    "max_pool2d_backward": (_max_pool2d, "backward"),
-    "upsample_nearest_forward": (_upsample_nearest, "forward"),
-    "upsample_nearest_backward": (_upsample_nearest, "backward"),
-    "upsample_bilinear_forward": (_upsample_bilinear, "forward"),
-    "upsample_bilinear_backward": (_upsample_bilinear, "backward"),
-}
-
-# Kernel ops that take no geometry (elementwise, reductions): their cost from the input shapes.
-def _relu_forward(shapes, s):
-    n = _prod(shapes[0])
-    return n, s * 2 * n                     # one max per element; read x, write y
-
-
-def _relu_backward(shapes, s):
-    n = _prod(shapes[0])
-    return n, s * 3 * n                     # one select per element; read grad_y and x, write
-
-
-def _bias_from_grad(shapes, s):
-    y = _prod(shapes[0])                    # grad_y: (N, Cout, outH, outW)
-    return y, s * (y + shapes[0][1])        # one add per element; read grad_y, write (Cout,)
-
-
-SHAPE_OPS = {
-    "relu_forward": _relu_forward,
-    "relu_backward": _relu_backward,
-    "conv2d_backward_bias": _bias_from_grad,
-}
+def _kernel_op(op_name):
+    """The description of a kernel op, or None when `op_name` is not one."""
+    from ..kernels import op as described
+    try:
+        return described.op(op_name)
+    except KeyError:
+        return None
 
 
 def kernel_cost(op_name, geom, shapes, dtype_itemsize=4):
-    """(flops, bytes) of one kernel call: by its input shapes for the ops that take no geometry
-    (relu, the bias gradient), else by its geometry. Raises KeyError for an op without a formula."""
-    if op_name in SHAPE_OPS:
-        flops, moved = SHAPE_OPS[op_name](shapes, int(dtype_itemsize))
-        return int(flops), int(moved)
-    return op_cost(op_name, geom, dtype_itemsize)
+    """(flops, bytes) of one kernel call, by its description's formula (from the geometry, or
+    from the input shapes for the ops that take none: relu, the bias gradient). KeyError for an
+    op without one."""
+    described = _kernel_op(op_name)
+    if described is None:
+        raise KeyError(f"no cost formula for kernel op {op_name!r}")
+    flops, moved = described.cost(geom, shapes, int(dtype_itemsize))
+    return int(flops), int(moved)
 
 
-# Function class name (aecore.functional) -> kernel op family
+# Function class name (aecore.functional) -> the kernel op each pass runs
 KERNEL_FUNCTIONS = {
-    "Conv2d": "conv2d",
-    "ConvTranspose2d": "conv_transpose2d",
-    "MaxPool2d": "max_pool2d",
-    "Upsample": "upsample",  # + "_" + geom["mode"]
+    "Conv2d": {"forward": "conv2d_forward", "backward_input": "conv2d_backward_input",
+               "backward_weight": "conv2d_backward_weight"},
+    "ConvTranspose2d": {"forward": "conv_transpose2d_forward",
+                        "backward_input": "conv_transpose2d_backward_input",
+                        "backward_weight": "conv_transpose2d_backward_weight"},
+    "MaxPool2d": {"forward": "max_pool2d_forward", "backward": "max_pool2d_backward"},
 }
 
 
 def kernel_op_of(function_name, geom, pass_="forward"):
     """The kernel op a kernel-backed Function runs in `pass_` ("Conv2d", "backward_input" ->
     "conv2d_backward_input"); None when `function_name` is not kernel-backed."""
-    family = KERNEL_FUNCTIONS.get(function_name)
-    if family is None:
+    if function_name == "Upsample":
+        from ..functional import UPSAMPLE_KERNELS
+        forward, backward = UPSAMPLE_KERNELS[geom["mode"]]
+        return forward if pass_ == "forward" else backward
+    passes = KERNEL_FUNCTIONS.get(function_name)
+    if passes is None:
         return None
-    if family == "upsample":
-        family = "upsample_" + geom["mode"]
-    if family in ("max_pool2d",) or family.startswith("upsample"):
-        pass_ = "forward" if pass_ == "forward" else "backward"
-    return f"{family}_{pass_}"
+    if "backward" in passes and pass_ != "forward":
+        return passes["backward"]
+    return passes[pass_]
 
 
 # ---------------------------------------------------------------------------- graph Functions
@@ -231,7 +155,9 @@ def _function_cost(name, geom, s, pass_):
 
 def known_ops():
     """Every op name op_cost knows (kernel ops, then graph Function names)."""
-    return (sorted(set(KERNEL_OPS) | set(SHAPE_OPS)) + sorted(KERNEL_FUNCTIONS) + ["MatMul"] + sorted(ELEMENTWISE)
+    from ..kernels import op as described
+    kernel_ops = sorted(name for family in described.families() for name in family.names)
+    return (kernel_ops + sorted(KERNEL_FUNCTIONS) + ["Upsample", "MatMul"] + sorted(ELEMENTWISE)
             + list(VIEWS) + list(COPIES) + list(REDUCTIONS))
 
 
@@ -242,21 +168,14 @@ def op_cost(op_name, geom, dtype_itemsize=4, pass_="forward"):
     Raises KeyError for an op without a formula.
     """
     s = int(dtype_itemsize)
-    if op_name in KERNEL_OPS:
-        formula, kernel_pass = KERNEL_OPS[op_name]
-        flops, moved = formula(geom, s, kernel_pass)
-        return int(flops), int(moved)
-    if op_name in KERNEL_FUNCTIONS:
+    if _kernel_op(op_name) is not None:
+        return kernel_cost(op_name, geom, None, s)
+    if op_name in KERNEL_FUNCTIONS or op_name == "Upsample":
         if pass_ == "backward":  # every gradient of the op (conv: input and weight, not bias)
-            conv = KERNEL_FUNCTIONS[op_name].startswith("conv")
+            conv = op_name in ("Conv2d", "ConvTranspose2d")
             parts = ("backward_input", "backward_weight") if conv else ("backward",)
             costs = [op_cost(kernel_op_of(op_name, geom, part), geom, s) for part in parts]
             return sum(c[0] for c in costs), sum(c[1] for c in costs)
         return op_cost(kernel_op_of(op_name, geom, pass_), geom, s)
     flops, moved = _function_cost(op_name, geom, s, pass_)
     return int(flops), int(moved)
-
-
-def arithmetic_intensity(flops, bytes_moved):
-    """FLOPs per byte (0 when nothing moves)."""
-    return flops / bytes_moved if bytes_moved else 0.0

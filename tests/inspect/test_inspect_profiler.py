@@ -10,8 +10,10 @@ import aecore
 from aecore import functional as F
 from aecore.inspect import costs, peak
 from aecore.inspect.costs import function_geom, kernel_cost, op_cost
+from aecore.kernels import op as described
 from aecore.kernels import geometry, registry
 from aecore.tensor import _observers
+from tiers import tier_params
 
 
 # ---------------------------------------------------------------------------- costs
@@ -55,7 +57,7 @@ def test_function_formulas():
     with pytest.raises(KeyError):
         op_cost("NoSuchOp", function_geom([(1,)], (1,)), 4)
     for op in registry.ops():          # every registered kernel op has a formula
-        assert op in costs.KERNEL_OPS or op in costs.SHAPE_OPS
+        assert op in costs.known_ops() and callable(described.op(op).cost)
 
 
 # ---------------------------------------------------------------------------- profiler
@@ -127,11 +129,11 @@ def test_kernels_belong_to_their_op_when_the_profiler_hears_late():
     assert prof.total_flops == 64 + 64 + by_op["Sum"].flops + by_op["Sum.backward"].flops
 
 
-def test_profiler_tier_follows_dispatch():
-    tiers = registry.tiers_of("conv2d_forward")
-    for tier in [t for t in ("ref", "numba") if t in tiers]:
-        prof = conv_step(tier)
-        assert {e.tier for e in prof.events if e.kind == "kernel"} == {tier}
+@pytest.mark.parametrize("tier", tier_params("conv2d_forward", "max_pool2d_forward", "relu_forward",
+                                             cpu_only=True))
+def test_profiler_tier_follows_dispatch(tier):
+    prof = conv_step(tier)
+    assert {e.tier for e in prof.events if e.kind == "kernel"} == {tier}
 
 
 def test_table_and_json():

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import aecore as ae
 from aecore import kernels
-from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
+from tiers import require_tier, run_tier as call, tier_params, tiny_shapes
 
 TINY = tiny_shapes()
 DTYPES = [np.float32, np.float64]
@@ -26,7 +26,7 @@ def special_values(dtype, shape, seed):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("tier", skip_if_none(common_tiers(RELU, compiled_only=True)))
+@pytest.mark.parametrize("tier", tier_params(*RELU, compiled_only=True))
 @settings(deadline=None)
 @given(shape=st.lists(st.integers(0, 4 if TINY else 40), min_size=0, max_size=4), seed=st.integers(0, 2**32 - 1))
 def test_relu_tier_matches_reference(tier, dtype, shape, seed):
@@ -38,7 +38,7 @@ def test_relu_tier_matches_reference(tier, dtype, shape, seed):
         np.testing.assert_array_equal(got, expected, err_msg=f"{tier} {op}")
 
 
-@pytest.mark.parametrize("tier", skip_if_none(common_tiers(RELU)))
+@pytest.mark.parametrize("tier", tier_params(*RELU))
 def test_relu_known_values(tier):
     """torch.relu: NaN stays NaN; the gradient is 0 at x <= 0 (x = 0 included) and at NaN."""
     x = np.array([-2.0, -0.0, 0.0, 3.0, np.nan, np.inf, -np.inf])
@@ -51,8 +51,7 @@ def test_relu_known_values(tier):
 def test_relu_sizes_across_parallel_chunks():
     """Sizes around the numba tier's chunk length and its serial limit (last chunk partial,
     exactly full, one more; the serial path and the parallel one)."""
-    if "numba" not in kernels.tiers_of("relu_forward") or TINY:
-        pytest.skip("needs the numba tier")
+    require_tier("numba", *RELU)
     from aecore.kernels.activation import _CHUNK
     from aecore.kernels.compile import SERIAL_MAX_VALUES
     for size in (_CHUNK - 1, _CHUNK, 2 * _CHUNK + 1, SERIAL_MAX_VALUES, SERIAL_MAX_VALUES + 1, 5 * _CHUNK + 7):
@@ -61,16 +60,14 @@ def test_relu_sizes_across_parallel_chunks():
         np.testing.assert_array_equal(call("relu_backward", "numba", x, x), call("relu_backward", "ref", x, x))
 
 
-def test_graph_relu_uses_the_registry():
+@pytest.mark.parametrize("tier", tier_params(*RELU, cpu_only=True))
+def test_graph_relu_uses_the_registry(tier):
     """ae.relu runs the relu kernels (the forced tier is the one recorded), forward and backward."""
     x = ae.tensor(np.array([[-1.0, 2.0], [0.5, -3.0]]), requires_grad=True)
-    for tier in kernels.tiers_of("relu_forward"):
-        if tier == "cuda":
-            continue
-        with kernels.use_tier(tier):
-            y = ae.relu(x)
-            assert y.creator.tier == tier
-            x.grad = None
-            y.sum().backward()
-        np.testing.assert_array_equal(y.data, [[0, 2], [0.5, 0]])
-        np.testing.assert_array_equal(x.grad, [[0, 1], [1, 0]])
+    with kernels.use_tier(tier):
+        y = ae.relu(x)
+        assert y.creator.tier == tier
+        x.grad = None
+        y.sum().backward()
+    np.testing.assert_array_equal(y.data, [[0, 2], [0.5, 0]])
+    np.testing.assert_array_equal(x.grad, [[0, 1], [1, 0]])

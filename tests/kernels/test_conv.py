@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from aecore.kernels import geometry
 from strategies import conv2d_cases, conv_transpose2d_cases
-from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
+from tiers import run_tier as call, run_twice, tier_params, tiny_shapes
 
 TINY = tiny_shapes()
 DTYPES = [np.float32, np.float64]
@@ -22,10 +22,6 @@ CONVT = ("conv_transpose2d_forward", "conv_transpose2d_backward_input",
 examples = settings(deadline=None)
 few_examples = settings(deadline=None, max_examples=max(1, min(15, settings.default.max_examples // 2)))
 seeds = st.integers(0, 2**32 - 1)
-
-
-def tiers_of_all(ops, compiled_only=False):
-    return skip_if_none(common_tiers(ops, compiled_only))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -147,7 +143,7 @@ FAMILIES = {"conv2d": (CONV, conv2d_cases(), conv_arrays),
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT, compiled_only=True))
+@pytest.mark.parametrize("tier", tier_params(*CONV, *CONVT, compiled_only=True))
 @examples
 @given(data=st.data(), seed=seeds, with_bias=st.booleans())
 def test_tier_matches_reference(tier, family, dtype, data, seed, with_bias):
@@ -156,7 +152,7 @@ def test_tier_matches_reference(tier, family, dtype, data, seed, with_bias):
     check_tier(ops, tier, x, w, b, grad_y, geom, dtype)
 
 
-@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT, compiled_only=True))
+@pytest.mark.parametrize("tier", tier_params(*CONV, *CONVT, compiled_only=True))
 def test_classic_cae_shapes_match_reference(tier):
     """The shapes the benchmarks time (smaller batch): 'same' 3x3 convs and a stride-2
     transposed conv, whose numba paths (4-channel blocks, image blocks) tiny draws miss."""
@@ -182,7 +178,7 @@ def test_classic_cae_shapes_match_reference(tier):
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("kernel", [3, 4])
-@pytest.mark.parametrize("tier", tiers_of_all(CONV, compiled_only=True))
+@pytest.mark.parametrize("tier", tier_params(*CONV, compiled_only=True))
 def test_channel_blocks_match_reference(tier, kernel, stride, dtype):
     """Channel counts that hit every register block of the compiled loops (8, 4 and 1 channels
     per pass: 13 = 8 + 4 + 1; 9 input channels fill one 9-wide Winograd group and spill into
@@ -199,7 +195,7 @@ def test_channel_blocks_match_reference(tier, kernel, stride, dtype):
         check_tier(CONV, tier, x, w, rng.standard_normal(c_out).astype(dtype), grad_y, geom, dtype)
 
 
-@pytest.mark.parametrize("tier", tiers_of_all(("conv2d_backward_bias",), compiled_only=True))
+@pytest.mark.parametrize("tier", tier_params("conv2d_backward_bias", compiled_only=True))
 def test_bias_gradient_on_both_sides_of_the_serial_limit(tier):
     """The numba tier sums small gradients on the calling thread and large ones in parallel
     image blocks: both paths, with a batch that does not split evenly into the blocks."""
@@ -277,7 +273,7 @@ def check_finite_differences(ops, tier, x, w, b, grad_y, geom, seed):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT))
+@pytest.mark.parametrize("tier", tier_params(*CONV, *CONVT))
 @few_examples
 @given(data=st.data(), seed=st.integers(0, 2**31))
 def test_backward_finite_differences(tier, family, data, seed):
@@ -347,9 +343,10 @@ def test_conv_transpose2d_geometry_shape_errors(x_shape, w_shape, b_shape, name)
         geometry.conv_transpose2d_geometry(x_shape, w_shape, b_shape=b_shape)
 
 
-@pytest.mark.parametrize("tier", tiers_of_all(CONV + CONVT))
+@pytest.mark.parametrize("tier", tier_params(*CONV, *CONVT))
 def test_backward_passes_are_deterministic(tier):
-    """The same inputs give bit-identical gradients run after run (no atomics, fixed order)."""
+    """The same inputs give bit-identical gradients run after run (no atomics, fixed order),
+    whatever the thread count, the inputs' alignment and the scratch memory's old contents."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 3, 5, 5) if TINY else (3, 4, 9, 9)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3) if TINY else (5, 4, 3, 3)).astype(np.float32)
@@ -357,12 +354,12 @@ def test_backward_passes_are_deterministic(tier):
     grad_y = rng.standard_normal((x.shape[0], w.shape[0], geom["out_h"], geom["out_w"])).astype(np.float32)
     for op, args in (("conv2d_backward_input", (grad_y, w, geom)),
                      ("conv2d_backward_weight", (grad_y, x, geom))):
-        first, second = call(op, tier, *args), call(op, tier, *args)
+        first, second = run_twice(op, tier, *args)
         assert first.tobytes() == second.tobytes(), op
     # the same arrays as a transposed conv: input grad_y (N, Cout, oh, ow), weight w read as (Cin_t, Cout_t, kH, kW)
     tgeom = geometry.conv_transpose2d_geometry(grad_y.shape, w.shape, stride=2, padding=1)
     out = rng.standard_normal((x.shape[0], w.shape[1], tgeom["out_h"], tgeom["out_w"])).astype(np.float32)
     for op, args in (("conv_transpose2d_backward_input", (out, w, tgeom)),
                      ("conv_transpose2d_backward_weight", (out, grad_y, tgeom))):
-        first, second = call(op, tier, *args), call(op, tier, *args)
+        first, second = run_twice(op, tier, *args)
         assert first.tobytes() == second.tobytes(), op

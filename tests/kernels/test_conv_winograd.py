@@ -16,14 +16,11 @@ from hypothesis import strategies as st
 
 from aecore import kernels
 from aecore.kernels import conv2d, geometry
+from aecore.kernels.conv2d import winograd
+from tiers import require_tier, run_tier
 
-if not conv2d.NUMBA_TIER:
-    pytest.skip("the Winograd path is part of the numba tier", allow_module_level=True)
-
-from tiers import run_tier, tiny_shapes  # noqa: E402
-
-if tiny_shapes():
-    pytest.skip("a CPU path: not run in the CUDA simulator process", allow_module_level=True)
+# A CPU path: skipped without Numba and in the CUDA simulator's process (which checks only cuda).
+require_tier("numba", "conv2d_forward", reason="the Winograd path is part of the numba tier")
 
 TOL = {np.float32: dict(rtol=1e-4, atol=1e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 examples = settings(deadline=None)
@@ -124,10 +121,10 @@ def test_pack_writes_every_value(n, c, h, w, top, left):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c, h, w)).astype(np.float32)
     tile_rows, tile_cols = -(-(h + 2 * top - 2) // 2), -(-(w + 2 * left - 2) // 2)
-    nb = conv2d._WINO_IMAGES
+    nb = winograd._WINO_IMAGES
     blocks = -(-n // nb)
     xq = np.full((blocks, c, 2 * tile_rows + 2, 2, tile_cols + 1, nb), np.nan, np.float32)
-    conv2d._wino_pack_loops(x, xq, top, left)
+    winograd._wino_pack_loops(x, xq, top, left)
     # expected[blk, c, r, k, q, j] = padded x[blk*NB + j, c, r, 2q + k] (0 outside x)
     rows, cols = xq.shape[2], 2 * xq.shape[4]
     padded = np.zeros((blocks * nb, c, rows, cols), np.float32)

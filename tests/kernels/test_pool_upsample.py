@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from aecore.kernels import geometry, implementations
 from strategies import pool_cases, upsample_cases
-from tiers import common_tiers, run_tier as call, skip_if_none, tiny_shapes
+from tiers import run_tier as call, run_twice, tier_params, tiny_shapes
 
 TINY = tiny_shapes()
 DTYPES = [np.float32, np.float64]
@@ -20,14 +20,6 @@ TOL = {np.float32: dict(rtol=1e-4, atol=1e-5), np.float64: dict(rtol=1e-10, atol
 POOL_OPS = ("max_pool2d_forward", "max_pool2d_backward")
 UPSAMPLE_OPS = tuple(f"upsample_{mode}_{kind}" for mode in ("nearest", "bilinear")
                      for kind in ("forward", "backward"))
-
-
-def all_tiers(*ops):
-    return common_tiers(ops)
-
-
-def compiled(*ops):
-    return common_tiers(ops, compiled_only=True)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,7 +154,7 @@ def brute_upsample_backward(grad_y, geom):
 # ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("tier", skip_if_none(compiled(*POOL_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*POOL_OPS, compiled_only=True))
 @examples
 @given(case=pool_cases(), seed=seeds, ties=st.booleans())
 def test_max_pool_tier_matches_reference(tier, dtype, case, seed, ties):
@@ -204,7 +196,7 @@ def test_max_pool_reference_matches_brute_force(case, seed, ties):
                                brute_max_pool_backward(grad_y, argmax, geom), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("tier", skip_if_none(all_tiers(*POOL_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*POOL_OPS))
 @few_examples
 @given(case=pool_cases(), seed=seeds)
 def test_max_pool_backward_finite_differences(tier, case, seed):
@@ -226,7 +218,7 @@ def test_max_pool_backward_finite_differences(tier, case, seed):
         assert abs(numeric - np.sum(grad_x * direction)) <= 1e-7 * (1 + abs(numeric))
 
 
-@pytest.mark.parametrize("tier", skip_if_none(all_tiers(*POOL_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*POOL_OPS))
 @pytest.mark.parametrize("kwargs", [
     dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1), dict(kernel_size=3, stride=2, padding=1, ceil_mode=True),
     dict(kernel_size=(2, 3), stride=(1, 2), padding="same"), dict(kernel_size=2, padding=1)],
@@ -248,7 +240,7 @@ def test_max_pool_ties_go_to_first_element(tier, kwargs):
     np.testing.assert_array_equal(grad_x, expected)
 
 
-@pytest.mark.parametrize("tier", skip_if_none(all_tiers("max_pool2d_forward")))
+@pytest.mark.parametrize("tier", tier_params("max_pool2d_forward"))
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
 def test_max_pool_nan_propagates(tier, dtype):
     x = np.arange(16, dtype=dtype).reshape(1, 1, 4, 4)
@@ -263,7 +255,7 @@ def test_max_pool_nan_propagates(tier, dtype):
     assert y[0, 0, 1, 0] == 13 and argmax[0, 0, 1, 0] == 13
 
 
-@pytest.mark.parametrize("tier", skip_if_none(compiled("max_pool2d_forward")))
+@pytest.mark.parametrize("tier", tier_params("max_pool2d_forward", compiled_only=True))
 @pytest.mark.parametrize("size, padding", [(28, "same"), (7, "same"), (11, 1), (10, 0)])
 def test_max_pool_2x2_fast_rows_match_reference(tier, size, padding):
     """2x2 / stride-2 pooling, which the numba tier runs through its vectorized inner-window
@@ -280,7 +272,7 @@ def test_max_pool_2x2_fast_rows_match_reference(tier, size, padding):
     np.testing.assert_array_equal(argmax, argmax_ref)
 
 
-@pytest.mark.parametrize("tier", skip_if_none(all_tiers(*POOL_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*POOL_OPS))
 def test_max_pool_backward_is_deterministic(tier):
     rng = np.random.default_rng(0)
     shape = (2, 2, 5, 5) if TINY else (3, 4, 9, 9)
@@ -288,8 +280,7 @@ def test_max_pool_backward_is_deterministic(tier):
     x = rng.integers(-1, 2, size=shape).astype(np.float32)  # many ties: shared winners
     _, argmax = call("max_pool2d_forward", tier, x, geom)
     grad_y = rng.standard_normal(argmax.shape).astype(np.float32)
-    first = call("max_pool2d_backward", tier, grad_y, argmax, geom)
-    second = call("max_pool2d_backward", tier, grad_y, argmax, geom)
+    first, second = run_twice("max_pool2d_backward", tier, grad_y, argmax, geom)
     assert first.tobytes() == second.tobytes()
 
 
@@ -328,7 +319,7 @@ def test_max_pool_geometry_errors(kwargs, name):
 # ------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
-@pytest.mark.parametrize("tier", skip_if_none(compiled(*UPSAMPLE_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*UPSAMPLE_OPS, compiled_only=True))
 @examples
 @given(case=upsample_cases(), seed=seeds)
 def test_upsample_tier_matches_reference(tier, dtype, case, seed):
@@ -367,7 +358,7 @@ def test_upsample_reference_matches_brute_force(case, seed):
                                brute_upsample_backward(grad_y, geom), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("tier", skip_if_none(all_tiers(*UPSAMPLE_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*UPSAMPLE_OPS))
 @few_examples
 @given(case=upsample_cases(), seed=seeds)
 def test_upsample_backward_finite_differences(tier, case, seed):
@@ -392,7 +383,7 @@ def test_upsample_backward_finite_differences(tier, case, seed):
         assert abs(adjoint - analytic) <= 1e-10 * (1 + abs(analytic))
 
 
-@pytest.mark.parametrize("tier", skip_if_none(all_tiers(*UPSAMPLE_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*UPSAMPLE_OPS))
 @pytest.mark.parametrize("mode, kwargs", [
     ("nearest", dict(scale_factor=0.4)), ("nearest", dict(size=(9, 4))),
     ("bilinear", dict(scale_factor=0.3, align_corners=False)), ("bilinear", dict(size=(11, 3), align_corners=True)),
@@ -402,12 +393,11 @@ def test_upsample_backward_is_deterministic(tier, mode, kwargs):
     shape = (2, 2, 5, 5) if TINY else (3, 4, 9, 9)
     geom = geometry.interpolate_geometry(shape, mode=mode, **kwargs)
     grad_y = rng.standard_normal((shape[0], shape[1], geom["out_h"], geom["out_w"])).astype(np.float32)
-    first = call(f"upsample_{mode}_backward", tier, grad_y, geom)
-    second = call(f"upsample_{mode}_backward", tier, grad_y, geom)
+    first, second = run_twice(f"upsample_{mode}_backward", tier, grad_y, geom)
     assert first.tobytes() == second.tobytes()
 
 
-@pytest.mark.parametrize("tier", skip_if_none(all_tiers(*UPSAMPLE_OPS)))
+@pytest.mark.parametrize("tier", tier_params(*UPSAMPLE_OPS))
 def test_upsample_known_values(tier):
     x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
     near = geometry.interpolate_geometry(x.shape, scale_factor=2, mode="nearest")

@@ -8,7 +8,7 @@ import pytest
 from aecore import kernels
 from aecore.kernels import geometry
 from sample_calls import sample_calls
-from tiers import on_gpu_arrays, skip_if_none, tiers_to_test
+from tiers import on_tier, skip_if_none, tier_params, tiers_to_test
 
 CALLS = dict(sample_calls(np.float32))
 CASES = [(op, tier) for op in sorted(CALLS) for tier in tiers_to_test(op)]
@@ -18,14 +18,6 @@ ANY_4D = {"conv2d_backward_bias"}                 # any (N, C, H, W)
 
 def test_every_registered_op_has_a_sample_call():
     assert set(kernels.ops()) == set(CALLS)
-
-
-def _on(tier, args):
-    """args as the tier takes them, and that tier's array module."""
-    if not on_gpu_arrays(tier):
-        return list(args), np
-    import cupy
-    return [cupy.asarray(a) if isinstance(a, np.ndarray) else a for a in args], cupy
 
 
 def _arrays(args, xp):
@@ -48,7 +40,7 @@ def _refused(op, tier, args, *words):
 
 @pytest.mark.parametrize("op, tier", skip_if_none(CASES))
 def test_a_valid_call_passes(op, tier):
-    args, _ = _on(tier, CALLS[op])
+    args, _ = on_tier(tier, CALLS[op])
     kernels.implementations(op)[tier](*args)
 
 
@@ -56,7 +48,7 @@ def test_a_valid_call_passes(op, tier):
 def test_a_wrong_shape_is_refused(op, tier):
     if op in NO_SHAPE_RULE:
         pytest.skip(f"{op} takes any shape")
-    args, xp = _on(tier, CALLS[op])
+    args, xp = on_tier(tier, CALLS[op])
     for i in _arrays(args, xp):
         a = args[i]
         if op in ANY_4D:
@@ -68,7 +60,7 @@ def test_a_wrong_shape_is_refused(op, tier):
 
 @pytest.mark.parametrize("op, tier", skip_if_none(CASES))
 def test_a_wrong_dtype_is_refused(op, tier):
-    args, xp = _on(tier, CALLS[op])
+    args, xp = on_tier(tier, CALLS[op])
     floats = [i for i in _arrays(args, xp) if args[i].dtype.kind == "f"]
     for i in _arrays(args, xp):
         a = args[i]
@@ -81,7 +73,7 @@ def test_a_wrong_dtype_is_refused(op, tier):
 
 @pytest.mark.parametrize("op, tier", skip_if_none(CASES))
 def test_a_non_contiguous_array_is_refused(op, tier):
-    args, xp = _on(tier, CALLS[op])
+    args, xp = on_tier(tier, CALLS[op])
     for i in _arrays(args, xp):
         a = args[i]
         bad = xp.asfortranarray(a) if a.ndim > 1 else xp.repeat(a, 2)[::2]
@@ -91,27 +83,27 @@ def test_a_non_contiguous_array_is_refused(op, tier):
 
 @pytest.mark.parametrize("op, tier", skip_if_none(CASES))
 def test_dispatch_returns_the_checked_kernel(op, tier):
-    args, xp = _on(tier, CALLS[op])
+    args, xp = on_tier(tier, CALLS[op])
     with kernels.use_tier(tier):
         _, function = kernels.dispatch(op, args[0])
     with pytest.raises(ValueError, match=op):
         function(*_replaced(args, 0, args[0].astype(np.float16)))
 
 
-POOL_TIERS = skip_if_none(tiers_to_test("max_pool2d_forward"))
+POOL_TIERS = tier_params("max_pool2d_forward")
 
 
 @pytest.mark.parametrize("tier", POOL_TIERS)
 def test_max_pool_with_the_geometry_of_another_shape_is_refused(tier):
     """The reported case: numba's max-pool read far outside x (values up to 3.5e36)."""
     geom = geometry.max_pool2d_geometry((1, 1, 8, 8), 2)
-    (x,), _ = _on(tier, [np.ones((1, 1, 4, 4), np.float32)])
+    (x,), _ = on_tier(tier, [np.ones((1, 1, 4, 4), np.float32)])
     _refused("max_pool2d_forward", tier, [x, geom], "x", "(1, 1, 8, 8)", "(1, 1, 4, 4)")
 
 
 @pytest.mark.parametrize("tier", POOL_TIERS)
 def test_a_geometry_that_does_not_hold_together_is_refused(tier):
-    (x,), _ = _on(tier, [np.ones((1, 1, 4, 4), np.float32)])
+    (x,), _ = on_tier(tier, [np.ones((1, 1, 4, 4), np.float32)])
     geom = dict(geometry.max_pool2d_geometry(x.shape, 2), out_h=5)    # windows past the input
     _refused("max_pool2d_forward", tier, [x, geom], "geom", "out_h")
     geom = dict(geometry.max_pool2d_geometry(x.shape, 2), stride_w=0)
@@ -142,7 +134,7 @@ def test_max_pool_backward_never_follows_an_argmax_outside_the_plane(tier, bad_i
     _, argmax = kernels.implementations("max_pool2d_forward")["ref"](x, geom)
     argmax = np.array(argmax)
     argmax[0, 1, 2, 3] = bad_index
-    (grad_y, argmax), xp = _on(tier, [grad_y, argmax])
+    (grad_y, argmax), xp = on_tier(tier, [grad_y, argmax])
     run = kernels.implementations("max_pool2d_backward")[tier]
     try:
         grad_x = run(grad_y, argmax, geom)

@@ -10,8 +10,11 @@ from aecore.models import build_model, evaluate
 
 @pytest.fixture(scope="module")
 def digits():
-    images, _ = synthetic_digits(256, seed=1)
-    return images
+    """(training images, held-out images): 256 to train on, 96 others to evaluate on."""
+    images, _ = synthetic_digits(256 + 96, seed=1)
+    training, held_out = images[96:], images[:96]
+    assert not {image.tobytes() for image in training} & {image.tobytes() for image in held_out}
+    return training, held_out
 
 
 def train(model, images, steps=30, lr=1e-2, batch_size=32):
@@ -40,9 +43,9 @@ def train(model, images, steps=30, lr=1e-2, batch_size=32):
 def test_training_lowers_the_loss(digits, kind, options):
     ae.manual_seed(0)
     model = build_model(kind, **options)
-    held_out = digits[:96]
+    training, held_out = digits
     before = evaluate(model, held_out)
-    losses = train(model, digits)
+    losses = train(model, training)
     after = evaluate(model, held_out)
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
     key = "nelbo" if kind == "vae" else "bce"

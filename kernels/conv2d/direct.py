@@ -1,0 +1,582 @@
+"""conv2d numba tier, the direct loops: packed channel-major buffers, contiguous inner loops.
+
+Layout. The input is copied once ("packed") into a zero-padded, channel-major buffer
+    buf: (Cin, sH, sW, N, Hq, Wq) + slack,  buf[c, ry, rx, n, a, q] = xpad[n, c, a*sH + ry, q*sW + rx]
+so that, per input channel and stride phase, the padded images of the whole batch lie end to end.
+Every kernel tap (ky, kx) is then ONE contiguous slice of it (offset (ky//sH)*Wq + kx//sW in phase
+(ky%sH, kx%sW)), and the output of a block of B images is computed at every position of the
+flattened padded plane -- the few positions outside (outH, outW) are junk that the final copy
+skips. Why: the innermost loop runs over B*Hq*Wq contiguous values (about 2000) instead of over
+outW (14), so LLVM's vector loop does the work rather than its scalar remainder.
+
+    gather_into(...)        conv2d forward: per pass, 4 output channels x 9 taps (rows4_taps9), a
+                            whole 3x3 kernel of one input channel, so each accumulator row is read
+                            and written once per input channel; fastmath "contract" makes FMAs
+    scatter_by_phases(...)  the transposed conv (conv_transpose2d forward, conv2d's input gradient)
+                            as sH*sW stride-1 conv2d's, one per output phase, with flipped
+                            sub-kernels: no scatter, no atomics
+    weight_numba(...)       the weight gradient: one parallel task per chunk of positions that
+                            stays in L2, reducing 8 (or 4, or 1) rows of g against 3 taps of x per
+                            pass; fastmath "reassoc" vectorizes the reductions (the sum order
+                            changes; the result is deterministic)
+    bias_backward_numba(g)  the bias gradient in one parallel pass
+
+Inner loops index slices (`xr = buf[base:base+L]; xr[p]`), never `buf[base + p]`: Numba's
+negative-index wraparound on a computed index keeps LLVM from vectorizing. Each parallel loop is
+a one-line prange over tasks calling a serial "task" function: Numba's parfor passes are slow on
+big loop bodies. winograd.py reuses rows4_taps9 / rows1_taps9; this module imports nothing from it.
+Figures and what was tried: kernels/NOTES.md, "conv2d".
+"""
+
+import numpy as np
+
+from .. import memory
+from ..compile import SERIAL_MAX_VALUES, cpu_kernel, cpu_kernel_serial, prange
+from .reference import bias_backward_ref, bias_or_zeros
+
+# Inner-loop targets: about 2048 positions per pass keeps the 4 accumulator rows (32 KiB in
+# float32) in L1; lengths are rounded up to ROUND so the vector loop has no scalar remainder.
+_POSITIONS_PER_PASS = 2048
+_ROUND = 32
+_L2_VALUES = 1 << 18     # values per weight-gradient chunk (1 MiB in float32)
+_FMA = {"contract"}
+_FMA_REDUCE = {"contract", "reassoc"}
+
+
+# ----------------------------------------------------------------------------------------------
+# packing: x (N, C, H, W) -> buf (C, sH, sW, N, Hq, Wq), zero-padded
+# ----------------------------------------------------------------------------------------------
+
+def pack_task(task, x, buf, top, left, sh, sw, hq, wq):
+    # x: (N, C, H, W) -> buf: flat (C, sH, sW, N, Hq, Wq) + slack, with
+    # buf[c, ry, rx, n, a, q] = x[n, c, a*sH + ry - top, q*sW + rx - left] (0 outside x)
+    n_, c_, h, w = x.shape
+    plane = hq * wq
+    c = task // n_
+    n = task - c * n_
+    for ry in range(sh):
+        for rx in range(sw):
+            base = ((c * sh + ry) * sw + rx) * n_ * plane + n * plane
+            # columns q in [q0, q1) come from x (col = q*sW + rx - left in [0, W)), the rest are 0:
+            # the bounds are found once, so the copy loop has no branch and vectorizes
+            q0 = min(max(0, -((rx - left) // sw)), wq)
+            q1 = max(min(wq, (w - 1 - rx + left) // sw + 1), q0)
+            for a in range(hq):
+                r = a * sh + ry - top
+                row = buf[base + a * wq:base + (a + 1) * wq]
+                if r < 0 or r >= h:
+                    row[:] = 0
+                else:
+                    row[:q0] = 0
+                    row[q1:] = 0
+                    src = x[n, c, r]
+                    if sw == 1:       # unit stride: slices of both rows, a loop LLVM vectorizes
+                        dst, first = row[q0:q1], src[q0 + rx - left:q1 + rx - left]
+                        for q in range(q1 - q0):
+                            dst[q] = first[q]
+                    else:
+                        for q in range(q0, q1):
+                            row[q] = src[q * sw + rx - left]
+
+
+_pack_task = cpu_kernel_serial(pack_task)
+
+
+def pack_loops(x, buf, top, left, sh, sw, hq, wq):
+    for task in prange(x.shape[0] * x.shape[1]):            # (channel, image)
+        _pack_task(task, x, buf, top, left, sh, sw, hq, wq)
+
+
+_pack_loops = cpu_kernel(pack_loops)
+
+
+def pack(x, top, left, stride, hq, wq):
+    """Packed, zero-padded, channel-major copy of x (see the module docstring) with slack at the end.
+
+    x: (N, C, H, W) -> flat (C*sH*sW*N*Hq*Wq + Hq*Wq + ROUND,), the slack zeroed.
+    """
+    sh, sw = stride
+    n_, c_ = x.shape[0], x.shape[1]
+    size = c_ * sh * sw * n_ * hq * wq
+    buf = memory.empty(size + hq * wq + _ROUND, x.dtype)
+    buf[size:] = 0
+    _pack_loops(np.ascontiguousarray(x), buf, top, left, sh, sw, hq, wq)
+    return buf
+
+
+# ----------------------------------------------------------------------------------------------
+# forward (gather): y (N, Cout, outH, outW) from buf and w (Cout, Cin, kH, kW)
+# ----------------------------------------------------------------------------------------------
+
+def rows4_taps9(acc, buf, offs, wt, length):
+    # 4 output channels x 9 taps: acc[c, p] += sum_t wt[c, t] * buf[offs[t] + p]
+    # acc: (4, >= length); offs: (9,) where each tap's slice of the packed input starts;
+    # wt: (4, 9), 0 for a missing tap. Nine taps per pass (a whole 3x3 kernel of one input
+    # channel) load and store each accumulator once per 36 multiply-adds.
+    a0, a1, a2, a3 = acc[0], acc[1], acc[2], acc[3]
+    x0, x1, x2 = buf[offs[0]:offs[0] + length], buf[offs[1]:offs[1] + length], buf[offs[2]:offs[2] + length]
+    x3, x4, x5 = buf[offs[3]:offs[3] + length], buf[offs[4]:offs[4] + length], buf[offs[5]:offs[5] + length]
+    x6, x7, x8 = buf[offs[6]:offs[6] + length], buf[offs[7]:offs[7] + length], buf[offs[8]:offs[8] + length]
+    u0, u1, u2, u3, u4, u5, u6, u7, u8 = wt[0, 0], wt[0, 1], wt[0, 2], wt[0, 3], wt[0, 4], wt[0, 5], wt[0, 6], wt[0, 7], wt[0, 8]
+    v0, v1, v2, v3, v4, v5, v6, v7, v8 = wt[1, 0], wt[1, 1], wt[1, 2], wt[1, 3], wt[1, 4], wt[1, 5], wt[1, 6], wt[1, 7], wt[1, 8]
+    s0, s1, s2, s3, s4, s5, s6, s7, s8 = wt[2, 0], wt[2, 1], wt[2, 2], wt[2, 3], wt[2, 4], wt[2, 5], wt[2, 6], wt[2, 7], wt[2, 8]
+    t0, t1, t2, t3, t4, t5, t6, t7, t8 = wt[3, 0], wt[3, 1], wt[3, 2], wt[3, 3], wt[3, 4], wt[3, 5], wt[3, 6], wt[3, 7], wt[3, 8]
+    for p in range(length):
+        e0, e1, e2, e3, e4, e5, e6, e7, e8 = x0[p], x1[p], x2[p], x3[p], x4[p], x5[p], x6[p], x7[p], x8[p]
+        a0[p] += u0 * e0 + u1 * e1 + u2 * e2 + u3 * e3 + u4 * e4 + u5 * e5 + u6 * e6 + u7 * e7 + u8 * e8
+        a1[p] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3 + v4 * e4 + v5 * e5 + v6 * e6 + v7 * e7 + v8 * e8
+        a2[p] += s0 * e0 + s1 * e1 + s2 * e2 + s3 * e3 + s4 * e4 + s5 * e5 + s6 * e6 + s7 * e7 + s8 * e8
+        a3[p] += t0 * e0 + t1 * e1 + t2 * e2 + t3 * e3 + t4 * e4 + t5 * e5 + t6 * e6 + t7 * e7 + t8 * e8
+
+
+_rows4_taps9 = cpu_kernel_serial(rows4_taps9, fastmath=_FMA)
+
+
+def rows1_taps9(a0, buf, offs, wt, c, length):
+    # one output channel x 9 taps (the channels left over when Cout is not a multiple of 4)
+    x0, x1, x2 = buf[offs[0]:offs[0] + length], buf[offs[1]:offs[1] + length], buf[offs[2]:offs[2] + length]
+    x3, x4, x5 = buf[offs[3]:offs[3] + length], buf[offs[4]:offs[4] + length], buf[offs[5]:offs[5] + length]
+    x6, x7, x8 = buf[offs[6]:offs[6] + length], buf[offs[7]:offs[7] + length], buf[offs[8]:offs[8] + length]
+    u0, u1, u2, u3, u4, u5, u6, u7, u8 = wt[c, 0], wt[c, 1], wt[c, 2], wt[c, 3], wt[c, 4], wt[c, 5], wt[c, 6], wt[c, 7], wt[c, 8]
+    for p in range(length):
+        a0[p] += (u0 * x0[p] + u1 * x1[p] + u2 * x2[p] + u3 * x3[p] + u4 * x4[p] + u5 * x5[p]
+                  + u6 * x6[p] + u7 * x7[p] + u8 * x8[p])
+
+
+_rows1_taps9 = cpu_kernel_serial(rows1_taps9, fastmath=_FMA)
+
+
+def add_bias_row(dst, src, bias):
+    # dst[i] = src[i] + bias: one output row, from the accumulator to y
+    for i in range(src.shape[0]):
+        dst[i] = src[i] + bias
+
+
+_add_bias_row = cpu_kernel_serial(add_bias_row)
+
+
+def gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
+                out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
+    # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; w: (Cout, Cin, kH, kW); b: (Cout,)
+    # y: flat output (N, Cout, y_rows, y_cols); result (oy, ox) goes to
+    # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step) (transposed conv phases use the steps).
+    # One task = (a block of images, 4 output channels).
+    c_out, c_in, k_h, k_w = w.shape
+    plane = hq * wq
+    c_blocks = (c_out + 3) // 4
+    nb = task // c_blocks
+    c0 = (task - nb * c_blocks) * 4
+    n0 = nb * block
+    images = min(block, n_ - n0)
+    length = -(-(images * plane) // _ROUND) * _ROUND
+    acc = np.zeros((4, length), y.dtype)
+    channels = min(4, c_out - c0)
+    # The taps (ci, ky, kx), in order, are taken 9 at a time, across kernel rows and input
+    # channels: a 3x3 kernel costs 1 pass per input channel, and so do the 2x2 + 2x1 + 1x2 + 1x1
+    # stride-phase sub-kernels of a stride-2 transposed conv together. A missing tap reads the
+    # start of buf with weight 0.
+    wt = np.zeros((4, 9), y.dtype)
+    offs = np.zeros(9, np.int64)
+    taps = c_in * k_h * k_w
+    for first in range(0, taps, 9):
+        for t in range(9):
+            tap = first + t
+            offs[t] = 0
+            for c in range(4):
+                wt[c, t] = 0
+            if tap < taps:
+                ci = tap // (k_h * k_w)
+                ky = (tap // k_w) % k_h
+                kx = tap % k_w
+                offs[t] = (((ci * sh + ky % sh) * sw + kx % sw) * n_ + n0) * plane \
+                    + (ky // sh) * wq + kx // sw
+                for c in range(channels):
+                    wt[c, t] = w[c0 + c, ci, ky, kx]
+        if channels == 4:
+            _rows4_taps9(acc, buf, offs, wt, length)
+        else:
+            for c in range(channels):
+                _rows1_taps9(acc[c], buf, offs, wt, c, length)
+    for c in range(channels):
+        bias = b[c0 + c]
+        for j in range(images):
+            out = ((n0 + j) * c_out + c0 + c) * y_rows
+            for oy in range(out_h):
+                row = (out + y_row0 + oy * y_row_step) * y_cols + y_col0
+                src = acc[c, j * plane + oy * wq:j * plane + oy * wq + out_w]
+                # two calls, so each is compiled for its own layout: the unit-stride one is a
+                # vector loop (a computed index y[row + ox*step] would be a scalar loop)
+                if y_col_step == 1:
+                    _add_bias_row(y[row:row + out_w], src, bias)
+                else:
+                    _add_bias_row(y[row:row + (out_w - 1) * y_col_step + 1:y_col_step], src, bias)
+
+
+_gather_task = cpu_kernel_serial(gather_task, fastmath=_FMA)
+
+
+def gather_loops(buf, w, b, y, n_, sh, sw, hq, wq, block,
+                 out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
+    tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
+    for task in prange(tasks):
+        _gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
+                     out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step)
+
+
+_gather_loops = cpu_kernel(gather_loops)
+
+
+def image_block(n_, plane, c_blocks):
+    """Images per task: about _POSITIONS_PER_PASS positions, but keep >= 8 tasks for 2+ threads."""
+    block = max(1, min(n_, _POSITIONS_PER_PASS // plane))
+    while block > 1 and -(-n_ // block) * c_blocks < 8:
+        block //= 2
+    return block
+
+
+def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), step=(1, 1)):
+    """Run the packed conv2d loops; results land at y[.., offset + i*step] of the flat y.
+
+    y_flat: (N*Cout*y_rows*y_cols,) viewed as y_shape (N, Cout, y_rows, y_cols); x: (N, Cin, H, W);
+    w: (Cout, Cin, kH, kW); out_hw: the (rows, cols) computed.
+    """
+    sh, sw = stride
+    k_h, k_w = w.shape[2], w.shape[3]
+    oh, ow = out_hw
+    hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
+    buf = pack(x, pads[0], pads[1], stride, hq, wq)
+    w = np.ascontiguousarray(w, dtype=x.dtype)
+    b = bias_or_zeros(np, b, w.shape[0], x.dtype)
+    n_ = x.shape[0]
+    block = image_block(n_, hq * wq, (w.shape[0] + 3) // 4)
+    _gather_loops(buf, w, b, y_flat, n_, sh, sw, hq, wq, block, oh, ow,
+                  y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1])
+
+
+# ----------------------------------------------------------------------------------------------
+# transposed conv (scatter) as stride-1 gathers, one per output phase
+# ----------------------------------------------------------------------------------------------
+
+def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into):
+    """Transposed conv as sH*sW stride-1 conv2d's, one per output phase (no scatter at all).
+
+    x: (N, Cin, H, W), w: (Cin, Cout, kH, kW) -> y: (N, Cout, out_hw). Full-result row
+    fy = oy + top = iy*sH + ky.  Output rows with fy % sH == ry only meet taps
+    ky = ry + sH*j, at input rows iy = fy//sH - j: a stride-1 correlation of x with the
+    flipped sub-kernel w[:, :, ry::sH][..., ::-1], written to every sH-th output row.
+    Each phase runs through `conv_into` (gather_into's signature): the direct loops here; the
+    tier passes its own, which takes Winograd where that pays (at stride 1 the single phase is
+    a plain conv2d with the flipped kernel).
+    """
+    sh, sw = stride
+    top, left = pads
+    c_out = w.shape[1]
+    oh, ow = out_hw
+    y = memory.empty((x.shape[0], c_out, oh, ow), x.dtype)
+    y_flat = y.reshape(-1)
+    for ry in range(sh):
+        oy0 = (ry - top) % sh            # first output row of this phase
+        rows = -(-(oh - oy0) // sh)
+        for rx in range(sw):
+            ox0 = (rx - left) % sw
+            cols = -(-(ow - ox0) // sw)
+            if rows <= 0 or cols <= 0:
+                continue
+            sub = w[:, :, ry::sh, rx::sw]
+            if sub.shape[2] == 0 or sub.shape[3] == 0:   # kernel < stride: rows get only the bias
+                y[:, :, oy0::sh, ox0::sw] = 0 if b is None else b.reshape(1, -1, 1, 1)
+                continue
+            sub = np.ascontiguousarray(sub[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+            m0, l0 = (oy0 + top - ry) // sh, (ox0 + left - rx) // sw
+            conv_into(y_flat, y.shape, x, sub, b, (1, 1),
+                      (sub.shape[2] - 1 - m0, sub.shape[3] - 1 - l0), (rows, cols),
+                      offset=(oy0, ox0), step=(sh, sw))
+    return y
+
+
+# ----------------------------------------------------------------------------------------------
+# weight gradient: grad_w (A, B, kH, kW) from g (N, A, outH, outW) and x (N, B, H, W)
+# ----------------------------------------------------------------------------------------------
+
+def dots4_taps3(gbuf, g_start, g_stride, x0, x1, x2, gw, c0, ci, ky, kx, length):
+    # 12 dot products in one pass: gw[c0 + c, ci, ky, kx + t] += <g_c, x_t>, c < 4, t < 3,
+    # with g_c = gbuf[g_start + c*g_stride:][:length] (row c0 + c of the packed gradient)
+    g0 = gbuf[g_start:g_start + length]
+    g1 = gbuf[g_start + g_stride:g_start + g_stride + length]
+    g2 = gbuf[g_start + 2 * g_stride:g_start + 2 * g_stride + length]
+    g3 = gbuf[g_start + 3 * g_stride:g_start + 3 * g_stride + length]
+    s00, s01, s02 = gw[c0, ci, ky, kx], gw[c0, ci, ky, kx + 1], gw[c0, ci, ky, kx + 2]
+    s10, s11, s12 = gw[c0 + 1, ci, ky, kx], gw[c0 + 1, ci, ky, kx + 1], gw[c0 + 1, ci, ky, kx + 2]
+    s20, s21, s22 = gw[c0 + 2, ci, ky, kx], gw[c0 + 2, ci, ky, kx + 1], gw[c0 + 2, ci, ky, kx + 2]
+    s30, s31, s32 = gw[c0 + 3, ci, ky, kx], gw[c0 + 3, ci, ky, kx + 1], gw[c0 + 3, ci, ky, kx + 2]
+    for p in range(length):
+        e0 = x0[p]
+        e1 = x1[p]
+        e2 = x2[p]
+        f0 = g0[p]
+        f1 = g1[p]
+        f2 = g2[p]
+        f3 = g3[p]
+        s00 += f0 * e0
+        s01 += f0 * e1
+        s02 += f0 * e2
+        s10 += f1 * e0
+        s11 += f1 * e1
+        s12 += f1 * e2
+        s20 += f2 * e0
+        s21 += f2 * e1
+        s22 += f2 * e2
+        s30 += f3 * e0
+        s31 += f3 * e1
+        s32 += f3 * e2
+    gw[c0, ci, ky, kx], gw[c0, ci, ky, kx + 1], gw[c0, ci, ky, kx + 2] = s00, s01, s02
+    gw[c0 + 1, ci, ky, kx], gw[c0 + 1, ci, ky, kx + 1], gw[c0 + 1, ci, ky, kx + 2] = s10, s11, s12
+    gw[c0 + 2, ci, ky, kx], gw[c0 + 2, ci, ky, kx + 1], gw[c0 + 2, ci, ky, kx + 2] = s20, s21, s22
+    gw[c0 + 3, ci, ky, kx], gw[c0 + 3, ci, ky, kx + 1], gw[c0 + 3, ci, ky, kx + 2] = s30, s31, s32
+
+
+_dots4_taps3 = cpu_kernel_serial(dots4_taps3, fastmath=_FMA_REDUCE)
+
+
+def dots8_taps3(gbuf, g_start, g_stride, x0, x1, x2, gw, c0, ci, ky, kx, length):
+    # 24 dot products in one pass: gw[c0 + c, ci, ky, kx + t] += <g[c], x_t>, c < 8, t < 3
+    # g_c = gbuf[g_start + c*g_stride:][:length]: 8 rows of the packed gradient. 24 accumulators
+    # + 8 + 3 loaded values fit AVX-512's 32 vector registers; each load feeds 3 or 8 FMAs.
+    g0 = gbuf[g_start:g_start + length]
+    g1 = gbuf[g_start + g_stride:g_start + g_stride + length]
+    g2 = gbuf[g_start + 2 * g_stride:g_start + 2 * g_stride + length]
+    g3 = gbuf[g_start + 3 * g_stride:g_start + 3 * g_stride + length]
+    g4 = gbuf[g_start + 4 * g_stride:g_start + 4 * g_stride + length]
+    g5 = gbuf[g_start + 5 * g_stride:g_start + 5 * g_stride + length]
+    g6 = gbuf[g_start + 6 * g_stride:g_start + 6 * g_stride + length]
+    g7 = gbuf[g_start + 7 * g_stride:g_start + 7 * g_stride + length]
+    s00 = s01 = s02 = s10 = s11 = s12 = s20 = s21 = s22 = s30 = s31 = s32 = gw.dtype.type(0)
+    s40 = s41 = s42 = s50 = s51 = s52 = s60 = s61 = s62 = s70 = s71 = s72 = gw.dtype.type(0)
+    for p in range(length):
+        e0 = x0[p]
+        e1 = x1[p]
+        e2 = x2[p]
+        f = g0[p]
+        s00 += f * e0
+        s01 += f * e1
+        s02 += f * e2
+        f = g1[p]
+        s10 += f * e0
+        s11 += f * e1
+        s12 += f * e2
+        f = g2[p]
+        s20 += f * e0
+        s21 += f * e1
+        s22 += f * e2
+        f = g3[p]
+        s30 += f * e0
+        s31 += f * e1
+        s32 += f * e2
+        f = g4[p]
+        s40 += f * e0
+        s41 += f * e1
+        s42 += f * e2
+        f = g5[p]
+        s50 += f * e0
+        s51 += f * e1
+        s52 += f * e2
+        f = g6[p]
+        s60 += f * e0
+        s61 += f * e1
+        s62 += f * e2
+        f = g7[p]
+        s70 += f * e0
+        s71 += f * e1
+        s72 += f * e2
+    sums = ((s00, s01, s02), (s10, s11, s12), (s20, s21, s22), (s30, s31, s32),
+            (s40, s41, s42), (s50, s51, s52), (s60, s61, s62), (s70, s71, s72))
+    for c in range(8):
+        for t in range(3):
+            gw[c0 + c, ci, ky, kx + t] += sums[c][t]
+
+
+_dots8_taps3 = cpu_kernel_serial(dots8_taps3, fastmath=_FMA_REDUCE)
+
+
+def dots8_taps1(gbuf, g_start, g_stride, x0, gw, c0, ci, ky, kx, length):
+    # 8 dot products in one pass: gw[c0 + c, ci, ky, kx] += <g[c], x0>, c < 8: the tap left over
+    # when kW is not a multiple of 3 (the 4x4 kernels of the folded resizes), 9 loads per 8 FMAs.
+    # The 8 row slices are spelled out as in dots8_taps3 (a shared helper returning them as a
+    # tuple was slower: kernels/NOTES.md).
+    g0 = gbuf[g_start:g_start + length]
+    g1 = gbuf[g_start + g_stride:g_start + g_stride + length]
+    g2 = gbuf[g_start + 2 * g_stride:g_start + 2 * g_stride + length]
+    g3 = gbuf[g_start + 3 * g_stride:g_start + 3 * g_stride + length]
+    g4 = gbuf[g_start + 4 * g_stride:g_start + 4 * g_stride + length]
+    g5 = gbuf[g_start + 5 * g_stride:g_start + 5 * g_stride + length]
+    g6 = gbuf[g_start + 6 * g_stride:g_start + 6 * g_stride + length]
+    g7 = gbuf[g_start + 7 * g_stride:g_start + 7 * g_stride + length]
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = gw.dtype.type(0)
+    for p in range(length):
+        e = x0[p]
+        s0 += g0[p] * e
+        s1 += g1[p] * e
+        s2 += g2[p] * e
+        s3 += g3[p] * e
+        s4 += g4[p] * e
+        s5 += g5[p] * e
+        s6 += g6[p] * e
+        s7 += g7[p] * e
+    sums = (s0, s1, s2, s3, s4, s5, s6, s7)
+    for c in range(8):
+        gw[c0 + c, ci, ky, kx] += sums[c]
+
+
+_dots8_taps1 = cpu_kernel_serial(dots8_taps1, fastmath=_FMA_REDUCE)
+
+
+def dots1_taps3(g0, x0, x1, x2, gw, c, ci, ky, kx, length):
+    # 3 dot products in one pass: gw[c, ci, ky, kx + t] += <g0, x_t>, t < 3 (for a g with
+    # fewer than 4 channels left: 4 loads per 3 FMAs instead of 6 with three dot1 passes)
+    s0, s1, s2 = gw[c, ci, ky, kx], gw[c, ci, ky, kx + 1], gw[c, ci, ky, kx + 2]
+    for p in range(length):
+        f = g0[p]
+        s0 += f * x0[p]
+        s1 += f * x1[p]
+        s2 += f * x2[p]
+    gw[c, ci, ky, kx], gw[c, ci, ky, kx + 1], gw[c, ci, ky, kx + 2] = s0, s1, s2
+
+
+_dots1_taps3 = cpu_kernel_serial(dots1_taps3, fastmath=_FMA_REDUCE)
+
+
+def dot1(g0, x0, gw, c, ci, ky, kx, length):
+    s = gw[c, ci, ky, kx]
+    for p in range(length):
+        s += g0[p] * x0[p]
+    gw[c, ci, ky, kx] = s
+
+
+_dot1 = cpu_kernel_serial(dot1, fastmath=_FMA_REDUCE)
+
+
+def weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
+    # gbuf: packed g (A, 1, 1, N, Hq, Wq), zero outside (outH, outW); buf: packed x
+    # (B, sH, sW, N, Hq, Wq) + slack; partial: (tasks, A, B, kH, kW) zeros.
+    # One task = one chunk of positions (of the flattened N*Hq*Wq planes), ALL channel pairs:
+    # the chunk's rows of g and x (A + B*sH*sW rows of `chunk` values) stay in L2 while every
+    # (4 rows of g, 1 channel of x) pair is reduced over them, so g and x are read from memory
+    # once; the partial sums of the chunks are added up afterwards.
+    _, c_out, c_in, k_h, k_w = partial.shape
+    gw = partial[task]
+    total = n_ * hq * wq
+    q0 = task * chunk
+    length = min(chunk, total - q0)
+    c0 = 0
+    while c0 < c_out:
+        # 8 rows of g per pass while there are 8 left, then 4, then one at a time
+        channels = 8 if c_out - c0 >= 8 else min(4, c_out - c0)
+        g_start = c0 * total + q0
+        for ci in range(c_in):
+            for ky in range(k_h):
+                kx = 0
+                while kx < k_w:
+                    taps = 3 if kx + 3 <= k_w else 1
+                    # where tap (ky, kx + t) starts in the packed x: phase plane, then shift
+                    o0 = ((ci * sh + ky % sh) * sw + kx % sw) * total + q0 + (ky // sh) * wq + kx // sw
+                    x0 = buf[o0:o0 + length]
+                    if taps == 3:
+                        o1 = ((ci * sh + ky % sh) * sw + (kx + 1) % sw) * total + q0 \
+                            + (ky // sh) * wq + (kx + 1) // sw
+                        o2 = ((ci * sh + ky % sh) * sw + (kx + 2) % sw) * total + q0 \
+                            + (ky // sh) * wq + (kx + 2) // sw
+                        x1, x2 = buf[o1:o1 + length], buf[o2:o2 + length]
+                        if channels == 8:
+                            _dots8_taps3(gbuf, g_start, total, x0, x1, x2, gw, c0, ci, ky, kx, length)
+                        elif channels == 4:
+                            _dots4_taps3(gbuf, g_start, total, x0, x1, x2, gw, c0, ci, ky, kx, length)
+                        else:
+                            for c in range(channels):
+                                start = g_start + c * total
+                                _dots1_taps3(gbuf[start:start + length], x0, x1, x2, gw, c0 + c,
+                                             ci, ky, kx, length)
+                    elif channels == 8:
+                        _dots8_taps1(gbuf, g_start, total, x0, gw, c0, ci, ky, kx, length)
+                    else:
+                        for c in range(channels):
+                            start = g_start + c * total
+                            _dot1(gbuf[start:start + length], x0, gw, c0 + c, ci, ky, kx, length)
+                    kx += taps
+        c0 += channels
+
+
+_weight_task = cpu_kernel_serial(weight_task, fastmath=_FMA_REDUCE)
+
+
+def weight_loops(gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
+    for task in prange(partial.shape[0]):                 # one chunk of positions each
+        _weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk)
+
+
+_weight_loops = cpu_kernel(weight_loops)
+
+
+def weight_chunk(total, rows):
+    """Positions per weight-gradient task: the chunk's `rows` rows of g and x fill about half of
+    a 2 MiB L2 (in float32), and there are at least 8 tasks so 2+ threads share the work."""
+    chunk = min(max(_L2_VALUES // rows, 256), 8192, max(-(-total // 8), 32))
+    return -(-chunk // _ROUND) * _ROUND
+
+
+def weight_numba(g, x, stride, pads, kernel_hw):
+    """grad_w (A, B, kH, kW) from g (N, A, outH, outW) and x (N, B, H, W): both packed, then
+    one parallel task per chunk of positions, the chunks' partial sums added at the end."""
+    sh, sw = stride
+    k_h, k_w = kernel_hw
+    oh, ow = g.shape[2], g.shape[3]
+    hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
+    buf = pack(x, pads[0], pads[1], stride, hq, wq)
+    gbuf = pack(g, 0, 0, (1, 1), hq, wq)
+    c_a, c_b = g.shape[1], x.shape[1]
+    chunk = weight_chunk(x.shape[0] * hq * wq, c_a + c_b * sh * sw)
+    tasks = -(-(x.shape[0] * hq * wq) // chunk)
+    partial = memory.zeros((tasks, c_a, c_b, k_h, k_w), x.dtype)
+    _weight_loops(gbuf, buf, partial, x.shape[0], sh, sw, hq, wq, chunk)
+    return partial.sum(axis=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# bias gradient: grad_b (Cout,) = grad_y (N, Cout, outH, outW) summed over N, outH, outW
+# ----------------------------------------------------------------------------------------------
+
+def bias_task(task, g, partial, block):
+    # g: (N, C, H*W); partial: (blocks, C) float64. One task = (a block of images, a channel).
+    # Each plane is summed in the array's dtype (a vectorized reduction), the planes in float64.
+    n_, c_, plane = g.shape
+    nb = task // c_
+    c = task - nb * c_
+    total = 0.0
+    for n in range(nb * block, min((nb + 1) * block, n_)):
+        row = g[n, c]
+        s = row.dtype.type(0)
+        for p in range(plane):
+            s += row[p]
+        total += s
+    partial[nb, c] = total
+
+
+_bias_task = cpu_kernel_serial(bias_task, fastmath=_FMA_REDUCE)
+
+
+def bias_loops(g, partial, block):
+    for task in prange(partial.shape[0] * partial.shape[1]):     # (image block, channel)
+        _bias_task(task, g, partial, block)
+
+
+_bias_loops = cpu_kernel(bias_loops)
+
+
+def bias_backward_numba(grad_y):
+    """conv2d_backward_bias in one parallel pass (NumPy's strided sum over N, H, W is one core)."""
+    if grad_y.size <= SERIAL_MAX_VALUES:      # too small to wake the thread pool for
+        return bias_backward_ref(grad_y)
+    n_, c_ = grad_y.shape[:2]
+    block = max(1, -(-n_ // 8))                                   # 8 image blocks: 2+ cores busy
+    partial = np.empty((-(-n_ // block), c_), np.float64)
+    _bias_loops(np.ascontiguousarray(grad_y).reshape(n_, c_, -1), partial, block)
+    return partial.sum(axis=0).astype(grad_y.dtype)
