@@ -1,4 +1,4 @@
-"""`python -m aecore ...` runs the `aecore` command (see aecore/cli.py)."""
+"""`python -m aecore ...` runs the `aecore` command (see aecore/cli/__init__.py)."""
 
 import sys
 

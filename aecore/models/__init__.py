@@ -8,7 +8,7 @@
 
 Every model has config, input_shape, latent_dim, encode, decode, forward, loss, reconstruct,
 interpolate and evaluation_terms (see models/base.py); the VAE adds sample(n) and the DAE
-corrupt(x) / noisy_and_clean(x).
+corrupt(x) / noisy_and_clean(x), which they declare with can_sample and corrupts_input.
 Modules: base (the interface, checks, shared losses), dense (AE), conv (CAE and the conv
 pyramids), dae (DAE), corruption (the DAE's noise), vae (VAE), regularizers (sparse and
 contractive penalties), build (build_model, from_config), evaluation (evaluate), anomaly.

@@ -9,6 +9,10 @@ Every model is an `aecore.nn.Module` with
     loss(x, target=None) -> (scalar loss Tensor, {name: float})
     reconstruct(x) -> probabilities in [0, 1], no graph
     evaluation_terms(x) -> {name: per-example numpy array} (what `evaluate` averages)
+and declares what it can do beyond that (read by aecore.viz and the CLI, never probed with
+hasattr):
+    can_sample             True for the VAE: sample(n, seed=None) draws images from its prior
+    corrupts_input         True for the DAE: corrupt(x) makes the noisy inputs it trains on
 
 Inputs may be NumPy arrays or Tensors, (N, C, H, W) or a single (C, H, W) image; they are moved
 to the model's device and dtype.
@@ -196,6 +200,8 @@ class Autoencoder(Module):
     """Base of AE, CAE, DAE and VAE (see the module docstring for the interface)."""
 
     kind = None
+    can_sample = False       # has sample(n, seed=None): images from a prior (the VAE)
+    corrupts_input = False   # has corrupt(x): trained on corrupted inputs (the DAE)
 
     # -- device / dtype of the parameters
     def _reference_parameter(self):

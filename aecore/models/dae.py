@@ -20,6 +20,7 @@ BASES = ("ae", "cae")
 
 class DAE(Autoencoder):
     kind = "dae"
+    corrupts_input = True    # corrupt(x): the noisy inputs it is trained on (pictures show them)
 
     def __init__(self, base="ae", noise="gaussian", noise_level=None, occlusion="block",
                  input_shape=None, **base_options):

@@ -38,6 +38,7 @@ LOGVAR_CLAMP = (-30.0, 20.0)
 
 class VAE(Autoencoder):
     kind = "vae"
+    can_sample = True        # sample(n): decoded draws from the prior N(0, I)
 
     def __init__(self, input_shape=(1, 28, 28), encoder="dense", hidden=None, latent_dim=20,
                  filters=None, kernel_size=3, downsample=None, upsample=None, activation="relu",

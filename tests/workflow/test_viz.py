@@ -5,6 +5,7 @@ import pytest
 
 import aecore
 from aecore import models, viz
+from aecore.viz import plots
 from aecore.io.png import read_png
 
 from conftest import tiny_dataset
@@ -44,7 +45,7 @@ def test_canvas_text_and_ticks():
     canvas = viz.Canvas(60, 20)
     canvas.text(2, 2, "0.5 E-3", scale=1)
     assert canvas.pixels.min() == 0.0                # ink was drawn
-    ticks = viz._nice_ticks(0.12, 0.93)
+    ticks = plots._nice_ticks(0.12, 0.93)
     assert np.all(np.diff(ticks) > 0) and 0.12 <= ticks[0] and ticks[-1] <= 0.93 + 1e-9
 
 

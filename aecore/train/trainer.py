@@ -1,28 +1,11 @@
-"""Training: a config dict in, a run directory out.
+"""The Trainer: the epoch loop, what a checkpoint of it holds, and why a run stops.
 
-    from aecore.train import train
-    trainer = train({"model": "cae", "data": "synthetic", "epochs": 3}, out_dir="runs/demo")
-    trainer.history          # [{"epoch": 1, "train_loss": ..., "val_loss": ..., ...}, ...]
-
-or, with your own model / optimizer / data:
-
-    trainer = Trainer(model, optimizer, dataset, config={"epochs": 5, "batch_size": 64},
-                      out_dir="runs/mine")
-    trainer.fit()
-
-A run directory holds:
-    config.json                   the full config (JSON-safe; `train(config)` repeats the run)
-    checkpoint.npz/.json          written every epoch, atomically (aecore.io.checkpoint);
-    checkpoint.prev.npz/.json     the one before it
-    metrics.json, metrics.csv     per-epoch train / validation loss and the model's other metrics
-    *.png                         pictures written at the end (aecore.viz)
-
-What makes a resumed run bit-identical to an uninterrupted one: the checkpoint holds the
-weights, the optimizer's buffers and step count, aecore.random's generator state (noise, VAE
-sampling), the DataLoader's generator state (the next epoch's shuffle), and the early-stopping
-state. Validation draws its noise from a generator seeded the same way every epoch and then
-restores the training generator, so validation never changes what training sees (and the DAE's
-and VAE's validation losses are comparable from epoch to epoch).
+What makes a resumed run bit-identical to an uninterrupted one: the checkpoint (`state`) holds
+the weights, the optimizer's buffers and step count, aecore.random's generator state (noise,
+VAE sampling), the DataLoader's generator state (the next epoch's shuffle), and the
+early-stopping state. Validation draws its noise from a generator seeded the same way every
+epoch and then restores the training generator, so validation never changes what training sees
+(and the DAE's and VAE's validation losses are comparable from epoch to epoch).
 
 Stopping: after `epochs` epochs; earlier when the monitored loss (validation loss, or the train
 loss without a validation set) has not improved by more than `min_delta` for `patience` epochs
@@ -39,11 +22,6 @@ old run's files first), and cleared of temporary files a killed writer left behi
 
 from __future__ import annotations
 
-import copy
-import csv
-import datetime
-import io
-import json
 import math
 import os
 import sys
@@ -51,54 +29,25 @@ import time
 
 import numpy as np
 
-from . import random as ae_random
-from .backend import get_array_module, normalize_device
-from .data import DataLoader, Dataset, load_dataset, split_dataset
-from .io.atomic import DiskFullError, atomic_write
-from .io.checkpoint import (CheckpointError, NonFiniteCheckpointError, json_safe,
-                            load_checkpoint, pack_optimizer_state, save_checkpoint,
-                            unpack_optimizer_state)
-from .io.rundir import RunDirectory
-from .optim import OPTIMIZERS
-from .tensor import no_grad, tensor
+from .. import random as ae_random
+from ..backend import get_array_module
+from ..data import DataLoader, Dataset, split_dataset
+from ..io.atomic import DiskFullError
+from ..io.checkpoint import (CheckpointError, NonFiniteCheckpointError, json_safe,
+                             load_checkpoint, pack_optimizer_state, save_checkpoint,
+                             unpack_optimizer_state)
+from ..io.rundir import RunDirectory
+from ..models.base import fixed_noise
+from ..tensor import no_grad, tensor
+from .config import make_config
+from .files import write_json, write_metrics
+from .progress import ProgressBar
 
-__all__ = ["DEFAULT_CONFIG", "Trainer", "train", "resume", "NonFiniteLossError",
-           "NonFiniteStateError", "DiskFullError", "ConfigError",
-           "make_config", "load_data", "build_model", "build_optimizer", "load_run",
-           "default_run_dir", "ProgressBar"]
+__all__ = ["Trainer", "NonFiniteLossError", "NonFiniteStateError", "DiskFullError"]
 
-# The defaults of `aecore train` with no arguments: the classic CAE on the built-in synthetic
-# digits, sized to take under a minute on two CPU cores, first compile included (the README
-# gives the measured times).
-DEFAULT_CONFIG = {
-    "model": "cae",             # ae | cae | dae | vae
-    "model_options": {},        # passed to aecore.models.build_model (latent_dim, filters, ...)
-    "data": "synthetic",        # a name (synthetic, mnist, fashion-mnist, kmnist) or a path
-    "data_root": None,          # a directory searched first for named sets
-    "limit": None,              # keep the first N images (None: all; synthetic: 3000)
-    "image_size": None,         # image folders only: resize to this size
-    "val_fraction": 0.1,
-    "epochs": 5,
-    "batch_size": 32,
-    "optimizer": "adam",        # adam | sgd | rmsprop
-    "lr": 1e-3,
-    "momentum": 0.0,            # sgd / rmsprop
-    "weight_decay": 0.0,
-    "patience": 0,              # early stopping: epochs without improvement (0: off)
-    "min_delta": 0.0,
-    "restore_best": True,       # at the end, keep the weights of the best epoch in memory
-    "seed": 0,
-    "device": "cpu",            # cpu | cuda
-    "pictures": True,           # write PNGs into the run directory at the end
-}
-
-
-# How many synthetic digits are generated when config["limit"] does not say.
-SYNTHETIC_SIZE = 3000
-
-
-class ConfigError(ValueError):
-    """A config value is missing, unknown or out of range (a user error: the CLI exits 2)."""
+# Validation noise comes from its own stream, seeded by [config["seed"], this]: the same every
+# epoch, and apart from the training stream (any fixed number would do; this one is prime).
+VALIDATION_STREAM = 7919
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -118,193 +67,14 @@ class NonFiniteStateError(NonFiniteLossError):
         self.tensor = tensor
 
 
-# ---------------------------------------------------------------------------------------------
-# config
-# ---------------------------------------------------------------------------------------------
-
-def make_config(config=None, **overrides):
-    """DEFAULT_CONFIG updated with `config` and `overrides`, checked. Unknown keys are an error."""
-    merged = copy.deepcopy(DEFAULT_CONFIG)
-    for source in (config or {}), overrides:
-        unknown = set(source) - set(DEFAULT_CONFIG) - {"input_shape", "model_config", "version"}
-        if unknown:
-            raise ConfigError(f"unknown config keys {sorted(unknown)}; known: "
-                              f"{sorted(DEFAULT_CONFIG)}")
-        for key, value in source.items():
-            if key == "model_options":
-                merged[key] = dict(merged[key], **(value or {}))
-            else:
-                merged[key] = value
-    _check_config(merged)
-    return json_safe(merged)
-
-
-def _check_config(c):
-    def positive_int(key, allow_none=False, minimum=1):
-        v = c[key]
-        if v is None and allow_none:
-            return
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-            raise ConfigError(f"{key} must be an integer >= {minimum}, got {v!r}")
-
-    positive_int("epochs")
-    positive_int("batch_size")
-    positive_int("limit", allow_none=True)
-    positive_int("patience", allow_none=True, minimum=0)
-    positive_int("seed", minimum=0)
-    if c["model"] not in ("ae", "cae", "dae", "vae"):
-        raise ConfigError(f"model must be one of ae, cae, dae, vae, got {c['model']!r}")
-    if str(c["optimizer"]).lower() not in OPTIMIZERS:
-        raise ConfigError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got "
-                          f"{c['optimizer']!r}")
-    try:
-        lr = float(c["lr"])
-    except (TypeError, ValueError):
-        lr = float("nan")
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ConfigError(f"lr must be a positive number, got {c['lr']!r}")
-    vf = c["val_fraction"]
-    if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
-        raise ConfigError(f"val_fraction must be a number in [0, 1), got {vf!r}")
-    if c["device"] not in ("cpu", "cuda"):
-        raise ConfigError(f"device must be cpu or cuda, got {c['device']!r}")
-    if not isinstance(c["model_options"], dict):
-        raise ConfigError("model_options must be a dict")
-
-
-def default_run_dir(config, base="runs"):
-    """runs/<model>-<YYYYmmdd-HHMMSS>, with -2, -3, ... appended if that exists."""
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = os.path.join(base, f"{config['model']}-{stamp}")
-    candidate, k = path, 2
-    while os.path.exists(candidate):
-        candidate, k = f"{path}-{k}", k + 1
-    return candidate
-
-
-# ---------------------------------------------------------------------------------------------
-# building blocks: data, model, optimizer
-# ---------------------------------------------------------------------------------------------
-
-def load_data(config, data=None, limit="config") -> Dataset:
-    """The data set named by config["data"] (or `data`), training split only when the files
-    hold both, capped at config["limit"] images."""
-    name = config["data"] if data is None else data
-    n = config["limit"] if limit == "config" else limit
-    if isinstance(name, str) and name.strip().lower() == "synthetic":
-        return load_dataset("synthetic", split="train", n=n or SYNTHETIC_SIZE,
-                            seed=config["seed"])
-    ds = load_dataset(name, split=None, root=config.get("data_root"), n=None,
-                      image_size=config.get("image_size"))
-    if "train" in ds.splits and len(ds.splits) > 1:  # never train on the test split
-        ds = ds.subset(np.arange(ds.splits["train"]), name=ds.name)
-    if n is not None and n < len(ds):
-        ds = ds.subset(np.arange(n), name=ds.name)
-    return ds
-
-
-def _models():
-    from . import models
-    return models
-
-
-def build_model(config, input_shape):
-    """A fresh model for config (draws its initial weights from aecore.random)."""
-    options = {k: v for k, v in (config.get("model_options") or {}).items() if v is not None}
-    try:
-        return _models().build_model(config["model"], input_shape=tuple(input_shape), **options)
-    except (TypeError, ValueError, KeyError) as e:
-        raise ConfigError(f"cannot build a {config['model']!r} model with options {options}: "
-                          f"{e}") from None
-
-
-def build_optimizer(config, parameters):
-    name = str(config["optimizer"]).lower()
-    kwargs = {"lr": float(config["lr"])}
-    if config.get("weight_decay"):
-        kwargs["weight_decay"] = float(config["weight_decay"])
-    if config.get("momentum") and name in ("sgd", "rmsprop"):
-        kwargs["momentum"] = float(config["momentum"])
-    return OPTIMIZERS[name](parameters, **kwargs)
-
-
 def _as_images(part):
+    """(images, labels) from a Dataset, an (images, labels) pair or an array of images."""
     if isinstance(part, Dataset):
         return part.images, part.labels
     if isinstance(part, tuple):
         return part
     return np.asarray(part), None
 
-
-# ---------------------------------------------------------------------------------------------
-# progress
-# ---------------------------------------------------------------------------------------------
-
-def _clock(seconds):
-    seconds = int(round(max(seconds, 0)))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
-class ProgressBar:
-    """One epoch's progress on a text stream (stderr by default). No dependencies.
-
-    On a terminal the line is redrawn in place (at most ~10 times a second):
-        epoch 2/5 [##########..........] 24/47  1534 img/s  loss 0.1821  ETA 0:07
-    When the stream is not a terminal (a log file, a pipe, CI), nothing is written until the
-    epoch ends; then one line per epoch. enabled=False writes nothing at all.
-    """
-
-    width = 20
-
-    def __init__(self, epoch, epochs, total_batches, stream=None, enabled=True, interactive=None):
-        self.stream = sys.stderr if stream is None else stream
-        self.enabled = enabled
-        if interactive is None:
-            isatty = getattr(self.stream, "isatty", None)
-            interactive = bool(isatty and isatty())
-        self.interactive = interactive and enabled
-        self.epoch, self.epochs, self.total = epoch, epochs, total_batches
-        self.start = time.perf_counter()
-        self.last_draw = 0.0
-        self.drawn = 0
-
-    def update(self, batches, items, loss):
-        if not self.interactive:
-            return
-        now = time.perf_counter()
-        if now - self.last_draw < 0.1 and batches < self.total:
-            return
-        self.last_draw = now
-        elapsed = now - self.start
-        rate = items / elapsed if elapsed > 0 else 0.0
-        eta = elapsed / batches * (self.total - batches) if batches else 0.0
-        filled = int(self.width * batches / max(self.total, 1))
-        line = (f"epoch {self.epoch}/{self.epochs} [{'#' * filled}{'.' * (self.width - filled)}] "
-                f"{batches}/{self.total}  {rate:,.0f} img/s  loss {loss:.4f}  ETA {_clock(eta)}")
-        self._draw(line)
-
-    def _draw(self, line):
-        pad = max(self.drawn - len(line), 0)
-        self.stream.write("\r" + line + " " * pad)
-        self.stream.flush()
-        self.drawn = len(line)
-
-    def close(self, summary):
-        if not self.enabled:
-            return
-        if self.interactive:
-            self._draw(summary)
-            self.stream.write("\n")
-        else:
-            self.stream.write(summary + "\n")
-        self.stream.flush()
-
-
-# ---------------------------------------------------------------------------------------------
-# the trainer
-# ---------------------------------------------------------------------------------------------
 
 def _first_non_finite(model, optimizer):
     """The name of the first parameter or optimizer buffer holding NaN or Inf, or None.
@@ -327,21 +97,6 @@ def _first_non_finite(model, optimizer):
     return arrays[int(np.argmin(flags))][0]
 
 
-class _FixedRNG:
-    """Run a block with aecore.random seeded to `seed`, then put the previous state back."""
-
-    def __init__(self, seed):
-        self.seed = seed
-
-    def __enter__(self):
-        self.saved = copy.deepcopy(ae_random.get_rng_state())
-        ae_random.set_rng_state(np.random.PCG64(self.seed).state)
-
-    def __exit__(self, *exc):
-        ae_random.set_rng_state(self.saved)
-        return False
-
-
 class Trainer:
     """Trains `model` with `optimizer` on `data`, one epoch at a time.
 
@@ -360,8 +115,9 @@ class Trainer:
 
     def __init__(self, model, optimizer, data, config=None, out_dir=None, quiet=False,
                  stream=None, callbacks=(), overwrite=False):
-        self.config = make_config(config)
-        self.device = normalize_device(self.config["device"])
+        self.config = make_config(config)   # a Config from train() / resume() passes as it is
+        self.device = self.config["device"]  # checked by make_config: cpu, or a usable cuda
+        # The one move of the model to the device (train() and resume() build it on the CPU).
         self.model = model.to(self.device) if self.device != "cpu" else model
         self.optimizer = optimizer
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
@@ -467,7 +223,8 @@ class Trainer:
         sums, seen = {}, 0
         loader = DataLoader(images, None, batch_size=max(self.config["batch_size"], 256),
                             shuffle=False)
-        with _FixedRNG([self.config["seed"], 7919]), no_grad(), np.errstate(all="ignore"):
+        with fixed_noise([self.config["seed"], VALIDATION_STREAM]), no_grad(), \
+                np.errstate(all="ignore"):
             for batch, (xb, _) in enumerate(loader, start=1):
                 loss, metrics = self.model.loss(self._to_device(xb))
                 value = float(loss.item())
@@ -513,7 +270,7 @@ class Trainer:
         c = self.config
         self.epochs_run = 0
         if self.out_dir:
-            self._write_json("config.json", self._full_config())
+            write_json(self.out_dir, "config.json", self._full_config())
         if self.finished and self.epoch >= c["epochs"]:
             return self._restore_best()
         self.finished = False
@@ -564,12 +321,10 @@ class Trainer:
         return self._restore_best()
 
     def _print_compile_notice(self):
+        """Say so when this first run will compile the kernels (seconds per kernel)."""
         if self.quiet:
             return
-        try:
-            from .kernels.compile import compile_notice
-        except ImportError:
-            return
+        from ..kernels.compile import compile_notice
         notice = compile_notice("cuda" if self.device != "cpu" else None)
         if notice:
             print(notice, file=self.stream or sys.stderr)
@@ -622,6 +377,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ files
     def _full_config(self):
+        """The config as saved (config.json, checkpoints): with the input shape and the model's
+        own config, so that load_run and resume rebuild the exact architecture."""
         config = dict(self.config)
         config["input_shape"] = list(self.train_images.shape[1:])
         model_config = getattr(self.model, "config", None)
@@ -629,13 +386,9 @@ class Trainer:
             config["model_config"] = json_safe(model_config)
         return config
 
-    def _write_json(self, name, obj):
-        text = json.dumps(json_safe(obj), indent=1, allow_nan=False) + "\n"
-        atomic_write(os.path.join(self.out_dir, name), text.encode("utf-8"))
-
     def write_metrics(self, status=None):
         """metrics.json (summary + every epoch) and metrics.csv (one row per epoch)."""
-        doc = {
+        write_metrics(self.out_dir, {
             "status": status or ("finished" if self.finished else "running"),
             "epochs_completed": self.epoch,
             "best_epoch": self.best_epoch,
@@ -644,18 +397,7 @@ class Trainer:
             "stop_reason": self.stop_reason,
             "train_size": int(len(self.train_images)),
             "val_size": 0 if self.val_images is None else int(len(self.val_images)),
-            "epochs": self.history,
-        }
-        self._write_json("metrics.json", doc)
-        keys = []
-        for record in self.history:
-            keys += [k for k in record if k not in keys]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(keys)
-        for record in self.history:
-            writer.writerow(["" if record.get(k) is None else record.get(k) for k in keys])
-        atomic_write(os.path.join(self.out_dir, "metrics.csv"), buffer.getvalue().encode("utf-8"))
+        }, self.history)
 
     def state(self):
         """(arrays, meta) for a checkpoint of the trainer as it is now."""
@@ -729,158 +471,3 @@ class Trainer:
             raise ValueError("the best weights name other parameters than the model's")
         self.best_state = dict(arrays["best"]) if "best" in arrays else None
 
-
-# ---------------------------------------------------------------------------------------------
-# entry points
-# ---------------------------------------------------------------------------------------------
-
-def _prepare(config, data=None):
-    """Seed, load the data, build model and optimizer -> (config, dataset, model, optimizer)."""
-    config = make_config(config)
-    normalize_device(config["device"])  # a clear error now if cuda is asked for and absent
-    ae_random.manual_seed(int(config["seed"]))
-    dataset = load_data(config) if data is None else data
-    model = build_model(config, dataset.images.shape[1:])
-    if config["device"] != "cpu":
-        model.to(config["device"])
-    optimizer = build_optimizer(config, model.parameters())
-    return config, dataset, model, optimizer
-
-
-def train(config=None, out_dir=None, quiet=False, stream=None, callbacks=(), data=None,
-          pictures=None, overwrite=False):
-    """Train a model described by `config` (see DEFAULT_CONFIG); returns the Trainer.
-
-    out_dir: the run directory (None: nothing written); one that already holds a run is refused
-    unless overwrite=True, which deletes that run's files first. data: a Dataset to use instead
-    of loading config["data"]. pictures: override config["pictures"].
-    """
-    config, dataset, model, optimizer = _prepare(config, data)
-    trainer = Trainer(model, optimizer, dataset, config, out_dir=out_dir, quiet=quiet,
-                      stream=stream, callbacks=callbacks, overwrite=overwrite)
-    trainer.hold_run_dir()
-    try:
-        trainer.fit()
-        _finish(trainer, pictures)
-    finally:
-        trainer.release_run_dir()
-    return trainer
-
-
-RESUME_OVERRIDES = ("epochs", "patience", "min_delta", "device", "pictures", "restore_best")
-
-
-def resume(run_dir, overrides=None, quiet=False, stream=None, callbacks=(), data=None,
-           pictures=None, out_dir=None, overwrite=False):
-    """Continue the run in `run_dir` from its last good checkpoint; returns the Trainer.
-
-    overrides: config values to change on the way (e.g. {"epochs": 10} to train longer,
-    "patience", "device"). The run continues exactly where it stopped: the same batches, the
-    same noise, the same optimizer state. A checkpoint pair whose files are damaged or whose
-    contents do not rebuild the run is skipped for the previous pair, with a warning; when both
-    are unusable, CheckpointError names both files and what is wrong with each.
-    out_dir: write the continued run elsewhere (default: run_dir itself).
-    """
-    run_dir = os.fspath(run_dir)
-    overrides = dict(overrides or {})
-    changed = set(overrides) - set(RESUME_OVERRIDES)
-    if changed:
-        raise ConfigError(f"cannot change {sorted(changed)} when resuming (only "
-                          f"{sorted(RESUME_OVERRIDES)}): the run would not continue exactly")
-    if not os.path.isdir(run_dir):
-        raise CheckpointError(f"{run_dir}: no such run directory")
-    out_dir = os.fspath(out_dir or run_dir)
-    same = os.path.abspath(out_dir) == os.path.abspath(run_dir)
-    # Locked before the checkpoint is read: no other process can be writing it meanwhile.
-    held = RunDirectory.open(out_dir, mode="resume" if same else
-                             ("overwrite" if overwrite else "new"))
-    try:
-        datasets = {}
-
-        def restore(checkpoint):
-            """A Trainer rebuilt from `checkpoint`, or CheckpointError saying why it cannot be."""
-            try:
-                saved = {k: v for k, v in checkpoint.config.items()
-                         if k not in ("input_shape", "model_config")}
-                config = make_config(dict(saved, **overrides))
-            except (ConfigError, TypeError, AttributeError, ValueError) as e:
-                raise CheckpointError(f"{checkpoint.path}: its config is unusable ({e})") from None
-            key = json.dumps([config[k] for k in ("data", "data_root", "limit", "image_size",
-                                                  "seed")])
-            if data is None and key not in datasets:  # data errors are not the checkpoint's
-                datasets[key] = load_data(config)
-            dataset = data if data is not None else datasets[key]
-            try:
-                config, dataset, model, optimizer = _prepare(config, dataset)
-                model_config = checkpoint.config.get("model_config")
-                if model_config is not None and hasattr(_models(), "from_config"):
-                    model = _models().from_config(model_config)
-                    if config["device"] != "cpu":
-                        model.to(config["device"])
-                    optimizer = build_optimizer(config, model.parameters())
-            except (ConfigError, TypeError, KeyError, ValueError, AttributeError,
-                    RecursionError) as e:
-                raise CheckpointError(f"{checkpoint.path}: its model cannot be rebuilt "
-                                      f"({type(e).__name__}: {e})") from None
-            trainer = Trainer(model, optimizer, dataset, config, out_dir=out_dir, quiet=quiet,
-                              stream=stream, callbacks=callbacks)
-            return trainer.load_state(checkpoint)
-
-        checkpoint = load_checkpoint(run_dir, validate=restore)
-        trainer = checkpoint.extra["validated"]
-        trainer.run_dir = held
-        say = (lambda text: None) if quiet else \
-            (lambda text: print(text, file=stream or sys.stderr))
-        if checkpoint.fallback_reason:
-            say(f"warning: {checkpoint.fallback_reason}; resuming from the previous checkpoint "
-                f"(epoch {checkpoint.epoch})")
-        if trainer.finished and trainer.epoch >= trainer.config["epochs"]:
-            say(f"{run_dir}: the run already finished ({trainer.stop_reason}); pass a larger "
-                "epochs (--epochs) to train longer")
-        else:
-            say(f"resuming {run_dir} after epoch {trainer.epoch} of {trainer.config['epochs']}")
-        trainer.fit()
-        _finish(trainer, pictures)
-    finally:
-        held.close()
-    return trainer
-
-
-def _finish(trainer, pictures):
-    if pictures is None:
-        pictures = trainer.config["pictures"]
-    if trainer.out_dir and pictures:
-        from . import viz
-        viz.write_run_pictures(trainer.model, trainer.out_dir, trainer.val_images
-                               if trainer.val_images is not None else trainer.train_images,
-                               trainer.val_labels if trainer.val_images is not None
-                               else trainer.train_labels, trainer.history)
-
-
-def load_run(run_dir, which="best", device="cpu"):
-    """(model, config, checkpoint) from a run directory; which = "best" (the best epoch's
-    weights when early stopping kept them) or "last". A pair whose contents do not rebuild the
-    model falls back to the previous pair, as in resume()."""
-
-    def rebuild(checkpoint):
-        config = checkpoint.config
-        try:
-            models = _models()
-            if config.get("model_config") is not None and hasattr(models, "from_config"):
-                model = models.from_config(config["model_config"])
-            else:
-                model = build_model(config, config["input_shape"])
-            group = "best" if which == "best" and "best" in checkpoint.arrays else "model"
-            model.load_state_dict(checkpoint.arrays[group])
-        except (ConfigError, TypeError, KeyError, ValueError, AttributeError,
-                RecursionError) as e:
-            raise CheckpointError(f"{checkpoint.path}: its model cannot be rebuilt "
-                                  f"({type(e).__name__}: {e})") from None
-        return model
-
-    checkpoint = load_checkpoint(run_dir, validate=rebuild)
-    model = checkpoint.extra["validated"]
-    if device != "cpu":
-        model.to(device)
-    model.eval()
-    return model, checkpoint.config, checkpoint
