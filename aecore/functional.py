@@ -144,7 +144,7 @@ UPSAMPLE_KERNELS = {"nearest": ("upsample_nearest_forward", "upsample_nearest_ba
 class Upsample(Function):
     def forward(self, x, geom):
         self.geom = geom
-        self.kernels = UPSAMPLE_KERNELS[geom["mode"]]
+        self.kernels = UPSAMPLE_KERNELS[geom.mode]
         return _call(self, self.kernels[0], x, geom)
 
     def backward(self, grad):
@@ -193,15 +193,15 @@ def upsample_conv2d(x, weight, bias=None, size=None, scale_factor=None, mode="ne
     """
     _check_dtypes("upsample_conv2d", ("input x", x), ("weight", weight), ("bias", bias))
     upsample_geom = geometry.interpolate_geometry(x.shape, size, scale_factor, mode, align_corners)
-    up_shape = (upsample_geom["n"], upsample_geom["c"], upsample_geom["out_h"], upsample_geom["out_w"])
+    up_shape = (upsample_geom.n, upsample_geom.c, upsample_geom.out_h, upsample_geom.out_w)
     conv_geom = geometry.conv2d_geometry(up_shape, weight.shape, stride, padding,
                                          b_shape=None if bias is None else bias.shape)
     folded = geometry.nearest_fold_geometry(upsample_geom, conv_geom) if fold else None
     if folded is None:
         upsampled = Upsample.apply(x, geom=upsample_geom)
         return Conv2d.apply(*_with_bias(upsampled, weight, bias), geom=conv_geom)
-    rows = geometry.nearest_fold_matrix(conv_geom["k_h"], folded["stride_h"])
-    cols = geometry.nearest_fold_matrix(conv_geom["k_w"], folded["stride_w"])
+    rows = geometry.nearest_fold_matrix(conv_geom.k_h, folded.stride_h)
+    cols = geometry.nearest_fold_matrix(conv_geom.k_w, folded.stride_w)
     folded_weight = FoldNearest.apply(weight, rows=rows, cols=cols)
     return ConvTranspose2d.apply(*_with_bias(x, folded_weight, bias), geom=folded)
 

@@ -222,7 +222,7 @@ def _geom_record(geom):
     """The geometry as JSON-ready fields (None for the ops that take none)."""
     if geom is None:
         return None
-    return dict(geom)
+    return geom.as_dict()
 
 
 def _select_ops(ops, registered):

@@ -130,13 +130,13 @@ def main(argv=None):
 
     # the geometry module resolves padding ('same' is TensorFlow's rule) and checks the sizes
     geom = geometry.conv2d_geometry(x.shape, w.shape, args.stride, padding, b_shape=b.shape)
-    pad = (geom["pad_top"], geom["pad_bottom"], geom["pad_left"], geom["pad_right"])
+    pad = (geom.pad_top, geom.pad_bottom, geom.pad_left, geom.pad_right)
     print(f"x {x.shape}, w {w.shape}, stride {args.stride}, padding {padding!r} -> "
-          f"pads (top, bottom, left, right) = {pad}, output {geom['out_h']}x{geom['out_w']}\n")
+          f"pads (top, bottom, left, right) = {pad}, output {geom.out_h}x{geom.out_w}\n")
 
     print("== forward ==")
     y = conv2d_loops(x, w, b, args.stride, pad)
-    trace_output(x, w, b, args.stride, pad, 0, 1, geom["out_h"] // 2, geom["out_w"] // 2)
+    trace_output(x, w, b, args.stride, pad, 0, 1, geom.out_h // 2, geom.out_w // 2)
     g = rng.standard_normal(y.shape)                            # dloss/dy from "the layers above"
     grad_x, grad_w, grad_b = conv2d_backward_loops(g, x, w, args.stride, pad)
 

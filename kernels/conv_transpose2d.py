@@ -14,7 +14,8 @@ pad_right: output rows past the end of the full result receive only the bias. Te
 'same' (outH = H*sH) and 'valid' (outH = (H-1)*sH + max(kH, sH)) resolve the same way. Only
 dilation 1 and groups 1 are supported.
 
-Registered ops (same signature on every tier; `geom` is the dict from conv_transpose2d_geometry):
+Registered ops (same signature on every tier; `geom`: the ConvTranspose2dGeometry from
+conv_transpose2d_geometry):
     conv_transpose2d_forward(x, w, b, geom)            -> y       (N, Cout, outH, outW)
     conv_transpose2d_backward_input(grad_y, w, geom)   -> grad_x  (N, Cin, H, W)
     conv_transpose2d_backward_weight(grad_y, x, geom)  -> grad_w  (Cin, Cout, kH, kW)
@@ -41,8 +42,8 @@ from functools import partial
 
 from . import geometry
 from .conv2d import (conv_cost, conv_inputs, conv_torch_counterpart, gather_cuda, gather_numba,
-                     gather_ref, pads_of, scatter_cuda, scatter_numba, scatter_ref, stride_of,
-                     weight_cuda, weight_numba, weight_ref)
+                     gather_ref, scatter_cuda, scatter_numba, scatter_ref, weight_cuda,
+                     weight_numba, weight_ref)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -68,49 +69,49 @@ FAMILY = describe(Family(
 
 @register("conv_transpose2d_forward", "ref")
 def conv_transpose2d_forward_ref(x, w, b, geom):
-    return scatter_ref(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+    return scatter_ref(x, w, b, geom.stride, geom.pads, geom.out_hw)
 
 
 @register("conv_transpose2d_backward_input", "ref")
 def conv_transpose2d_backward_input_ref(grad_y, w, geom):
     # w: (Cin, Cout, kH, kW) read as a conv2d weight with Cin outputs and Cout inputs
-    return gather_ref(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+    return gather_ref(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
 
 
 @register("conv_transpose2d_backward_weight", "ref")
 def conv_transpose2d_backward_weight_ref(grad_y, x, geom):
-    return weight_ref(x, grad_y, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+    return weight_ref(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w))
 
 
 # numba cpu: packed buffers, stride phases as stride-1 conv2d's, see conv2d/direct.py
 
 @register("conv_transpose2d_forward", "numba")
 def conv_transpose2d_forward_numba(x, w, b, geom):
-    return scatter_numba(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+    return scatter_numba(x, w, b, geom.stride, geom.pads, geom.out_hw)
 
 
 @register("conv_transpose2d_backward_input", "numba")
 def conv_transpose2d_backward_input_numba(grad_y, w, geom):
-    return gather_numba(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+    return gather_numba(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
 
 
 @register("conv_transpose2d_backward_weight", "numba")
 def conv_transpose2d_backward_weight_numba(grad_y, x, geom):
-    return weight_numba(x, grad_y, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+    return weight_numba(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w))
 
 
 # numba cuda: one thread per output element, gathers only, see conv2d/cuda.py
 
 @register("conv_transpose2d_forward", "cuda")
 def conv_transpose2d_forward_cuda(x, w, b, geom):
-    return scatter_cuda(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+    return scatter_cuda(x, w, b, geom.stride, geom.pads, geom.out_hw)
 
 
 @register("conv_transpose2d_backward_input", "cuda")
 def conv_transpose2d_backward_input_cuda(grad_y, w, geom):
-    return gather_cuda(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+    return gather_cuda(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
 
 
 @register("conv_transpose2d_backward_weight", "cuda")
 def conv_transpose2d_backward_weight_cuda(grad_y, x, geom):
-    return weight_cuda(x, grad_y, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+    return weight_cuda(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w))

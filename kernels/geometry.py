@@ -1,7 +1,8 @@
 """Output-size and padding arithmetic shared by every op and every tier.
 
-Every kernel receives *resolved* geometry: explicit integers for the padding on each side and
-explicit output sizes. All validation happens here, before any kernel runs, so a user sees an
+Every kernel receives *resolved* geometry, a small frozen dataclass with named fields
+(Conv2dGeometry, ConvTranspose2dGeometry, MaxPool2dGeometry, InterpolateGeometry): explicit
+integers for the padding on each side and explicit output sizes. All validation happens here, before any kernel runs, so a user sees an
 error that names the argument instead of an index error from deep inside a loop.
 
 Conventions (PyTorch's, NCHW):
@@ -19,10 +20,118 @@ The end of the file describes the arrays a resolved geometry stands for (`conv2d
 the registry checks every kernel call against them.
 """
 
+import dataclasses
 import math
+from dataclasses import dataclass
 
 # The most elements one output tensor may have (8 GiB in float32); raise it to go further.
 MAX_OUTPUT_ELEMENTS = 2**31 - 1
+
+
+# ---------------------------------------------------------------------------- the geometries
+# Small frozen records with named fields: what a kernel needs to know of one call, resolved.
+
+@dataclass(frozen=True)
+class Geometry:
+    """Base of the resolved geometries: `replace(**fields)` makes an edited copy (tests make
+    broken ones on purpose), `as_dict()` the JSON-ready fields."""
+
+    def replace(self, **fields):
+        return dataclasses.replace(self, **fields)
+
+    def as_dict(self):
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Conv2dGeometry(Geometry):
+    """conv2d: x (n, c_in, h, w), weight (c_out, c_in, k_h, k_w) -> y (n, c_out, out_h, out_w);
+    pads on each side, explicit (TF's 'same' may differ before and after)."""
+    n: int
+    c_in: int
+    h: int
+    w: int
+    c_out: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    out_h: int
+    out_w: int
+
+    @property
+    def stride(self):
+        return (self.stride_h, self.stride_w)
+
+    @property
+    def pads(self):
+        """(pad_top, pad_left): where the kernel's window (0, 0) starts."""
+        return (self.pad_top, self.pad_left)
+
+    @property
+    def out_hw(self):
+        return (self.out_h, self.out_w)
+
+
+@dataclass(frozen=True)
+class ConvTranspose2dGeometry(Conv2dGeometry):
+    """conv_transpose2d: x (n, c_in, h, w), weight (c_in, c_out, k_h, k_w) -> y (n, c_out, out_h,
+    out_w). Output pixel (oy, ox) sits at (oy + pad_top, ox + pad_left) of the uncropped result
+    of size (h - 1) * stride_h + k_h; pad_bottom / pad_right may be negative (output_padding)."""
+
+
+@dataclass(frozen=True)
+class MaxPool2dGeometry(Geometry):
+    """max_pool2d: x (n, c, h, w) -> y, argmax (n, c, out_h, out_w); window (0, 0) starts at
+    (-pad_top, -pad_left)."""
+    n: int
+    c: int
+    h: int
+    w: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_left: int
+    out_h: int
+    out_w: int
+
+
+@dataclass(frozen=True)
+class InterpolateGeometry(Geometry):
+    """interpolate: x (n, c, h, w) -> y (n, c, out_h, out_w); scale_h / scale_w: the factor from
+    an output index to its source coordinate (PyTorch's rules, see interpolate_geometry)."""
+    n: int
+    c: int
+    h: int
+    w: int
+    out_h: int
+    out_w: int
+    mode: str
+    align_corners: bool
+    scale_h: float
+    scale_w: float
+
+
+def _check_weight(w_shape, x_shape, c_in, layout):
+    """The conv weight's (Cout, Cin) or (Cin, Cout) and kernel size, checked against the input's
+    channels; layout: "Cout, Cin" (conv2d) or "Cin, Cout" (conv_transpose2d)."""
+    if len(w_shape) != 4:
+        raise ValueError(f"weight must be 4-D ({layout}, kH, kW), got shape {tuple(w_shape)}")
+    first, second, k_h, k_w = (int(s) for s in w_shape)
+    c_out, w_c_in = (first, second) if layout == "Cout, Cin" else (second, first)
+    if min(c_out, k_h, k_w) < 1:
+        raise ValueError(f"weight must have every dimension >= 1, got shape {tuple(w_shape)}")
+    if w_c_in != c_in:
+        raise ValueError(
+            f"weight expects {w_c_in} input channels (shape {tuple(w_shape)}) but input has "
+            f"{c_in} channels (shape {tuple(x_shape)})")
+    return c_out, k_h, k_w
 
 
 def _is_int(value):
@@ -95,21 +204,13 @@ def resolve_padding(padding, in_hw, kernel_hw, stride_hw, name="padding"):
     return (pad_h, pad_h, pad_w, pad_w)
 
 
-def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, has_bias=False, b_shape=None):
+def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, b_shape=None):
     """Validate conv2d arguments; return a dict with everything a kernel needs.
 
     x: (N, Cin, H, W), w: (Cout, Cin, kH, kW) -> out: (N, Cout, outH, outW)
     """
     n, c_in, h, w = check_input_4d(x_shape, "input")
-    if len(w_shape) != 4:
-        raise ValueError(f"weight must be 4-D (Cout, Cin, kH, kW), got shape {tuple(w_shape)}")
-    c_out, w_c_in, k_h, k_w = (int(s) for s in w_shape)
-    if min(c_out, k_h, k_w) < 1:
-        raise ValueError(f"weight must have every dimension >= 1, got shape {tuple(w_shape)}")
-    if w_c_in != c_in:
-        raise ValueError(
-            f"weight expects {w_c_in} input channels (shape {tuple(w_shape)}) but input has "
-            f"{c_in} channels (shape {tuple(x_shape)})")
+    c_out, k_h, k_w = _check_weight(w_shape, x_shape, c_in, "Cout, Cin")
     if b_shape is not None and tuple(b_shape) != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
     stride_h, stride_w = pair(stride, "stride")
@@ -122,10 +223,9 @@ def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, has_bias=False, b_sha
     out_w = (w + left + right - k_w) // stride_w + 1
     check_output_size("conv2d", (n, c_out, out_h, out_w),
                       f"padding={shown(padding)} with weight {tuple(w_shape)}")
-    return dict(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
-                stride_h=stride_h, stride_w=stride_w,
-                pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right,
-                out_h=out_h, out_w=out_w)
+    return Conv2dGeometry(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
+                          stride_h=stride_h, stride_w=stride_w, pad_top=top, pad_bottom=bottom,
+                          pad_left=left, pad_right=right, out_h=out_h, out_w=out_w)
 
 
 def _pool_axis(in_size, kernel, stride, pad, ceil_mode):
@@ -168,8 +268,9 @@ def max_pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=
         top, left = pad_h, pad_w
         out_h = _pool_axis(h, k_h, stride_h, pad_h, ceil_mode)
         out_w = _pool_axis(w, k_w, stride_w, pad_w, ceil_mode)
-    return dict(n=n, c=c, h=h, w=w, k_h=k_h, k_w=k_w, stride_h=stride_h, stride_w=stride_w,
-                pad_top=top, pad_left=left, out_h=out_h, out_w=out_w)
+    return MaxPool2dGeometry(n=n, c=c, h=h, w=w, k_h=k_h, k_w=k_w, stride_h=stride_h,
+                             stride_w=stride_w, pad_top=top, pad_left=left, out_h=out_h,
+                             out_w=out_w)
 
 
 def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0,
@@ -183,15 +284,7 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
     'same' (TF's Conv2DTranspose): outH = H * stride.
     """
     n, c_in, h, w = check_input_4d(x_shape, "input")
-    if len(w_shape) != 4:
-        raise ValueError(f"weight must be 4-D (Cin, Cout, kH, kW), got shape {tuple(w_shape)}")
-    w_c_in, c_out, k_h, k_w = (int(s) for s in w_shape)
-    if min(c_out, k_h, k_w) < 1:
-        raise ValueError(f"weight must have every dimension >= 1, got shape {tuple(w_shape)}")
-    if w_c_in != c_in:
-        raise ValueError(
-            f"weight expects {w_c_in} input channels (shape {tuple(w_shape)}) but input has "
-            f"{c_in} channels (shape {tuple(x_shape)})")
+    c_out, k_h, k_w = _check_weight(w_shape, x_shape, c_in, "Cin, Cout")
     if b_shape is not None and tuple(b_shape) != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
     stride_h, stride_w = pair(stride, "stride")
@@ -227,10 +320,10 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
                          f"{(stride_h, stride_w)}")
     check_output_size("conv_transpose2d", (n, c_out, out_h, out_w),
                       f"stride={shown(stride)} with weight {tuple(w_shape)}")
-    return dict(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
-                stride_h=stride_h, stride_w=stride_w,
-                pad_top=top, pad_bottom=bottom, pad_left=left, pad_right=right,
-                out_h=out_h, out_w=out_w)
+    return ConvTranspose2dGeometry(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
+                                   stride_h=stride_h, stride_w=stride_w, pad_top=top,
+                                   pad_bottom=bottom, pad_left=left, pad_right=right,
+                                   out_h=out_h, out_w=out_w)
 
 
 def _scale_pair(scale_factor):
@@ -282,8 +375,9 @@ def interpolate_geometry(x_shape, size=None, scale_factor=None, mode="nearest", 
             return (in_size - 1) / (out_size - 1) if out_size > 1 else 0.0
         return 1.0 / factor if factor is not None else in_size / out_size
 
-    return dict(n=n, c=c, h=h, w=w, out_h=out_h, out_w=out_w, mode=mode, align_corners=align,
-                scale_h=axis_scale(h, out_h, scales[0]), scale_w=axis_scale(w, out_w, scales[1]))
+    return InterpolateGeometry(n=n, c=c, h=h, w=w, out_h=out_h, out_w=out_w, mode=mode,
+                               align_corners=align, scale_h=axis_scale(h, out_h, scales[0]),
+                               scale_w=axis_scale(w, out_w, scales[1]))
 
 
 # ---------------------------------------------------------------------------- nearest + conv fold
@@ -316,32 +410,31 @@ def nearest_fold_geometry(upsample_geom, conv_geom):
     from .upsample import nearest_table  # lazy: upsample.py is a kernel module
 
     g, c = upsample_geom, conv_geom
-    if g["mode"] != "nearest" or (c["stride_h"], c["stride_w"]) != (1, 1):
+    if g.mode != "nearest" or (c.stride_h, c.stride_w) != (1, 1):
         return None
     factors = []
     for axis in ("h", "w"):
-        in_size, out_size = g[axis], g["out_" + axis]
+        in_size, out_size = getattr(g, axis), getattr(g, "out_" + axis)
         if out_size % in_size:
             return None
         factor = out_size // in_size
-        table = nearest_table(in_size, out_size, g["scale_" + axis])
+        table = nearest_table(in_size, out_size, getattr(g, "scale_" + axis))
         if any(int(src) != dst // factor for dst, src in enumerate(table)):
             return None
         factors.append(factor)
     if factors == [1, 1]:
         return None
-    pads = (c["pad_top"], c["pad_bottom"], c["pad_left"], c["pad_right"])
-    if max(pads[:2]) > c["k_h"] - 1 or max(pads[2:]) > c["k_w"] - 1:
+    pads = (c.pad_top, c.pad_bottom, c.pad_left, c.pad_right)
+    if max(pads[:2]) > c.k_h - 1 or max(pads[2:]) > c.k_w - 1:
         return None
-    (s_h, s_w), (k_h, k_w) = factors, (c["k_h"], c["k_w"])
-    folded = dict(n=g["n"], c_in=g["c"], h=g["h"], w=g["w"], c_out=c["c_out"],
-                  k_h=k_h + s_h - 1, k_w=k_w + s_w - 1, stride_h=s_h, stride_w=s_w,
-                  pad_top=k_h - 1 - pads[0], pad_bottom=k_h - 1 - pads[1],
-                  pad_left=k_w - 1 - pads[2], pad_right=k_w - 1 - pads[3],
-                  out_h=c["out_h"], out_w=c["out_w"])
+    (s_h, s_w), (k_h, k_w) = factors, (c.k_h, c.k_w)
+    folded = ConvTranspose2dGeometry(
+        n=g.n, c_in=g.c, h=g.h, w=g.w, c_out=c.c_out, k_h=k_h + s_h - 1, k_w=k_w + s_w - 1,
+        stride_h=s_h, stride_w=s_w, pad_top=k_h - 1 - pads[0], pad_bottom=k_h - 1 - pads[1],
+        pad_left=k_w - 1 - pads[2], pad_right=k_w - 1 - pads[3], out_h=c.out_h, out_w=c.out_w)
     # the transposed conv's own size rule gives the conv's output size
-    assert (g["h"] - 1) * s_h + folded["k_h"] - folded["pad_top"] - folded["pad_bottom"] == c["out_h"]
-    assert (g["w"] - 1) * s_w + folded["k_w"] - folded["pad_left"] - folded["pad_right"] == c["out_w"]
+    assert (g.h - 1) * s_h + folded.k_h - folded.pad_top - folded.pad_bottom == c.out_h
+    assert (g.w - 1) * s_w + folded.k_w - folded.pad_left - folded.pad_right == c.out_w
     return folded
 
 
@@ -352,24 +445,34 @@ def nearest_fold_geometry(upsample_geom, conv_geom):
 # hand cannot send a kernel outside its arrays either. A problem raises ValueError naming the field.
 
 def _fields(geom, minimum, *names):
-    """geom[name] for each name, each an int >= minimum (any int when minimum is None)."""
+    """geom.<name> for each name, each an int >= minimum (any int when minimum is None)."""
     values = []
     for name in names:
-        value = geom[name]
+        value = getattr(geom, name)
         if not _is_int(value) or minimum is not None and value < minimum:
             at_least = "" if minimum is None else f" >= {minimum}"
-            raise ValueError(f"geom[{name!r}] must be an int{at_least}, got {shown(value)}")
+            raise ValueError(f"geom.{name} must be an int{at_least}, got {shown(value)}")
         values.append(int(value))
     return values
 
 
 def _formula(geom, name, expected, formula):
-    if geom[name] != expected:
-        raise ValueError(f"geom[{name!r}] is {geom[name]}, but {formula} gives {expected}")
+    if getattr(geom, name) != expected:
+        raise ValueError(f"geom.{name} is {getattr(geom, name)}, but {formula} gives {expected}")
+
+
+def _of_kind(geom, kind):
+    """Refuse anything but a geometry of `kind` (a conv geometry is no max-pool geometry)."""
+    if type(geom) is not kind:     # exact: a transposed conv's geometry is no conv2d geometry
+        maker = {Conv2dGeometry: "conv2d_geometry", ConvTranspose2dGeometry: "conv_transpose2d_geometry",
+                 MaxPool2dGeometry: "max_pool2d_geometry", InterpolateGeometry: "interpolate_geometry"}[kind]
+        raise TypeError(f"geom must be a {kind.__name__} (from geometry.{maker}), got "
+                        f"{type(geom).__name__}")
 
 
 def conv2d_arrays(geom):
     """{role: shape} of a conv2d geometry: input, weight (Cout, Cin, kH, kW), bias, output."""
+    _of_kind(geom, Conv2dGeometry)
     n, c_in, h, w, c_out, k_h, k_w, s_h, s_w = _fields(
         geom, 1, "n", "c_in", "h", "w", "c_out", "k_h", "k_w", "stride_h", "stride_w")
     top, bottom, left, right = _fields(geom, 0, "pad_top", "pad_bottom", "pad_left", "pad_right")
@@ -377,12 +480,13 @@ def conv2d_arrays(geom):
     _formula(geom, "out_h", (h + top + bottom - k_h) // s_h + 1, "(h + pads - k_h) // stride_h + 1")
     _formula(geom, "out_w", (w + left + right - k_w) // s_w + 1, "(w + pads - k_w) // stride_w + 1")
     return {"input": (n, c_in, h, w), "weight": (c_out, c_in, k_h, k_w), "bias": (c_out,),
-            "output": (n, c_out, geom["out_h"], geom["out_w"])}
+            "output": (n, c_out, geom.out_h, geom.out_w)}
 
 
 def conv_transpose2d_arrays(geom):
     """{role: shape} of a conv_transpose2d geometry: input, weight (Cin, Cout, kH, kW), bias,
     output. pad_bottom / pad_right may be negative (output_padding)."""
+    _of_kind(geom, ConvTranspose2dGeometry)
     n, c_in, h, w, c_out, k_h, k_w, s_h, s_w = _fields(
         geom, 1, "n", "c_in", "h", "w", "c_out", "k_h", "k_w", "stride_h", "stride_w")
     top, left = _fields(geom, 0, "pad_top", "pad_left")
@@ -391,22 +495,23 @@ def conv_transpose2d_arrays(geom):
     _formula(geom, "out_h", (h - 1) * s_h + k_h - top - bottom, "(h - 1) * stride_h + k_h - pads")
     _formula(geom, "out_w", (w - 1) * s_w + k_w - left - right, "(w - 1) * stride_w + k_w - pads")
     return {"input": (n, c_in, h, w), "weight": (c_in, c_out, k_h, k_w), "bias": (c_out,),
-            "output": (n, c_out, geom["out_h"], geom["out_w"])}
+            "output": (n, c_out, geom.out_h, geom.out_w)}
 
 
 def max_pool2d_arrays(geom):
     """{role: shape} of a max_pool2d geometry: input, output. Every window must overlap the
     input: the first one ends inside it (pad < kernel), the last one starts inside it."""
+    _of_kind(geom, MaxPool2dGeometry)
     n, c, h, w, k_h, k_w, s_h, s_w, out_h, out_w = _fields(
         geom, 1, "n", "c", "h", "w", "k_h", "k_w", "stride_h", "stride_w", "out_h", "out_w")
     top, left = _fields(geom, 0, "pad_top", "pad_left")
     for pad, kernel, name in ((top, k_h, "pad_top"), (left, k_w, "pad_left")):
         if pad >= kernel:
-            raise ValueError(f"geom[{name!r}] is {pad}: the first window would lie in the padding "
+            raise ValueError(f"geom.{name} is {pad}: the first window would lie in the padding "
                              f"(kernel {kernel})")
     for out, stride, pad, size, name in ((out_h, s_h, top, h, "out_h"), (out_w, s_w, left, w, "out_w")):
         if (out - 1) * stride - pad >= size:
-            raise ValueError(f"geom[{name!r}] is {out}: the last window would start past the "
+            raise ValueError(f"geom.{name} is {out}: the last window would start past the "
                              f"input ({size})")
     return {"input": (n, c, h, w), "output": (n, c, out_h, out_w)}
 
@@ -415,12 +520,13 @@ def interpolate_arrays(geom):
     """{role: shape} of an interpolate geometry: input, output. The source-index scales must be
     finite and >= 0; every geometry interpolate_geometry makes has scale <= in (in / out,
     1 / factor with in * factor >= 1, or (in - 1) / (out - 1)), so in + 1 leaves room for rounding."""
+    _of_kind(geom, InterpolateGeometry)
     n, c, h, w, out_h, out_w = _fields(geom, 1, "n", "c", "h", "w", "out_h", "out_w")
-    if geom["mode"] not in ("nearest", "bilinear"):
-        raise ValueError(f"geom['mode'] must be 'nearest' or 'bilinear', got {shown(geom['mode'])}")
+    if geom.mode not in ("nearest", "bilinear"):
+        raise ValueError(f"geom.mode must be 'nearest' or 'bilinear', got {shown(geom.mode)}")
     for name, size in (("scale_h", h), ("scale_w", w)):
-        scale = geom[name]
+        scale = getattr(geom, name)
         if not (_is_real(scale) and 0 <= scale <= size + 1):
-            raise ValueError(f"geom[{name!r}] must be a number from 0 to {size + 1}, "
+            raise ValueError(f"geom.{name} must be a number from 0 to {size + 1}, "
                              f"got {shown(scale)}")
     return {"input": (n, c, h, w), "output": (n, c, out_h, out_w)}

@@ -52,13 +52,13 @@ ARGMAX_ITEMSIZE = 8     # argmax indices are int64
 
 def _sizes(geom):
     """Elements of x and of y: N*C*H*W and N*C*outH*outW."""
-    planes = geom["n"] * geom["c"]
-    return planes * geom["h"] * geom["w"], planes * geom["out_h"] * geom["out_w"]
+    planes = geom.n * geom.c
+    return planes * geom.h * geom.w, planes * geom.out_h * geom.out_w
 
 
 def forward_cost(geom, shapes, s):
     x, y = _sizes(geom)        # a comparison per window element; read x, write y and argmax
-    return y * geom["k_h"] * geom["k_w"], s * (x + y) + ARGMAX_ITEMSIZE * y
+    return y * geom.k_h * geom.k_w, s * (x + y) + ARGMAX_ITEMSIZE * y
 
 
 def backward_cost(geom, shapes, s):
@@ -72,7 +72,7 @@ def inputs(params, dtype, rng):
     geom = geometry.max_pool2d_geometry(params["x"], params["kernel_size"], params.get("stride"),
                                         params.get("padding", 0), params.get("ceil_mode", False))
     x = rng.standard_normal(params["x"]).astype(dtype)
-    grad_y = rng.standard_normal((geom["n"], geom["c"], geom["out_h"], geom["out_w"])).astype(dtype)
+    grad_y = rng.standard_normal((geom.n, geom.c, geom.out_h, geom.out_w)).astype(dtype)
     argmax = max_pool2d_forward_ref(x, geom)[1]
     return geom, {"max_pool2d_forward": (x, geom),
                   "max_pool2d_backward": (grad_y, argmax, geom)}
@@ -85,13 +85,13 @@ def torch_counterpart(torch, op, args):
     flat ih * W + iw of the first maximum."""
     aten = torch.ops.aten
     geom = args[-1]
-    kernel, stride = [geom["k_h"], geom["k_w"]], [geom["stride_h"], geom["stride_w"]]
-    padding = [geom["pad_top"], geom["pad_left"]]
+    kernel, stride = [geom.k_h, geom.k_w], [geom.stride_h, geom.stride_w]
+    padding = [geom.pad_top, geom.pad_left]
     if max(padding) * 2 > min(kernel):
         return None
     forward = op == "max_pool2d_forward"
-    x = args[0] if forward else args[0].new_empty((geom["n"], geom["c"], geom["h"], geom["w"]))
-    shape = (geom["out_h"], geom["out_w"])
+    x = args[0] if forward else args[0].new_empty((geom.n, geom.c, geom.h, geom.w))
+    shape = (geom.out_h, geom.out_w)
     ceil_modes = [c for c in (False, True)   # TF 'same' with the padding at the end: ceil mode
                   if tuple(aten.max_pool2d_with_indices(x[:1, :1], kernel, stride, padding,
                                                         [1, 1], c)[0].shape[-2:]) == shape]
@@ -118,9 +118,9 @@ FAMILY = describe(Family(
 
 def _window_origin(geom):
     """Where window (0, 0) starts, and the padded extent the windows need (rows, cols)."""
-    rows = (geom["out_h"] - 1) * geom["stride_h"] + geom["k_h"]
-    cols = (geom["out_w"] - 1) * geom["stride_w"] + geom["k_w"]
-    return geom["pad_top"], geom["pad_left"], rows, cols
+    rows = (geom.out_h - 1) * geom.stride_h + geom.k_h
+    cols = (geom.out_w - 1) * geom.stride_w + geom.k_w
+    return geom.pad_top, geom.pad_left, rows, cols
 
 
 # ------------------------------------------------------------------------------------------------
@@ -133,18 +133,18 @@ def _window_origin(geom):
 def _offset_tables(geom, i, j):
     """For kernel offset (i, j): flat input index of that element in each window, and whether it
     lies inside the input. Shapes (outH, outW)."""
-    rows = np.arange(geom["out_h"]) * geom["stride_h"] - geom["pad_top"] + i
-    cols = np.arange(geom["out_w"]) * geom["stride_w"] - geom["pad_left"] + j
-    valid = ((rows >= 0) & (rows < geom["h"]))[:, None] & ((cols >= 0) & (cols < geom["w"]))[None, :]
-    index = rows[:, None] * geom["w"] + cols[None, :]
+    rows = np.arange(geom.out_h) * geom.stride_h - geom.pad_top + i
+    cols = np.arange(geom.out_w) * geom.stride_w - geom.pad_left + j
+    valid = ((rows >= 0) & (rows < geom.h))[:, None] & ((cols >= 0) & (cols < geom.w))[None, :]
+    index = rows[:, None] * geom.w + cols[None, :]
     return index, valid
 
 
 def _padded_slice(geom, i, j):
     """Index into the padded array that selects offset (i, j) of every window."""
-    sh, sw = geom["stride_h"], geom["stride_w"]
-    return (Ellipsis, slice(i, i + (geom["out_h"] - 1) * sh + 1, sh),
-            slice(j, j + (geom["out_w"] - 1) * sw + 1, sw))
+    sh, sw = geom.stride_h, geom.stride_w
+    return (Ellipsis, slice(i, i + (geom.out_h - 1) * sh + 1, sh),
+            slice(j, j + (geom.out_w - 1) * sw + 1, sw))
 
 
 @register("max_pool2d_forward", "ref")
@@ -160,15 +160,15 @@ def max_pool2d_forward_ref(x, geom):
         padded[:, :, top:top + used_h, left:left + used_w] = x[:, :, :used_h, :used_w]
 
     # PyTorch starts each window at maxval = -inf, maxindex = its first in-range element.
-    first_row = np.maximum(np.arange(geom["out_h"]) * geom["stride_h"] - top, 0)
-    first_col = np.maximum(np.arange(geom["out_w"]) * geom["stride_w"] - left, 0)
-    shape = (n, c, geom["out_h"], geom["out_w"])
+    first_row = np.maximum(np.arange(geom.out_h) * geom.stride_h - top, 0)
+    first_col = np.maximum(np.arange(geom.out_w) * geom.stride_w - left, 0)
+    shape = (n, c, geom.out_h, geom.out_w)
     best = xp.full(shape, -xp.inf, dtype=x.dtype)
     argmax = xp.empty(shape, dtype=xp.int64)
     argmax[...] = xp.asarray(first_row[:, None] * w + first_col[None, :])
     update = xp.empty(shape, dtype=bool)
-    for i in range(geom["k_h"]):
-        for j in range(geom["k_w"]):
+    for i in range(geom.k_h):
+        for j in range(geom.k_w):
             index, _ = _offset_tables(geom, i, j)
             # one contiguous copy of the strided slice makes the four passes below ~10x faster
             val = xp.ascontiguousarray(padded[_padded_slice(geom, i, j)])
@@ -184,12 +184,12 @@ def max_pool2d_forward_ref(x, geom):
 def max_pool2d_backward_ref(grad_y, argmax, geom):
     xp = array_module_of(grad_y)
     n, c = grad_y.shape[:2]
-    h, w = geom["h"], geom["w"]
+    h, w = geom.h, geom.w
     top, left, rows, cols = _window_origin(geom)
     grad_padded = xp.zeros((n, c, rows, cols), dtype=grad_y.dtype)
     zero = xp.zeros((), dtype=grad_y.dtype)
-    for i in range(geom["k_h"]):
-        for j in range(geom["k_w"]):
+    for i in range(geom.k_h):
+        for j in range(geom.k_w):
             index, valid = _offset_tables(geom, i, j)
             hit = (argmax == xp.asarray(index)) & xp.asarray(valid)
             grad_padded[_padded_slice(geom, i, j)] += xp.where(hit, grad_y, zero)
@@ -318,27 +318,27 @@ _max_pool2d_backward_loops = cpu_kernel(max_pool2d_backward_loops)
 def max_pool2d_forward_numba(x, geom):
     n, c, h, w = x.shape
     x3 = np.ascontiguousarray(x).reshape(n * c, h, w)
-    y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
+    y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
     argmax = memory.empty(y.shape, np.int64)
-    _max_pool2d_forward_loops(x3, y, argmax, geom["k_h"], geom["k_w"], geom["stride_h"],
-                              geom["stride_w"], geom["pad_top"], geom["pad_left"])
-    shape = (n, c, geom["out_h"], geom["out_w"])
+    _max_pool2d_forward_loops(x3, y, argmax, geom.k_h, geom.k_w, geom.stride_h,
+                              geom.stride_w, geom.pad_top, geom.pad_left)
+    shape = (n, c, geom.out_h, geom.out_w)
     return y.reshape(shape), argmax.reshape(shape)
 
 
 @register("max_pool2d_backward", "numba")
 def max_pool2d_backward_numba(grad_y, argmax, geom):
     n, c, out_h, out_w = grad_y.shape
-    grad_x = memory.empty((n * c, geom["h"] * geom["w"]), grad_y.dtype)     # zeroed in the loop
+    grad_x = memory.empty((n * c, geom.h * geom.w), grad_y.dtype)     # zeroed in the loop
     out_of_plane = np.zeros(n * c, np.uint8)
     _max_pool2d_backward_loops(np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
                                np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
                                grad_x, out_of_plane)
     if out_of_plane.any():  # argmax did not come from max_pool2d_forward with this geometry
         raise ValueError(f"max_pool2d_backward: argmax holds indices outside the "
-                         f"{geom['h']}x{geom['w']} input plane (in {int(out_of_plane.sum())} of "
+                         f"{geom.h}x{geom.w} input plane (in {int(out_of_plane.sum())} of "
                          f"{n * c} planes); pass the argmax max_pool2d_forward returned")
-    return grad_x.reshape(n, c, geom["h"], geom["w"])
+    return grad_x.reshape(n, c, geom.h, geom.w)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -410,13 +410,13 @@ _max_pool2d_backward_kernel = cuda_kernel(max_pool2d_backward_kernel)
 def max_pool2d_forward_cuda(x, geom):
     xp = array_module_of(x)
     n, c, h, w = x.shape
-    out_h, out_w = geom["out_h"], geom["out_w"]
+    out_h, out_w = geom.out_h, geom.out_w
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     argmax = xp.empty(y.shape, dtype=xp.int64)
     total = y.size
     launch_1d(_max_pool2d_forward_kernel, total, xp.ascontiguousarray(x).reshape(-1), y.reshape(-1),
-              argmax.reshape(-1), total, h, w, out_h, out_w, geom["k_h"], geom["k_w"],
-              geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"])
+              argmax.reshape(-1), total, h, w, out_h, out_w, geom.k_h, geom.k_w,
+              geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left)
     return y, argmax
 
 
@@ -424,11 +424,11 @@ def max_pool2d_forward_cuda(x, geom):
 def max_pool2d_backward_cuda(grad_y, argmax, geom):
     xp = array_module_of(grad_y)
     n, c, out_h, out_w = grad_y.shape
-    h, w = geom["h"], geom["w"]
+    h, w = geom.h, geom.w
     grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
     total = grad_x.size
     launch_1d(_max_pool2d_backward_kernel, total, xp.ascontiguousarray(grad_y).reshape(-1),
               xp.ascontiguousarray(argmax, dtype=xp.int64).reshape(-1), grad_x.reshape(-1),
-              grad_y.dtype.type(0), total, h, w, out_h, out_w, geom["k_h"], geom["k_w"],
-              geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"])
+              grad_y.dtype.type(0), total, h, w, out_h, out_w, geom.k_h, geom.k_w,
+              geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left)
     return grad_x

@@ -48,7 +48,7 @@ def check_arguments(op, args):
     if describe is not None:
         try:
             roles = describe(args[-1])
-        except (KeyError, TypeError) as error:
+        except (KeyError, TypeError, AttributeError) as error:
             maker = describe.__name__.replace("_arrays", "_geometry")
             raise ValueError(f"{op}: geom is not a geometry from geometry.{maker} "
                              f"({type(error).__name__}: {error})") from None

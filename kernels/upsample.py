@@ -70,8 +70,8 @@ from .registry import register
 
 def _sizes(geom):
     """Elements of x and of y: N*C*H*W and N*C*outH*outW."""
-    planes = geom["n"] * geom["c"]
-    return planes * geom["h"] * geom["w"], planes * geom["out_h"] * geom["out_w"]
+    planes = geom.n * geom.c
+    return planes * geom.h * geom.w, planes * geom.out_h * geom.out_w
 
 
 def _cost(forward_flops, backward_flops):
@@ -95,8 +95,8 @@ def _inputs(mode):
                                              scale_factor=params.get("scale_factor"), mode=mode,
                                              align_corners=params.get("align_corners"))
         x = rng.standard_normal(params["x"]).astype(dtype)
-        grad_y = rng.standard_normal((geom["n"], geom["c"], geom["out_h"],
-                                      geom["out_w"])).astype(dtype)
+        grad_y = rng.standard_normal((geom.n, geom.c, geom.out_h,
+                                      geom.out_w)).astype(dtype)
         return geom, {f"upsample_{mode}_forward": (x, geom),
                       f"upsample_{mode}_backward": (grad_y, geom)}
     return inputs
@@ -106,13 +106,13 @@ def torch_counterpart(torch, op, args):
     """F.interpolate (forward) and the aten backward its autograd calls, at the same sizes."""
     aten, F = torch.ops.aten, torch.nn.functional
     geom = args[-1]
-    size, in_size = [geom["out_h"], geom["out_w"]], [geom["n"], geom["c"], geom["h"], geom["w"]]
+    size, in_size = [geom.out_h, geom.out_w], [geom.n, geom.c, geom.h, geom.w]
     t = args[0]
-    if geom["mode"] == "nearest":
+    if geom.mode == "nearest":
         if op.endswith("_forward"):
             return lambda: F.interpolate(t, size=size, mode="nearest")
         return lambda: aten.upsample_nearest2d_backward(t, size, in_size, None, None)
-    align = bool(geom["align_corners"])
+    align = bool(geom.align_corners)
     if op.endswith("_forward"):
         return lambda: F.interpolate(t, size=size, mode="bilinear", align_corners=align)
     return lambda: aten.upsample_bilinear2d_backward(t, size, in_size, align, None, None)
@@ -194,18 +194,27 @@ def _fused_multiply_add(a, b, c, dtype):
                     dtype=dtype)
 
 
-def _taps(geom, axis, dtype):
-    """[(index, weight), ...] for one axis ('h' or 'w'): one tap (nearest) or two (bilinear)."""
-    in_size, out_size, scale = geom[axis], geom["out_" + axis], geom["scale_" + axis]
-    if geom["mode"] == "nearest":
+def _axis(geom, axis):
+    """(in size, out size, scale) of one axis ('h' or 'w') of the geometry."""
+    return getattr(geom, axis), getattr(geom, "out_" + axis), getattr(geom, "scale_" + axis)
+
+
+def _axis_taps(in_size, out_size, scale, mode, align_corners, dtype):
+    """[(index, weight), ...] for one axis: one tap (nearest) or two (bilinear)."""
+    if mode == "nearest":
         return [(nearest_table(in_size, out_size, scale), _frozen(np.ones(out_size, dtype)))]
-    i0, i1, l0, l1 = linear_table(in_size, out_size, scale, geom["align_corners"], np.dtype(dtype).str)
+    i0, i1, l0, l1 = linear_table(in_size, out_size, scale, align_corners, np.dtype(dtype).str)
     return [(i0, l0), (i1, l1)]
+
+
+def _taps(geom, axis, dtype):
+    """[(index, weight), ...] for one axis ('h' or 'w') of the geometry."""
+    return _axis_taps(*_axis(geom, axis), geom.mode, geom.align_corners, dtype)
 
 
 def interpolation_matrix(geom, axis, dtype):
     """The (out, in) matrix of one axis' operator: y_axis = A @ x_axis."""
-    in_size, out_size = geom[axis], geom["out_" + axis]
+    in_size, out_size, _ = _axis(geom, axis)
     matrix = np.zeros((out_size, in_size), dtype=dtype)
     rows = np.arange(out_size)
     for index, weight in _taps(geom, axis, dtype):
@@ -215,9 +224,7 @@ def interpolation_matrix(geom, axis, dtype):
 
 @functools.lru_cache(maxsize=128)
 def _inverse_table_cached(in_size, out_size, scale, mode, align_corners, dtype):
-    geom = {"h": in_size, "out_h": out_size, "scale_h": scale, "mode": mode,
-            "align_corners": align_corners}
-    taps = _taps(geom, "h", dtype)
+    taps = _axis_taps(in_size, out_size, scale, mode, align_corners, dtype)
     # entries in (output position, tap) order; a stable sort by source keeps that order per row
     sources = np.stack([index for index, _ in taps], axis=1).ravel()
     targets = np.repeat(np.arange(out_size, dtype=np.int64), len(taps))
@@ -231,13 +238,13 @@ def _inverse_table_cached(in_size, out_size, scale, mode, align_corners, dtype):
 def inverse_table(geom, axis, dtype):
     """CSR form of one axis' adjoint: input position i is read by output positions
     targets[offsets[i]:offsets[i + 1]] with weights weights[offsets[i]:offsets[i + 1]]."""
-    return _inverse_table_cached(geom[axis], geom["out_" + axis], geom["scale_" + axis],
-                                 geom["mode"], geom["align_corners"], np.dtype(dtype).str)
+    return _inverse_table_cached(*_axis(geom, axis), geom.mode, geom.align_corners,
+                                 np.dtype(dtype).str)
 
 
 def _check_mode(geom, mode):
-    if geom["mode"] != mode:
-        raise ValueError(f"upsample_{mode} kernel called with geometry for mode={geom['mode']!r}")
+    if geom.mode != mode:
+        raise ValueError(f"upsample_{mode} kernel called with geometry for mode={geom.mode!r}")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -283,8 +290,8 @@ def _upsample_backward_ref(grad_y, geom):
         a_h = xp.asarray(interpolation_matrix(geom, "h", grad_y.dtype))   # (outH, H)
         a_w = xp.asarray(interpolation_matrix(geom, "w", grad_y.dtype))   # (outW, W)
         return xp.ascontiguousarray(a_h.T @ (grad_y @ a_w))               # (N, C, H, W)
-    grad = _scatter_axis(xp, grad_y, _taps(geom, "w", grad_y.dtype), geom["w"], -1)
-    return xp.ascontiguousarray(_scatter_axis(xp, grad, _taps(geom, "h", grad_y.dtype), geom["h"], -2))
+    grad = _scatter_axis(xp, grad_y, _taps(geom, "w", grad_y.dtype), geom.w, -1)
+    return xp.ascontiguousarray(_scatter_axis(xp, grad, _taps(geom, "h", grad_y.dtype), geom.h, -2))
 
 
 @register("upsample_nearest_backward", "ref")
@@ -381,40 +388,40 @@ def _bilinear_tables(geom, dtype):
 def upsample_nearest_forward_numba(x, geom):
     _check_mode(geom, "nearest")
     n, c = x.shape[:2]
-    y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
+    y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
     _nearest_forward_loops(_planes(x), src_h, src_w, y)
-    return y.reshape(n, c, geom["out_h"], geom["out_w"])
+    return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
 @register("upsample_nearest_backward", "numba")
 def upsample_nearest_backward_numba(grad_y, geom):
     _check_mode(geom, "nearest")
     n, c = grad_y.shape[:2]
-    grad_x = memory.zeros((n * c, geom["h"], geom["w"]), grad_y.dtype)
+    grad_x = memory.zeros((n * c, geom.h, geom.w), grad_y.dtype)
     (src_h, _), = _taps(geom, "h", grad_y.dtype)
     (src_w, _), = _taps(geom, "w", grad_y.dtype)
     _nearest_backward_loops(_planes(grad_y), src_h, src_w, grad_x)
-    return grad_x.reshape(n, c, geom["h"], geom["w"])
+    return grad_x.reshape(n, c, geom.h, geom.w)
 
 
 @register("upsample_bilinear_forward", "numba")
 def upsample_bilinear_forward_numba(x, geom):
     _check_mode(geom, "bilinear")
     n, c = x.shape[:2]
-    y = memory.empty((n * c, geom["out_h"], geom["out_w"]), x.dtype)
+    y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
     _bilinear_forward_loops(_planes(x), *_bilinear_tables(geom, x.dtype), y)
-    return y.reshape(n, c, geom["out_h"], geom["out_w"])
+    return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
 @register("upsample_bilinear_backward", "numba")
 def upsample_bilinear_backward_numba(grad_y, geom):
     _check_mode(geom, "bilinear")
     n, c = grad_y.shape[:2]
-    grad_x = memory.zeros((n * c, geom["h"], geom["w"]), grad_y.dtype)
+    grad_x = memory.zeros((n * c, geom.h, geom.w), grad_y.dtype)
     _bilinear_backward_loops(_planes(grad_y), *_bilinear_tables(geom, grad_y.dtype), grad_x)
-    return grad_x.reshape(n, c, geom["h"], geom["w"])
+    return grad_x.reshape(n, c, geom.h, geom.w)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -503,7 +510,7 @@ def upsample_nearest_forward_cuda(x, geom):
     _check_mode(geom, "nearest")
     xp = array_module_of(x)
     n, c, h, w = x.shape
-    out_h, out_w = geom["out_h"], geom["out_w"]
+    out_h, out_w = geom.out_h, geom.out_w
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
@@ -517,7 +524,7 @@ def upsample_bilinear_forward_cuda(x, geom):
     _check_mode(geom, "bilinear")
     xp = array_module_of(x)
     n, c, h, w = x.shape
-    out_h, out_w = geom["out_h"], geom["out_w"]
+    out_h, out_w = geom.out_h, geom.out_w
     tables = [_on_device(xp, t) for t in _bilinear_tables(geom, x.dtype)]
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     launch_1d(_bilinear_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1), *tables,
@@ -528,7 +535,7 @@ def upsample_bilinear_forward_cuda(x, geom):
 def _upsample_backward_cuda(grad_y, geom):
     xp = array_module_of(grad_y)
     n, c, out_h, out_w = grad_y.shape
-    h, w = geom["h"], geom["w"]
+    h, w = geom.h, geom.w
     tables = [_on_device(xp, t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
     grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
     launch_1d(_gather_backward_kernel, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1), *tables,

@@ -201,8 +201,8 @@ def upsample_conv2d_cases(draw, max_n=None, max_c=None, max_hw=None):
                                         kwargs["stride"], kwargs["padding"])
     except ValueError:
         assume(False)
-    pads_fit = (max(conv["pad_top"], conv["pad_bottom"]) <= kernel[0] - 1
-                and max(conv["pad_left"], conv["pad_right"]) <= kernel[1] - 1)
+    pads_fit = (max(conv.pad_top, conv.pad_bottom) <= kernel[0] - 1
+                and max(conv.pad_left, conv.pad_right) <= kernel[1] - 1)
     whole = out_h % h == 0 and out_w % w == 0      # (h * f + 1 can still be a multiple of h)
     folds = (whole and kwargs["mode"] == "nearest" and kwargs["stride"] == 1 and pads_fit
              and (out_h, out_w) != (h, w))

@@ -136,7 +136,7 @@ def test_the_output_limit_is_configurable(monkeypatch):
     monkeypatch.setattr(geometry, "MAX_OUTPUT_ELEMENTS", 100)
     with pytest.raises(ValueError, match="above the limit of 100"):
         geometry.interpolate_geometry((1, 1, 4, 4), scale_factor=4)
-    assert geometry.interpolate_geometry((1, 1, 4, 4), scale_factor=2)["out_h"] == 8
+    assert geometry.interpolate_geometry((1, 1, 4, 4), scale_factor=2).out_h == 8
 
 
 # ---------------------------------------------------------------------------- argument kinds

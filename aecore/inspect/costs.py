@@ -3,7 +3,7 @@
     op_cost(op_name, geom, dtype_itemsize=4, pass_="forward") -> (flops, bytes_moved)
 
 `op_name` is either a kernel op of the registry ("conv2d_forward", "max_pool2d_backward",
-"upsample_bilinear_forward", ...; `geom` is the dict the geometry module returned for it) or the
+"upsample_bilinear_forward", ...; `geom` is the geometry the geometry module returned for it) or the
 class name of a graph Function of aecore/ops.py or aecore/losses.py ("MatMul", "ReLU", "Add", ...;
 `geom` is `function_geom(input_shapes, output_shape, needs_grad)` and `pass_` is "forward" or
 "backward"). A Function name of a kernel-backed op ("Conv2d", "MaxPool2d", ...) with
@@ -67,7 +67,7 @@ def kernel_op_of(function_name, geom, pass_="forward"):
     "conv2d_backward_input"); None when `function_name` is not kernel-backed."""
     if function_name == "Upsample":
         from ..functional import UPSAMPLE_KERNELS
-        forward, backward = UPSAMPLE_KERNELS[geom["mode"]]
+        forward, backward = UPSAMPLE_KERNELS[geom.mode]
         return forward if pass_ == "forward" else backward
     passes = KERNEL_FUNCTIONS.get(function_name)
     if passes is None:
@@ -164,7 +164,7 @@ def known_ops():
 def op_cost(op_name, geom, dtype_itemsize=4, pass_="forward"):
     """(flops, bytes_moved) of one call of `op_name` (see the module docstring).
 
-    Kernel ops take the geometry dict of their op; graph Functions take `function_geom(...)`.
+    Kernel ops take the geometry of their op; graph Functions take `function_geom(...)`.
     Raises KeyError for an op without a formula.
     """
     s = int(dtype_itemsize)

@@ -26,7 +26,7 @@ import json
 import time
 
 from ..backend import cupy_module, is_cupy_array
-from ..kernels import registry
+from ..kernels import geometry, registry
 from ..tensor import _observers as _graph_observers
 from .costs import KERNEL_FUNCTIONS, function_geom, kernel_cost, op_cost
 from .peak import machine_peak, share_of_peak
@@ -118,7 +118,7 @@ class Profiler:
 
     def _record_kernel(self, op, tier, args, seconds, started, on_gpu):
         arrays = [a for a in args if _is_array(a)]
-        geom = args[-1] if args and isinstance(args[-1], dict) else None
+        geom = args[-1] if args and isinstance(args[-1], geometry.Geometry) else None
         itemsize = arrays[0].dtype.itemsize if arrays else 4
         try:
             flops, moved = kernel_cost(op, geom, [a.shape for a in arrays], itemsize)

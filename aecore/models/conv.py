@@ -65,7 +65,7 @@ class ConvEncoder(nn.Module):
                 g = geometry.conv2d_geometry(probe, (out_channels, channels, kernel_size,
                                                      kernel_size), 2, "same")
             self.add_module(f"conv{index}", conv)
-            channels, size = out_channels, (g["out_h"], g["out_w"])
+            channels, size = out_channels, (g.out_h, g.out_w)
         self.out_shape = (channels,) + size
 
     def forward(self, x):

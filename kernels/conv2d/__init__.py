@@ -8,7 +8,7 @@ xpad is x with pad_top zero rows above it (pad_left columns on the left, ...). P
 resolved by `geometry.conv2d_geometry`: ints, pairs, 'valid', and TensorFlow's 'same'
 (outH = ceil(H / sH), the odd pixel of padding at the bottom/right).
 
-Ops, the same signature on every tier (`geom`: the dict from conv2d_geometry):
+Ops, the same signature on every tier (`geom`: the Conv2dGeometry of conv2d_geometry):
     conv2d_forward(x, w, b, geom)            -> y       (N, Cout, outH, outW)
     conv2d_backward_input(grad_y, w, geom)   -> grad_x  (N, Cin, H, W)
     conv2d_backward_weight(grad_y, x, geom)  -> grad_w  (Cout, Cin, kH, kW)
@@ -58,12 +58,12 @@ def conv_cost(geom, shapes, s, slides_over="output"):
     """Every pass of a conv: each (kernel tap, channel pair) meets every position of the grid
     the kernel slides over (the output for conv2d, the input for the transposed conv): 2 FLOPs a
     multiply-add; the bytes of x, w and y (the bias is its own op)."""
-    n, cin, cout = geom["n"], geom["c_in"], geom["c_out"]
-    x = n * cin * geom["h"] * geom["w"]
-    y = n * cout * geom["out_h"] * geom["out_w"]
-    w = cout * cin * geom["k_h"] * geom["k_w"]
-    grid = geom["out_h"] * geom["out_w"] if slides_over == "output" else geom["h"] * geom["w"]
-    return 2 * n * grid * cin * cout * geom["k_h"] * geom["k_w"], s * (x + w + y)
+    n, cin, cout = geom.n, geom.c_in, geom.c_out
+    x = n * cin * geom.h * geom.w
+    y = n * cout * geom.out_h * geom.out_w
+    w = cout * cin * geom.k_h * geom.k_w
+    grid = geom.out_h * geom.out_w if slides_over == "output" else geom.h * geom.w
+    return 2 * n * grid * cin * cout * geom.k_h * geom.k_w, s * (x + w + y)
 
 
 def bias_gradient_cost(geom, shapes, s):
@@ -90,7 +90,7 @@ def conv_inputs(params, dtype, rng, transposed=False):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.uniform(-bound, bound, w_shape).astype(dtype)
     b = rng.uniform(-bound, bound, (c_out,)).astype(dtype)
-    grad_y = rng.standard_normal((geom["n"], c_out, geom["out_h"], geom["out_w"])).astype(dtype)
+    grad_y = rng.standard_normal((geom.n, c_out, geom.out_h, geom.out_w)).astype(dtype)
     stem = "conv_transpose2d" if transposed else "conv2d"
     args = {f"{stem}_forward": (x, w, b, geom),
             f"{stem}_backward_input": (grad_y, w, geom),
@@ -110,25 +110,25 @@ def conv_torch_counterpart(torch, op, args):
         return lambda: grad_y.sum(dim=(0, 2, 3))
     geom = args[-1]
     transposed = op.startswith("conv_transpose2d")
-    stride = [geom["stride_h"], geom["stride_w"]]
+    stride = [geom.stride_h, geom.stride_w]
     if transposed:
-        output_padding = [geom["pad_top"] - geom["pad_bottom"], geom["pad_left"] - geom["pad_right"]]
+        output_padding = [geom.pad_top - geom.pad_bottom, geom.pad_left - geom.pad_right]
         if not all(0 <= p < s for p, s in zip(output_padding, stride)):
             return None
     else:
-        if geom["pad_top"] != geom["pad_bottom"] or geom["pad_left"] != geom["pad_right"]:
+        if geom.pad_top != geom.pad_bottom or geom.pad_left != geom.pad_right:
             return None
         output_padding = [0, 0]
-    padding = [geom["pad_top"], geom["pad_left"]]
+    padding = [geom.pad_top, geom.pad_left]
     if op.endswith("_forward"):
         x, w, b = args[0], args[1], args[2]
         if transposed:
             return lambda: F.conv_transpose2d(x, w, b, stride, padding, output_padding)
         return lambda: F.conv2d(x, w, b, stride, padding)
     grad_y, other = args[0], args[1]
-    x_shape = (geom["n"], geom["c_in"], geom["h"], geom["w"])
-    w_shape = ((geom["c_in"], geom["c_out"]) if transposed else (geom["c_out"], geom["c_in"])) + \
-        (geom["k_h"], geom["k_w"])
+    x_shape = (geom.n, geom.c_in, geom.h, geom.w)
+    w_shape = ((geom.c_in, geom.c_out) if transposed else (geom.c_out, geom.c_in)) + \
+        (geom.k_h, geom.k_w)
     if op.endswith("_backward_input"):     # needs w's values, x only for its shape
         x, w, index = grad_y.new_zeros(x_shape), other, 0
     else:                                  # needs x's values, w only for its shape
@@ -192,30 +192,22 @@ def scatter_numba(x, w, b, stride, pads, out_hw):
 # registration: every tier's ops, forward and backward side by side
 # ----------------------------------------------------------------------------------------------
 
-def stride_of(geom):
-    return geom["stride_h"], geom["stride_w"]
-
-
-def pads_of(geom):
-    return geom["pad_top"], geom["pad_left"]
-
-
 # reference (NumPy; CuPy arrays work too)
 
 @register("conv2d_forward", "ref")
 def conv2d_forward_ref(x, w, b, geom):
-    return gather_ref(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+    return gather_ref(x, w, b, geom.stride, geom.pads, geom.out_hw)
 
 
 @register("conv2d_backward_input", "ref")
 def conv2d_backward_input_ref(grad_y, w, geom):
     # the adjoint of a correlation is the transposed convolution, cropped to the input size
-    return scatter_ref(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+    return scatter_ref(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
 
 
 @register("conv2d_backward_weight", "ref")
 def conv2d_backward_weight_ref(grad_y, x, geom):
-    return weight_ref(grad_y, x, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+    return weight_ref(grad_y, x, geom.stride, geom.pads, (geom.k_h, geom.k_w))
 
 
 @register("conv2d_backward_bias", "ref")
@@ -227,17 +219,17 @@ def conv2d_backward_bias_ref(grad_y):
 
 @register("conv2d_forward", "numba")
 def conv2d_forward_numba(x, w, b, geom):
-    return gather_numba(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+    return gather_numba(x, w, b, geom.stride, geom.pads, geom.out_hw)
 
 
 @register("conv2d_backward_input", "numba")
 def conv2d_backward_input_numba(grad_y, w, geom):
-    return scatter_numba(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+    return scatter_numba(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
 
 
 @register("conv2d_backward_weight", "numba")
 def conv2d_backward_weight_numba(grad_y, x, geom):
-    return weight_numba(grad_y, x, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+    return weight_numba(grad_y, x, geom.stride, geom.pads, (geom.k_h, geom.k_w))
 
 
 @register("conv2d_backward_bias", "numba")
@@ -249,17 +241,17 @@ def conv2d_backward_bias_numba(grad_y):
 
 @register("conv2d_forward", "cuda")
 def conv2d_forward_cuda(x, w, b, geom):
-    return gather_cuda(x, w, b, stride_of(geom), pads_of(geom), (geom["out_h"], geom["out_w"]))
+    return gather_cuda(x, w, b, geom.stride, geom.pads, geom.out_hw)
 
 
 @register("conv2d_backward_input", "cuda")
 def conv2d_backward_input_cuda(grad_y, w, geom):
-    return scatter_cuda(grad_y, w, None, stride_of(geom), pads_of(geom), (geom["h"], geom["w"]))
+    return scatter_cuda(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
 
 
 @register("conv2d_backward_weight", "cuda")
 def conv2d_backward_weight_cuda(grad_y, x, geom):
-    return weight_cuda(grad_y, x, stride_of(geom), pads_of(geom), (geom["k_h"], geom["k_w"]))
+    return weight_cuda(grad_y, x, geom.stride, geom.pads, (geom.k_h, geom.k_w))
 
 
 @register("conv2d_backward_bias", "cuda")

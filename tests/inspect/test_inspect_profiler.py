@@ -19,15 +19,15 @@ from tiers import tier_params
 # ---------------------------------------------------------------------------- costs
 def test_conv_formulas():
     g = geometry.conv2d_geometry((2, 3, 9, 8), (5, 3, 3, 2), stride=2, padding=1)
-    macs = 2 * 5 * g["out_h"] * g["out_w"] * 3 * 3 * 2
-    x, w, y = 2 * 3 * 9 * 8, 5 * 3 * 3 * 2, 2 * 5 * g["out_h"] * g["out_w"]
+    macs = 2 * 5 * g.out_h * g.out_w * 3 * 3 * 2
+    x, w, y = 2 * 3 * 9 * 8, 5 * 3 * 3 * 2, 2 * 5 * g.out_h * g.out_w
     for op in ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight"):
         assert op_cost(op, g, 4) == (2 * macs, 4 * (x + w + y))
-    assert kernel_cost("conv2d_backward_bias", g, [(2, 5, g["out_h"], g["out_w"])], 8) == (y, 8 * (y + 5))
+    assert kernel_cost("conv2d_backward_bias", g, [(2, 5, g.out_h, g.out_w)], 8) == (y, 8 * (y + 5))
     assert op_cost("Conv2d", g, 4, "backward") == (4 * macs, 8 * (x + w + y))
     t = geometry.conv_transpose2d_geometry((2, 4, 7, 7), (4, 6, 3, 3), stride=2, padding=1,
                                            output_padding=1)
-    assert t["out_h"] == 14
+    assert t.out_h == 14
     for op in ("conv_transpose2d_forward", "conv_transpose2d_backward_input",
                "conv_transpose2d_backward_weight"):
         assert op_cost(op, t, 4)[0] == 2 * 2 * 4 * 7 * 7 * 6 * 9

@@ -47,7 +47,7 @@ def _arrays(x_shape, w_shape, c_out, geom, seed, dtype, with_bias):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(c_out).astype(dtype) if with_bias else None
-    grad_y = rng.standard_normal((x_shape[0], c_out, geom["out_h"], geom["out_w"])).astype(dtype)
+    grad_y = rng.standard_normal((x_shape[0], c_out, geom.out_h, geom.out_w)).astype(dtype)
     return x, w, b, grad_y, geom
 
 
@@ -60,13 +60,13 @@ def brute_conv2d(x, w, b, grad_y, geom):
     grad_x and grad_w accumulate grad_y times the other factor of every product."""
     n_, c_in, h, w_in = x.shape
     c_out, _, k_h, k_w = w.shape
-    sh, sw, top, left = geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"]
-    y = np.zeros((n_, c_out, geom["out_h"], geom["out_w"]))
+    sh, sw, top, left = geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left
+    y = np.zeros((n_, c_out, geom.out_h, geom.out_w))
     grad_x, grad_w = np.zeros(x.shape), np.zeros(w.shape)
     for n in range(n_):
         for co in range(c_out):
-            for oy in range(geom["out_h"]):
-                for ox in range(geom["out_w"]):
+            for oy in range(geom.out_h):
+                for ox in range(geom.out_w):
                     y[n, co, oy, ox] = 0.0 if b is None else b[co]
                     for ci in range(c_in):
                         for ky in range(k_h):
@@ -84,8 +84,8 @@ def brute_conv_transpose2d(x, w, b, grad_y, geom):
     the window at (pad_top, pad_left) of the output size (zeros past the end), plus the bias."""
     n_, c_in, h, w_in = x.shape
     _, c_out, k_h, k_w = w.shape
-    sh, sw, top, left = geom["stride_h"], geom["stride_w"], geom["pad_top"], geom["pad_left"]
-    out_h, out_w = geom["out_h"], geom["out_w"]
+    sh, sw, top, left = geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left
+    out_h, out_w = geom.out_h, geom.out_w
     full = np.zeros((n_, c_out, (h - 1) * sh + k_h, (w_in - 1) * sw + k_w))
     for n in range(n_):
         for ci in range(c_in):
@@ -125,7 +125,7 @@ def check_tier(ops, tier, x, w, b, grad_y, geom, dtype):
     # hands the kernels contiguous copies, test_input_checks.py)
     got = [call(forward, tier, x, w, b, geom), call(backward_input, tier, grad_y, w, geom),
            call(backward_weight, tier, grad_y, x, geom)]
-    shapes = [(x.shape[0], grad_y.shape[1], geom["out_h"], geom["out_w"]), x.shape, w.shape]
+    shapes = [(x.shape[0], grad_y.shape[1], geom.out_h, geom.out_w), x.shape, w.shape]
     # the bias gradient (one op for conv2d and the transposed conv)
     expected.append(call("conv2d_backward_bias", "ref", grad_y))
     got.append(call("conv2d_backward_bias", tier, grad_y))
@@ -170,7 +170,7 @@ def test_classic_cae_shapes_match_reference(tier):
     x = rng.standard_normal((n, 32, 7, 7)).astype(np.float32)
     w = rng.standard_normal((x.shape[1], 5, 3, 3)).astype(np.float32)
     geom = geometry.conv_transpose2d_geometry(x.shape, w.shape, 2, "same")
-    assert (geom["out_h"], geom["out_w"]) == (14, 14)
+    assert (geom.out_h, geom.out_w) == (14, 14)
     check_tier(CONVT, tier, x, w, rng.standard_normal(5).astype(np.float32),
                rng.standard_normal((n, 5, 14, 14)).astype(np.float32), geom, np.float32)
 
@@ -191,7 +191,7 @@ def test_channel_blocks_match_reference(tier, kernel, stride, dtype):
         x = rng.standard_normal((3, c_in, 7, 6)).astype(dtype)
         w = rng.standard_normal((c_out, c_in, kernel, kernel)).astype(dtype)
         geom = geometry.conv2d_geometry(x.shape, w.shape, stride, "same")
-        grad_y = rng.standard_normal((3, c_out, geom["out_h"], geom["out_w"])).astype(dtype)
+        grad_y = rng.standard_normal((3, c_out, geom.out_h, geom.out_w)).astype(dtype)
         check_tier(CONV, tier, x, w, rng.standard_normal(c_out).astype(dtype), grad_y, geom, dtype)
 
 
@@ -239,11 +239,11 @@ def test_reference_matches_brute_force(family, data, seed, with_bias):
 def test_conv_transpose2d_output_sizes():
     """PyTorch's size formula with output_padding, and TF's 'same' / 'valid'."""
     g = geometry.conv_transpose2d_geometry((1, 1, 7, 5), (1, 1, 3, 3), 2, 1, 1)
-    assert (g["out_h"], g["out_w"]) == (14, 10)
+    assert (g.out_h, g.out_w) == (14, 10)
     g = geometry.conv_transpose2d_geometry((1, 1, 7, 5), (1, 1, 3, 3), (2, 3), "same")
-    assert (g["out_h"], g["out_w"]) == (14, 15)
+    assert (g.out_h, g.out_w) == (14, 15)
     g = geometry.conv_transpose2d_geometry((1, 1, 7, 5), (1, 1, 1, 1), 3, "valid")
-    assert (g["out_h"], g["out_w"]) == (21, 15)
+    assert (g.out_h, g.out_w) == (21, 15)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -351,14 +351,14 @@ def test_backward_passes_are_deterministic(tier):
     x = rng.standard_normal((2, 3, 5, 5) if TINY else (3, 4, 9, 9)).astype(np.float32)
     w = rng.standard_normal((4, 3, 3, 3) if TINY else (5, 4, 3, 3)).astype(np.float32)
     geom = geometry.conv2d_geometry(x.shape, w.shape, stride=2, padding=1)
-    grad_y = rng.standard_normal((x.shape[0], w.shape[0], geom["out_h"], geom["out_w"])).astype(np.float32)
+    grad_y = rng.standard_normal((x.shape[0], w.shape[0], geom.out_h, geom.out_w)).astype(np.float32)
     for op, args in (("conv2d_backward_input", (grad_y, w, geom)),
                      ("conv2d_backward_weight", (grad_y, x, geom))):
         first, second = run_twice(op, tier, *args)
         assert first.tobytes() == second.tobytes(), op
     # the same arrays as a transposed conv: input grad_y (N, Cout, oh, ow), weight w read as (Cin_t, Cout_t, kH, kW)
     tgeom = geometry.conv_transpose2d_geometry(grad_y.shape, w.shape, stride=2, padding=1)
-    out = rng.standard_normal((x.shape[0], w.shape[1], tgeom["out_h"], tgeom["out_w"])).astype(np.float32)
+    out = rng.standard_normal((x.shape[0], w.shape[1], tgeom.out_h, tgeom.out_w)).astype(np.float32)
     for op, args in (("conv_transpose2d_backward_input", (out, w, tgeom)),
                      ("conv_transpose2d_backward_weight", (out, grad_y, tgeom))):
         first, second = run_twice(op, tier, *args)

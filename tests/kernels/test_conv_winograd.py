@@ -64,7 +64,7 @@ def test_registered_ops_take_winograd_and_match_reference(dtype, n, c_in, c_out,
     assume(min(h, w) + 2 * pad >= 3)
     x_shape, w_shape = (n, c_in, h, w), (c_out, c_in, 3, 3)
     geom = geometry.conv2d_geometry(x_shape, w_shape, 1, padding)
-    out_h, out_w = geom["out_h"], geom["out_w"]
+    out_h, out_w = geom.out_h, geom.out_w
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)

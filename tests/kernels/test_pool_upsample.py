@@ -65,16 +65,16 @@ def brute_max_pool(x, geom):
     """Per-window scan exactly as PyTorch's CPU loop: maxval = -inf, index = first in range,
     update when val > maxval or val is NaN."""
     n, c, h, w = x.shape
-    y = np.empty((n, c, geom["out_h"], geom["out_w"]), x.dtype)
+    y = np.empty((n, c, geom.out_h, geom.out_w), x.dtype)
     argmax = np.empty(y.shape, np.int64)
     for b in range(n):
         for ch in range(c):
-            for oy in range(geom["out_h"]):
-                for ox in range(geom["out_w"]):
-                    r0 = oy * geom["stride_h"] - geom["pad_top"]
-                    c0 = ox * geom["stride_w"] - geom["pad_left"]
-                    rows = [r for r in range(r0, r0 + geom["k_h"]) if 0 <= r < h]
-                    cols = [q for q in range(c0, c0 + geom["k_w"]) if 0 <= q < w]
+            for oy in range(geom.out_h):
+                for ox in range(geom.out_w):
+                    r0 = oy * geom.stride_h - geom.pad_top
+                    c0 = ox * geom.stride_w - geom.pad_left
+                    rows = [r for r in range(r0, r0 + geom.k_h) if 0 <= r < h]
+                    cols = [q for q in range(c0, c0 + geom.k_w) if 0 <= q < w]
                     best, index = -np.inf, rows[0] * w + cols[0]
                     for r in rows:
                         for q in cols:
@@ -86,21 +86,21 @@ def brute_max_pool(x, geom):
 
 def brute_max_pool_backward(grad_y, argmax, geom):
     n, c = grad_y.shape[:2]
-    grad_x = np.zeros((n, c, geom["h"] * geom["w"]), grad_y.dtype)
+    grad_x = np.zeros((n, c, geom.h * geom.w), grad_y.dtype)
     for b in range(n):
         for ch in range(c):
             for o, index in enumerate(argmax[b, ch].ravel()):
                 grad_x[b, ch, index] += grad_y[b, ch].ravel()[o]
-    return grad_x.reshape(n, c, geom["h"], geom["w"])
+    return grad_x.reshape(n, c, geom.h, geom.w)
 
 
 def brute_sources(in_size, out_size, geom, axis):
     """[(source index, weight), ...] per output position, straight from PyTorch's rules (plain
     Python floats, float32 for nearest as PyTorch does)."""
-    scale = geom["scale_" + axis]
+    scale = getattr(geom, "scale_" + axis)
     taps = []
     for dst in range(out_size):
-        if geom["mode"] == "nearest":
+        if geom.mode == "nearest":
             if out_size == in_size:
                 src = dst
             elif out_size == 2 * in_size:
@@ -112,7 +112,7 @@ def brute_sources(in_size, out_size, geom, axis):
         if out_size == in_size:
             taps.append([(dst, 1.0), (dst, 0.0)])
             continue
-        if geom["align_corners"]:
+        if geom.align_corners:
             real = (in_size - 1) / (out_size - 1) * dst if out_size > 1 else 0.0
         else:
             real = max(scale * (dst + 0.5) - 0.5, 0.0)
@@ -125,17 +125,17 @@ def brute_sources(in_size, out_size, geom, axis):
 
 def brute_taps(geom):
     """Every (output pixel, source pixel, weight) of the resize: (oy, ox, r, q, a * b)."""
-    rows = brute_sources(geom["h"], geom["out_h"], geom, "h")
-    cols = brute_sources(geom["w"], geom["out_w"], geom, "w")
-    for oy in range(geom["out_h"]):
-        for ox in range(geom["out_w"]):
+    rows = brute_sources(geom.h, geom.out_h, geom, "h")
+    cols = brute_sources(geom.w, geom.out_w, geom, "w")
+    for oy in range(geom.out_h):
+        for ox in range(geom.out_w):
             for r, a in rows[oy]:
                 for q, b in cols[ox]:
                     yield oy, ox, r, q, a * b
 
 
 def brute_upsample(x, geom):
-    y = np.zeros(x.shape[:2] + (geom["out_h"], geom["out_w"]))
+    y = np.zeros(x.shape[:2] + (geom.out_h, geom.out_w))
     for oy, ox, r, q, weight in brute_taps(geom):
         y[:, :, oy, ox] += weight * x[:, :, r, q]
     return y
@@ -143,7 +143,7 @@ def brute_upsample(x, geom):
 
 def brute_upsample_backward(grad_y, geom):
     # the adjoint: each tap sends the output's gradient back to its source pixel
-    grad_x = np.zeros(grad_y.shape[:2] + (geom["h"], geom["w"]))
+    grad_x = np.zeros(grad_y.shape[:2] + (geom.h, geom.w))
     for oy, ox, r, q, weight in brute_taps(geom):
         grad_x[:, :, r, q] += weight * grad_y[:, :, oy, ox]
     return grad_x
@@ -183,8 +183,8 @@ def test_max_pool_reference_matches_brute_force(case, seed, ties):
     padding = kwargs["padding"]
     p_h, p_w = (0, 0) if isinstance(padding, str) else geometry.pair(padding, "padding", 0)
     ceil_mode = kwargs.get("ceil_mode", False)
-    assert geom["out_h"] == pool_output_size(shape[2], k_h, s_h, p_h, ceil_mode, padding)
-    assert geom["out_w"] == pool_output_size(shape[3], k_w, s_w, p_w, ceil_mode, padding)
+    assert geom.out_h == pool_output_size(shape[2], k_h, s_h, p_h, ceil_mode, padding)
+    assert geom.out_w == pool_output_size(shape[3], k_w, s_w, p_w, ceil_mode, padding)
 
     x = pool_input(rng, shape, np.float64, ties)
     y, argmax = implementations("max_pool2d_forward")["ref"](x, geom)
@@ -230,10 +230,10 @@ def test_max_pool_ties_go_to_first_element(tier, kwargs):
     y, argmax = call("max_pool2d_forward", tier, x, geom)
     np.testing.assert_array_equal(y, 0.5)
     expected = np.zeros(shape)
-    for oy in range(geom["out_h"]):
-        for ox in range(geom["out_w"]):
-            r = max(oy * geom["stride_h"] - geom["pad_top"], 0)
-            q = max(ox * geom["stride_w"] - geom["pad_left"], 0)
+    for oy in range(geom.out_h):
+        for ox in range(geom.out_w):
+            r = max(oy * geom.stride_h - geom.pad_top, 0)
+            q = max(ox * geom.stride_w - geom.pad_left, 0)
             assert (argmax[:, :, oy, ox] == r * 5 + q).all()
             expected[:, :, r, q] += 1
     grad_x = call("max_pool2d_backward", tier, np.ones(y.shape), argmax, geom)
@@ -289,8 +289,8 @@ def test_max_pool_tf_same_chain():
     shape = (1, 1, 28, 28)
     for expected in (14, 7, 4):
         geom = geometry.max_pool2d_geometry(shape, 2, 2, "same")
-        assert (geom["out_h"], geom["out_w"]) == (expected, expected)
-        assert geom["pad_top"] == geom["pad_left"] == 0
+        assert (geom.out_h, geom.out_w) == (expected, expected)
+        assert geom.pad_top == geom.pad_left == 0
         shape = (1, 1, expected, expected)
 
 
@@ -330,7 +330,7 @@ def test_upsample_tier_matches_reference(tier, dtype, case, seed):
     x = rng.standard_normal(shape).astype(dtype)
     y_ref = call(f"upsample_{mode}_forward", "ref", x, geom)
     y = call(f"upsample_{mode}_forward", tier, x, geom)
-    assert y.dtype == x.dtype and y.shape == (shape[0], shape[1], geom["out_h"], geom["out_w"])
+    assert y.dtype == x.dtype and y.shape == (shape[0], shape[1], geom.out_h, geom.out_w)
     np.testing.assert_allclose(y, y_ref, **TOL[dtype])
     grad_y = rng.standard_normal(y.shape).astype(dtype)
     grad_x = call(f"upsample_{mode}_backward", tier, grad_y, geom)
@@ -347,13 +347,13 @@ def test_upsample_reference_matches_brute_force(case, seed):
     geom = geometry.interpolate_geometry(shape, **kwargs)
     if "scale_factor" in kwargs:  # out = floor(in * factor), written out independently
         f_h, f_w = kwargs["scale_factor"] if isinstance(kwargs["scale_factor"], tuple) else (kwargs["scale_factor"],) * 2
-        assert (geom["out_h"], geom["out_w"]) == (math.floor(shape[2] * f_h), math.floor(shape[3] * f_w))
+        assert (geom.out_h, geom.out_w) == (math.floor(shape[2] * f_h), math.floor(shape[3] * f_w))
     else:
-        assert (geom["out_h"], geom["out_w"]) == geometry.pair(kwargs["size"], "size")
+        assert (geom.out_h, geom.out_w) == geometry.pair(kwargs["size"], "size")
     x = rng.standard_normal(shape)
     np.testing.assert_allclose(implementations(f"upsample_{mode}_forward")["ref"](x, geom),
                                brute_upsample(x, geom), rtol=1e-10, atol=1e-12)
-    grad_y = rng.standard_normal((shape[0], shape[1], geom["out_h"], geom["out_w"]))
+    grad_y = rng.standard_normal((shape[0], shape[1], geom.out_h, geom.out_w))
     np.testing.assert_allclose(implementations(f"upsample_{mode}_backward")["ref"](grad_y, geom),
                                brute_upsample_backward(grad_y, geom), rtol=1e-10, atol=1e-12)
 
@@ -369,7 +369,7 @@ def test_upsample_backward_finite_differences(tier, case, seed):
     rng = np.random.default_rng(seed)
     geom = geometry.interpolate_geometry(shape, **kwargs)
     x = rng.standard_normal(shape)
-    grad_y = rng.standard_normal((shape[0], shape[1], geom["out_h"], geom["out_w"]))
+    grad_y = rng.standard_normal((shape[0], shape[1], geom.out_h, geom.out_w))
     grad_x = call(f"upsample_{mode}_backward", tier, grad_y, geom)
     eps = 1e-6
     for _ in range(2):
@@ -392,7 +392,7 @@ def test_upsample_backward_is_deterministic(tier, mode, kwargs):
     rng = np.random.default_rng(1)
     shape = (2, 2, 5, 5) if TINY else (3, 4, 9, 9)
     geom = geometry.interpolate_geometry(shape, mode=mode, **kwargs)
-    grad_y = rng.standard_normal((shape[0], shape[1], geom["out_h"], geom["out_w"])).astype(np.float32)
+    grad_y = rng.standard_normal((shape[0], shape[1], geom.out_h, geom.out_w)).astype(np.float32)
     first, second = run_twice(f"upsample_{mode}_backward", tier, grad_y, geom)
     assert first.tobytes() == second.tobytes()
 

@@ -104,9 +104,9 @@ def test_max_pool_with_the_geometry_of_another_shape_is_refused(tier):
 @pytest.mark.parametrize("tier", POOL_TIERS)
 def test_a_geometry_that_does_not_hold_together_is_refused(tier):
     (x,), _ = on_tier(tier, [np.ones((1, 1, 4, 4), np.float32)])
-    geom = dict(geometry.max_pool2d_geometry(x.shape, 2), out_h=5)    # windows past the input
+    geom = geometry.max_pool2d_geometry(x.shape, 2).replace(out_h=5)    # windows past the input
     _refused("max_pool2d_forward", tier, [x, geom], "geom", "out_h")
-    geom = dict(geometry.max_pool2d_geometry(x.shape, 2), stride_w=0)
+    geom = geometry.max_pool2d_geometry(x.shape, 2).replace(stride_w=0)
     _refused("max_pool2d_forward", tier, [x, geom], "geom", "stride_w")
     _refused("max_pool2d_forward", tier, [x, {"n": 1}], "geom")
 
@@ -114,13 +114,13 @@ def test_a_geometry_that_does_not_hold_together_is_refused(tier):
 @pytest.mark.parametrize("op", ["conv2d_forward", "conv_transpose2d_forward"])
 def test_a_conv_geometry_with_another_output_size_is_refused(op):
     x, w, b, geom = CALLS[op]
-    _refused(op, "ref", [x, w, b, dict(geom, out_w=geom["out_w"] + 1)], "geom", "out_w")
+    _refused(op, "ref", [x, w, b, geom.replace(out_w=geom.out_w + 1)], "geom", "out_w")
 
 
 @pytest.mark.parametrize("scale", [-1.0, float("nan"), float("inf")])
 def test_an_upsample_geometry_with_a_bad_scale_is_refused(scale):
     x, geom = CALLS["upsample_nearest_forward"]
-    _refused("upsample_nearest_forward", "ref", [x, dict(geom, scale_h=scale)], "geom", "scale_h")
+    _refused("upsample_nearest_forward", "ref", [x, geom.replace(scale_h=scale)], "geom", "scale_h")
 
 
 @pytest.mark.parametrize("tier", POOL_TIERS)
