@@ -66,9 +66,8 @@ def cpu_kernel(function, fastmath=False):
 
 
 # Below this many values a kernel runs on the calling thread instead of the parallel pool (a few
-# microseconds of work). Waking the pool for a small array cost up to 3 ms when OpenBLAS's threads
-# (the dense layers' matmuls) still held the cores: the dense AE's step went 7 -> 27 ms through
-# its small ReLUs before this limit.
+# microseconds of work): waking the pool costs more than the work when OpenBLAS's threads still
+# hold the cores (kernels/NOTES.md, "relu").
 SERIAL_MAX_VALUES = 1 << 16
 
 

@@ -6,11 +6,10 @@
     release()            -> hands every idle buffer back to the system; returns the bytes freed
     set_limit(nbytes)    -> the most bytes the cache may hold (0 turns it off); returns the old one
 
-Why: a training step makes the same large arrays every time (the classic CAE at batch 200 makes
-44 of 1-20 MB per step, from 28 buffers, 257 MB in all). glibc's malloc serves an array that large with a fresh mapping from
-the kernel, or returns the freed top of its heap to the system soon after, so each step touches
-its memory again page by page: about 9,600 page faults a step, measured, with 60 ms of system
-time a step on a 2-core machine. The kernels' own loops then wait on the faults. Keeping the
+Why: a training step makes the same large arrays every time. glibc's malloc serves an array
+that large with a fresh mapping from the kernel, or returns the freed top of its heap to the
+system soon after, so each step touches its memory again page by page, and the kernels' own
+loops wait on the faults (kernels/NOTES.md, "host buffer cache", has the figures). Keeping the
 buffers turns all of that into reuse. (CuPy's memory pool does the same on the GPU; this is the
 host's counterpart. Setting MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ helps the whole
 process, PyTorch included, but a library should not have to ask its user for that.)
