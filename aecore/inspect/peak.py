@@ -26,8 +26,9 @@ _memory_cache = {}
 
 
 def cache_path():
-    root = os.environ.get("AECORE_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "aecore")
-    return Path(root) / "peak.json"
+    """Where measured peaks are kept: AECORE_CACHE_DIR (aecore.settings), else ~/.cache/aecore."""
+    from ..settings import cache_dir
+    return cache_dir() / "peak.json"
 
 
 def _cpu_model():

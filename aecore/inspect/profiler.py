@@ -321,16 +321,13 @@ def profile_one_epoch(config=None, data=None, max_batches=None, quiet=True, warm
     """
     from .. import random as ae_random
     from .. import train as training
-    from ..backend import normalize_device
-    config = training.make_config(config)
-    normalize_device(config["device"])
+    config = training.make_config(config)          # checks the device too
     ae_random.manual_seed(int(config["seed"]))
     dataset = training.load_data(config) if data is None else data
     model = training.build_model(config, dataset.images.shape[1:])
-    if config["device"] != "cpu":
-        model.to(config["device"])
     optimizer = training.build_optimizer(config, model.parameters())
     trainer = training.Trainer(model, optimizer, dataset, config, out_dir=None, quiet=quiet)
+    model = trainer.model                          # on config["device"], moved by the Trainer
     if max_batches is not None:
         trainer.loader = _Limited(trainer.loader, int(max_batches))
     if warmup:
