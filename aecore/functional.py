@@ -137,7 +137,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
 
 # ---------------------------------------------------------------------------- interpolate
 # mode -> (forward kernel, backward kernel)
+# (both nearest modes run the nearest kernels: only their source tables differ)
 UPSAMPLE_KERNELS = {"nearest": ("upsample_nearest_forward", "upsample_nearest_backward"),
+                    "nearest-exact": ("upsample_nearest_forward", "upsample_nearest_backward"),
                     "bilinear": ("upsample_bilinear_forward", "upsample_bilinear_backward")}
 
 
@@ -154,7 +156,9 @@ class Upsample(Function):
 def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None):
     """Resize (N, C, H, W) images to `size` or by `scale_factor`, PyTorch's rules.
 
-    mode: 'nearest' (PyTorch's legacy nearest) or 'bilinear' (align_corners False by default).
+    mode: 'nearest' (PyTorch's legacy nearest: src = floor(dst * scale)), 'nearest-exact'
+    (pixel centres, src = floor((dst + 0.5) * scale): TensorFlow 2's and Pillow's nearest) or
+    'bilinear' (align_corners False by default).
     """
     _check_dtypes("interpolate", ("input x", x))
     geom = geometry.interpolate_geometry(x.shape, size, scale_factor, mode, align_corners)

@@ -24,6 +24,10 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+# interpolate's modes: PyTorch's legacy 'nearest', 'nearest-exact' (pixel centres, TF2's
+# nearest resize) and 'bilinear'
+INTERPOLATE_MODES = ("nearest", "nearest-exact", "bilinear")
+
 # The most elements one output tensor may have (8 GiB in float32); raise it to go further.
 MAX_OUTPUT_ELEMENTS = 2**31 - 1
 
@@ -345,11 +349,12 @@ def interpolate_geometry(x_shape, size=None, scale_factor=None, mode="nearest", 
     align_corners=True, scale = (in - 1) / (out - 1) (0 when out == 1).
     """
     n, c, h, w = check_input_4d(x_shape, "input")
-    if mode not in ("nearest", "bilinear"):
-        raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
-    if mode == "nearest" and align_corners is not None:
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(map(repr, INTERPOLATE_MODES))}, "
+                         f"got {mode!r}")
+    if mode != "bilinear" and align_corners is not None:
         raise ValueError("align_corners can only be set with mode='bilinear', got "
-                         f"align_corners={align_corners!r} with mode='nearest'")
+                         f"align_corners={align_corners!r} with mode={mode!r}")
     align = bool(align_corners) if mode == "bilinear" else False
     if (size is None) == (scale_factor is None):
         raise ValueError("give exactly one of size or scale_factor, got "
@@ -407,10 +412,10 @@ def nearest_fold_geometry(upsample_geom, conv_geom):
     a source table that is not r // s (PyTorch's float32 rule can differ for odd factors), a
     conv stride > 1, or padding wider than kernel - 1 (whole rows of padding).
     """
-    from .upsample import nearest_table  # lazy: upsample.py is a kernel module
+    from .upsample import NEAREST_TABLES  # lazy: upsample.py is a kernel module
 
     g, c = upsample_geom, conv_geom
-    if g.mode != "nearest" or (c.stride_h, c.stride_w) != (1, 1):
+    if g.mode not in NEAREST_TABLES or (c.stride_h, c.stride_w) != (1, 1):
         return None
     factors = []
     for axis in ("h", "w"):
@@ -418,7 +423,7 @@ def nearest_fold_geometry(upsample_geom, conv_geom):
         if out_size % in_size:
             return None
         factor = out_size // in_size
-        table = nearest_table(in_size, out_size, getattr(g, "scale_" + axis))
+        table = NEAREST_TABLES[g.mode](in_size, out_size, getattr(g, "scale_" + axis))
         if any(int(src) != dst // factor for dst, src in enumerate(table)):
             return None
         factors.append(factor)
@@ -522,8 +527,9 @@ def interpolate_arrays(geom):
     1 / factor with in * factor >= 1, or (in - 1) / (out - 1)), so in + 1 leaves room for rounding."""
     _of_kind(geom, InterpolateGeometry)
     n, c, h, w, out_h, out_w = _fields(geom, 1, "n", "c", "h", "w", "out_h", "out_w")
-    if geom.mode not in ("nearest", "bilinear"):
-        raise ValueError(f"geom.mode must be 'nearest' or 'bilinear', got {shown(geom.mode)}")
+    if geom.mode not in INTERPOLATE_MODES:
+        raise ValueError(f"geom.mode must be one of {', '.join(map(repr, INTERPOLATE_MODES))}, "
+                         f"got {shown(geom.mode)}")
     for name, size in (("scale_h", h), ("scale_w", w)):
         scale = getattr(geom, name)
         if not (_is_real(scale) and 0 <= scale <= size + 1):

@@ -108,10 +108,13 @@ def torch_counterpart(torch, op, args):
     geom = args[-1]
     size, in_size = [geom.out_h, geom.out_w], [geom.n, geom.c, geom.h, geom.w]
     t = args[0]
-    if geom.mode == "nearest":
+    if geom.mode in ("nearest", "nearest-exact"):
+        mode = geom.mode
         if op.endswith("_forward"):
-            return lambda: F.interpolate(t, size=size, mode="nearest")
-        return lambda: aten.upsample_nearest2d_backward(t, size, in_size, None, None)
+            return lambda: F.interpolate(t, size=size, mode=mode)
+        backward = (aten.upsample_nearest2d_backward if mode == "nearest" else
+                    aten._upsample_nearest_exact2d_backward)
+        return lambda: backward(t, size, in_size, None, None)
     align = bool(geom.align_corners)
     if op.endswith("_forward"):
         return lambda: F.interpolate(t, size=size, mode="bilinear", align_corners=align)
@@ -148,7 +151,8 @@ def _frozen(*arrays):
 
 @functools.lru_cache(maxsize=128)
 def nearest_table(in_size, out_size, scale):
-    """Source index for each output position of one axis: int64 (out,)."""
+    """Source index for each output position of one axis, PyTorch's legacy 'nearest':
+    int64 (out,)."""
     dst = np.arange(out_size, dtype=np.int64)
     if out_size == in_size:
         return _frozen(dst)
@@ -157,6 +161,18 @@ def nearest_table(in_size, out_size, scale):
     # float32, like PyTorch: float scale = (float)(1.0 / scale_factor) or (float)in / out.
     product = dst.astype(np.float32) * np.float32(scale)
     return _frozen(np.minimum(np.floor(product).astype(np.int64), in_size - 1))
+
+
+@functools.lru_cache(maxsize=128)
+def nearest_exact_table(in_size, out_size, scale):
+    """Source index for each output position of one axis, 'nearest-exact' (pixel centres: TF2's
+    nearest resize, Pillow's): src = min(floor((dst + 0.5) * scale), in - 1), with PyTorch's
+    arithmetic: a float32 scale, the product in double, rounded to float32 before the floor."""
+    product = ((np.arange(out_size) + 0.5) * np.float64(np.float32(scale))).astype(np.float32)
+    return _frozen(np.minimum(np.floor(product).astype(np.int64), in_size - 1))
+
+
+NEAREST_TABLES = {"nearest": nearest_table, "nearest-exact": nearest_exact_table}
 
 
 @functools.lru_cache(maxsize=128)
@@ -200,9 +216,9 @@ def _axis(geom, axis):
 
 
 def _axis_taps(in_size, out_size, scale, mode, align_corners, dtype):
-    """[(index, weight), ...] for one axis: one tap (nearest) or two (bilinear)."""
-    if mode == "nearest":
-        return [(nearest_table(in_size, out_size, scale), _frozen(np.ones(out_size, dtype)))]
+    """[(index, weight), ...] for one axis: one tap (both nearest modes) or two (bilinear)."""
+    if mode in NEAREST_TABLES:
+        return [(NEAREST_TABLES[mode](in_size, out_size, scale), _frozen(np.ones(out_size, dtype)))]
     i0, i1, l0, l1 = linear_table(in_size, out_size, scale, align_corners, np.dtype(dtype).str)
     return [(i0, l0), (i1, l1)]
 
@@ -243,7 +259,9 @@ def inverse_table(geom, axis, dtype):
 
 
 def _check_mode(geom, mode):
-    if geom.mode != mode:
+    """The nearest kernels run both nearest modes (only their tables differ)."""
+    modes = tuple(NEAREST_TABLES) if mode == "nearest" else (mode,)
+    if geom.mode not in modes:
         raise ValueError(f"upsample_{mode} kernel called with geometry for mode={geom.mode!r}")
 
 

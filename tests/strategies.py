@@ -144,7 +144,7 @@ def upsample_cases(draw, mode=None, max_nc=None, max_hw=None, max_out=None):
     max_nc, max_hw, max_out = max_nc or MAX_C, max_hw or MAX_HW, max_out or MAX_OUT
     n, c = draw(st.integers(1, max_nc)), draw(st.integers(1, max_nc))
     h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
-    mode = mode or draw(st.sampled_from(["nearest", "bilinear"]))
+    mode = mode or draw(st.sampled_from(["nearest", "nearest-exact", "bilinear"]))
     kwargs = dict(mode=mode)
     if draw(st.booleans()):
         size = (draw(st.integers(1, max_out)), draw(st.integers(1, max_out)))
@@ -177,7 +177,7 @@ def upsample_conv2d_cases(draw, max_n=None, max_c=None, max_hw=None):
                       draw(st.integers(1, max_c)))
     h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
     factors = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
-    kwargs = dict(mode="nearest")
+    kwargs = dict(mode=draw(st.sampled_from(["nearest", "nearest-exact"])))
     whole = draw(st.integers(0, 4)) > 0            # mostly whole factors
     if whole and draw(st.booleans()):
         kwargs["scale_factor"] = factors[0] if factors[0] == factors[1] else factors
@@ -204,6 +204,7 @@ def upsample_conv2d_cases(draw, max_n=None, max_c=None, max_hw=None):
     pads_fit = (max(conv.pad_top, conv.pad_bottom) <= kernel[0] - 1
                 and max(conv.pad_left, conv.pad_right) <= kernel[1] - 1)
     whole = out_h % h == 0 and out_w % w == 0      # (h * f + 1 can still be a multiple of h)
-    folds = (whole and kwargs["mode"] == "nearest" and kwargs["stride"] == 1 and pads_fit
+    # both nearest rules pick dst // s for a whole factor s
+    folds = (whole and kwargs["mode"] != "bilinear" and kwargs["stride"] == 1 and pads_fit
              and (out_h, out_w) != (h, w))
     return (n, c_in, h, w), (c_out, c_in) + kernel, kwargs, folds

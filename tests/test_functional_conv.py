@@ -106,7 +106,7 @@ def test_modules_build_run_and_record_tier():
     (lambda x: F.interpolate(x, scale_factor=-1), r"scale_factor must be positive"),
     (lambda x: F.interpolate(x, size=3, scale_factor=2), r"exactly one of size or scale_factor"),
     (lambda x: F.interpolate(x, size=0), r"size must be >= 1"),
-    (lambda x: F.interpolate(x, size=3, mode="bicubic"), r"mode must be 'nearest' or 'bilinear'"),
+    (lambda x: F.interpolate(x, size=3, mode="bicubic"), r"mode must be one of 'nearest', 'nearest-exact', 'bilinear'"),
     (lambda x: F.interpolate(x, size=3, align_corners=True), r"align_corners can only be set"),
     (lambda x: F.conv2d(ae.tensor(np.zeros((1, 5, 5))), x), r"input must be 4-D"),
 ])

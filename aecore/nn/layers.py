@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
-from ..kernels.geometry import pair
+from ..kernels.geometry import INTERPOLATE_MODES, pair
 from . import init
 from .module import Module, Parameter
 
@@ -82,8 +82,9 @@ class UpsampleConv2d(Conv2d):
                  padding=0, bias=True, fold=True, dtype=np.float32):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype)
         self.size = pair(size, "size")
-        if mode not in ("nearest", "bilinear"):
-            raise ValueError(f"mode must be 'nearest' or 'bilinear', got {mode!r}")
+        if mode not in INTERPOLATE_MODES:
+            raise ValueError(f"mode must be one of {', '.join(map(repr, INTERPOLATE_MODES))}, "
+                             f"got {mode!r}")
         self.mode = mode
         self.fold = bool(fold)
 
@@ -140,15 +141,17 @@ class MaxPool2d(Module):
 
 
 class Upsample(Module):
-    """Resize with F.interpolate: give size or scale_factor; mode 'nearest' or 'bilinear'."""
+    """Resize with F.interpolate: give size or scale_factor; mode 'nearest', 'nearest-exact'
+    (pixel centres, as TensorFlow 2's nearest resize) or 'bilinear'."""
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None):
         super().__init__()
         if (size is None) == (scale_factor is None):
             raise ValueError("Upsample: give exactly one of size or scale_factor, got "
                              f"size={size!r}, scale_factor={scale_factor!r}")
-        if mode not in ("nearest", "bilinear"):
-            raise ValueError(f"Upsample: mode must be 'nearest' or 'bilinear', got {mode!r}")
+        if mode not in INTERPOLATE_MODES:
+            raise ValueError(f"Upsample: mode must be one of "
+                             f"{', '.join(map(repr, INTERPOLATE_MODES))}, got {mode!r}")
         self.size, self.scale_factor, self.mode, self.align_corners = size, scale_factor, mode, align_corners
 
     def forward(self, x):

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aecore.functional import UPSAMPLE_KERNELS
 from aecore.kernels import geometry, implementations
 from strategies import pool_cases, upsample_cases
 from tiers import run_tier as call, run_twice, tier_params, tiny_shapes
@@ -100,6 +101,10 @@ def brute_sources(in_size, out_size, geom, axis):
     scale = getattr(geom, "scale_" + axis)
     taps = []
     for dst in range(out_size):
+        if geom.mode == "nearest-exact":     # pixel centres; float32 scale, double product
+            product = np.float32((dst + 0.5) * float(np.float32(scale)))
+            taps.append([(min(int(math.floor(product)), in_size - 1), 1.0)])
+            continue
         if geom.mode == "nearest":
             if out_size == in_size:
                 src = dst
@@ -328,14 +333,14 @@ def test_upsample_tier_matches_reference(tier, dtype, case, seed):
     rng = np.random.default_rng(seed)
     geom = geometry.interpolate_geometry(shape, **kwargs)
     x = rng.standard_normal(shape).astype(dtype)
-    y_ref = call(f"upsample_{mode}_forward", "ref", x, geom)
-    y = call(f"upsample_{mode}_forward", tier, x, geom)
+    y_ref = call(UPSAMPLE_KERNELS[mode][0], "ref", x, geom)
+    y = call(UPSAMPLE_KERNELS[mode][0], tier, x, geom)
     assert y.dtype == x.dtype and y.shape == (shape[0], shape[1], geom.out_h, geom.out_w)
     np.testing.assert_allclose(y, y_ref, **TOL[dtype])
     grad_y = rng.standard_normal(y.shape).astype(dtype)
-    grad_x = call(f"upsample_{mode}_backward", tier, grad_y, geom)
+    grad_x = call(UPSAMPLE_KERNELS[mode][1], tier, grad_y, geom)
     assert grad_x.dtype == x.dtype and grad_x.shape == shape
-    np.testing.assert_allclose(grad_x, call(f"upsample_{mode}_backward", "ref", grad_y, geom), **TOL[dtype])
+    np.testing.assert_allclose(grad_x, call(UPSAMPLE_KERNELS[mode][1], "ref", grad_y, geom), **TOL[dtype])
 
 
 @examples
@@ -351,10 +356,10 @@ def test_upsample_reference_matches_brute_force(case, seed):
     else:
         assert (geom.out_h, geom.out_w) == geometry.pair(kwargs["size"], "size")
     x = rng.standard_normal(shape)
-    np.testing.assert_allclose(implementations(f"upsample_{mode}_forward")["ref"](x, geom),
+    np.testing.assert_allclose(implementations(UPSAMPLE_KERNELS[mode][0])["ref"](x, geom),
                                brute_upsample(x, geom), rtol=1e-10, atol=1e-12)
     grad_y = rng.standard_normal((shape[0], shape[1], geom.out_h, geom.out_w))
-    np.testing.assert_allclose(implementations(f"upsample_{mode}_backward")["ref"](grad_y, geom),
+    np.testing.assert_allclose(implementations(UPSAMPLE_KERNELS[mode][1])["ref"](grad_y, geom),
                                brute_upsample_backward(grad_y, geom), rtol=1e-10, atol=1e-12)
 
 
@@ -370,22 +375,23 @@ def test_upsample_backward_finite_differences(tier, case, seed):
     geom = geometry.interpolate_geometry(shape, **kwargs)
     x = rng.standard_normal(shape)
     grad_y = rng.standard_normal((shape[0], shape[1], geom.out_h, geom.out_w))
-    grad_x = call(f"upsample_{mode}_backward", tier, grad_y, geom)
+    grad_x = call(UPSAMPLE_KERNELS[mode][1], tier, grad_y, geom)
     eps = 1e-6
     for _ in range(2):
         direction = rng.standard_normal(shape)
-        plus = call(f"upsample_{mode}_forward", tier, x + eps * direction, geom)
-        minus = call(f"upsample_{mode}_forward", tier, x - eps * direction, geom)
+        plus = call(UPSAMPLE_KERNELS[mode][0], tier, x + eps * direction, geom)
+        minus = call(UPSAMPLE_KERNELS[mode][0], tier, x - eps * direction, geom)
         numeric = np.sum(grad_y * (plus - minus)) / (2 * eps)
         analytic = np.sum(grad_x * direction)
         assert abs(numeric - analytic) <= 1e-7 * (1 + abs(analytic))
-        adjoint = np.sum(call(f"upsample_{mode}_forward", tier, direction, geom) * grad_y)
+        adjoint = np.sum(call(UPSAMPLE_KERNELS[mode][0], tier, direction, geom) * grad_y)
         assert abs(adjoint - analytic) <= 1e-10 * (1 + abs(analytic))
 
 
 @pytest.mark.parametrize("tier", tier_params(*UPSAMPLE_OPS))
 @pytest.mark.parametrize("mode, kwargs", [
     ("nearest", dict(scale_factor=0.4)), ("nearest", dict(size=(9, 4))),
+    ("nearest-exact", dict(size=(13, 7))),
     ("bilinear", dict(scale_factor=0.3, align_corners=False)), ("bilinear", dict(size=(11, 3), align_corners=True)),
 ])
 def test_upsample_backward_is_deterministic(tier, mode, kwargs):
@@ -393,7 +399,7 @@ def test_upsample_backward_is_deterministic(tier, mode, kwargs):
     shape = (2, 2, 5, 5) if TINY else (3, 4, 9, 9)
     geom = geometry.interpolate_geometry(shape, mode=mode, **kwargs)
     grad_y = rng.standard_normal((shape[0], shape[1], geom.out_h, geom.out_w)).astype(np.float32)
-    first, second = run_twice(f"upsample_{mode}_backward", tier, grad_y, geom)
+    first, second = run_twice(UPSAMPLE_KERNELS[mode][1], tier, grad_y, geom)
     assert first.tobytes() == second.tobytes()
 
 
@@ -445,3 +451,47 @@ def test_upsample_kernel_rejects_wrong_mode_geometry():
     geom = geometry.interpolate_geometry((1, 1, 2, 2), size=4, mode="nearest")
     with pytest.raises(ValueError, match="mode"):
         implementations("upsample_bilinear_forward")["ref"](np.zeros((1, 1, 2, 2)), geom)
+
+
+# ------------------------------------------------------------------------------------------------
+# nearest-exact against PyTorch itself: stored cases (tests/kernels/fixtures/make_nearest_exact.py)
+# ------------------------------------------------------------------------------------------------
+
+def _torch_nearest_exact_cases():
+    import json
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures",
+                        "nearest_exact_torch.json")
+    with open(path, encoding="utf-8") as handle:
+        return json.load(handle)["cases"]
+
+
+@pytest.mark.parametrize("tier", tier_params(*UPSAMPLE_OPS[:2]))
+def test_nearest_exact_picks_the_sources_pytorch_picks(tier):
+    """Every output position of PyTorch's F.interpolate(mode='nearest-exact') (TensorFlow 2's
+    nearest resize: 4 -> 7, 5 -> 13, 8 -> 5 among them), forward on every tier, and the backward
+    sends each output's gradient to that source."""
+    forward, backward = UPSAMPLE_KERNELS["nearest-exact"]
+    for case in _torch_nearest_exact_cases():
+        size = None if case["size"] is None else (1, case["size"])
+        factor = None if case["scale_factor"] is None else (1, case["scale_factor"])
+        geom = geometry.interpolate_geometry((1, 1, 1, case["in"]), size=size,
+                                             scale_factor=factor, mode="nearest-exact")
+        x = np.arange(case["in"], dtype=np.float64).reshape(1, 1, 1, -1)
+        picked = call(forward, tier, x, geom).reshape(-1).astype(np.int64)
+        assert picked.tolist() == case["sources"], case
+        counts = call(backward, tier, np.ones((1, 1, 1, geom.out_w)), geom).reshape(-1)
+        assert counts.tolist() == np.bincount(case["sources"], minlength=case["in"]).tolist()
+
+
+def test_nearest_exact_differs_from_legacy_nearest_where_tensorflow_does():
+    """The two nearest rules differ at 4 -> 7 (the issue's case); both agree on whole factors."""
+    legacy = geometry.interpolate_geometry((1, 1, 4, 4), size=7, mode="nearest")
+    exact = geometry.interpolate_geometry((1, 1, 4, 4), size=7, mode="nearest-exact")
+    x = np.arange(16, dtype=np.float64).reshape(1, 1, 4, 4)
+    forward = UPSAMPLE_KERNELS["nearest"][0]
+    assert not np.array_equal(call(forward, "ref", x, legacy), call(forward, "ref", x, exact))
+    for factor in (2, 3):
+        legacy, exact = (geometry.interpolate_geometry((1, 1, 4, 4), scale_factor=factor, mode=m)
+                         for m in ("nearest", "nearest-exact"))
+        assert np.array_equal(call(forward, "ref", x, legacy), call(forward, "ref", x, exact))
