@@ -46,7 +46,8 @@ def _path(conv2d, winograd):
 def run(quick=False, rounds=None, batch=200, out=None, verbose=True):
     common.import_aecore()
     from aecore.kernels import conv2d
-    if not conv2d.NUMBA_TIER:
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    if not NUMBA_AVAILABLE:
         raise SystemExit("conv_paths compares the numba tier's paths: install numba")
     layers = QUICK_LAYERS if quick else CAE_LAYERS
     batch = 3 if quick else batch

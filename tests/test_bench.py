@@ -168,8 +168,8 @@ def test_torch_step_runs_in_its_own_process():
 
 def test_conv_paths_quick(tmp_path):
     """bench/conv_paths.py: both numba conv paths validated against each other, then timed."""
-    conv2d = pytest.importorskip("aecore.kernels.conv2d")
-    if not conv2d.NUMBA_TIER:
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    if not NUMBA_AVAILABLE:
         pytest.skip("needs the numba tier")
     conv_paths = load_bench("conv_paths")
     out = tmp_path / "conv_paths.json"

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from .. import argtypes
-from .common import UsageError
+from .common import UsageError, group_help
 
 __all__ = ["add_subcommands", "cmd_bench_kernels", "cmd_bench_models", "bench_script"]
 
@@ -33,7 +33,7 @@ def add_subcommands(subparsers):
         "share of this machine's measured peak, ratio to PyTorch when installed; JSON results "
         "and a markdown table.")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="WHAT", parser_class=parser_class)
-    bench.set_defaults(handler=lambda args: _missing(bench))
+    bench.set_defaults(handler=lambda args: group_help(bench))
 
     k = bench_sub.add_parser("kernels", help="every kernel op x tier, forward and backward")
     k.add_argument("--ops", nargs="+", help="op names or families (default: all)")
@@ -58,11 +58,6 @@ def add_subcommands(subparsers):
     m.add_argument("--out", help="results JSON path")
     m.set_defaults(handler=cmd_bench_models)
     return subparsers
-
-
-def _missing(parser):
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def bench_script(name):

@@ -10,7 +10,8 @@ import sys
 from .. import argtypes
 
 __all__ = ["UsageError", "EXIT_DONE", "EXIT_DIVERGED", "EXIT_USAGE", "EXIT_DISK_FULL",
-           "EXIT_INTERRUPTED", "MODEL_KINDS", "add_data_flags", "load_or_usage", "report"]
+           "EXIT_INTERRUPTED", "MODEL_KINDS", "add_data_flags", "load_or_usage", "report",
+           "group_help"]
 
 EXIT_DONE, EXIT_DIVERGED, EXIT_USAGE, EXIT_DISK_FULL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 MODEL_KINDS = ("ae", "cae", "dae", "vae")
@@ -26,6 +27,12 @@ def add_data_flags(parser, data_help):
     parser.add_argument("--data-root", help="a directory searched first for named data sets")
     parser.add_argument("--image-size", type=argtypes.positive_int,
                         help="image folders: resize to N x N")
+
+
+def group_help(parser):
+    """A command group given without its subcommand (`aecore bench`): its help, exit status 2."""
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
 
 
 def load_or_usage(loader, what):

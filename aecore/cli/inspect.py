@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import argtypes
-from .common import MODEL_KINDS, UsageError
+from .common import MODEL_KINDS, UsageError, group_help
 
 __all__ = ["add_subcommands", "cmd_graph", "cmd_summary", "cmd_stats"]
 
@@ -44,7 +44,7 @@ def add_subcommands(subparsers):
         "layers, or per-layer activation and gradient statistics for one batch.")
     inspect_sub = inspect.add_subparsers(dest="inspect_command", metavar="WHAT",
                                          parser_class=parser_class)
-    inspect.set_defaults(handler=lambda args: _missing(inspect))
+    inspect.set_defaults(handler=lambda args: group_help(inspect))
 
     g = inspect_sub.add_parser("graph", help="the graph of one loss evaluation, as text or DOT",
                                description="The graph of one loss evaluation (forward pass of "
@@ -74,12 +74,6 @@ def add_subcommands(subparsers):
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(handler=cmd_stats)
     return subparsers
-
-
-def _missing(parser):
-    """A command group given without its subcommand: its help, exit status 2."""
-    parser.print_help(sys.stderr)
-    return 2
 
 
 # ---------------------------------------------------------------------------------------------

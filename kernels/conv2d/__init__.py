@@ -37,7 +37,6 @@ gradient always takes the direct loops. Measurements and what was tried: kernels
 import numpy as np
 
 from .. import geometry, memory
-from ..compile import NUMBA_AVAILABLE
 from ..op import Arg, Family, Op, describe
 from ..registry import register
 from . import direct
@@ -45,9 +44,6 @@ from .reference import bias_backward_ref, gather_ref, scatter_ref, weight_ref
 from .direct import bias_backward_numba, weight_numba
 from .winograd import gather_winograd
 from .cuda import gather_cuda, scatter_cuda, weight_cuda
-
-# Read by tests and bench/conv_paths.py to skip without Numba; registration does not use it.
-NUMBA_TIER = NUMBA_AVAILABLE
 
 
 # ------------------------------------------------------------------------------------------------
