@@ -102,8 +102,9 @@ def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0
     """Transposed 2-D convolution (the adjoint of conv2d), dilation 1, groups 1.
 
     x: (N, Cin, H, W), weight: (Cin, Cout, kH, kW) -> (N, Cout, outH, outW),
-    outH = (H - 1) * stride - 2 * padding + kH + output_padding; padding='same' gives H * stride
-    (TensorFlow's Conv2DTranspose).
+    outH = (H - 1) * stride - 2 * padding + kH + output_padding. padding='same' / 'valid' follow
+    Keras' Conv2DTranspose, output_padding included: 'same' gives H * stride without it and
+    (H - 1) * stride + kH - 2 * (kH // 2) + output_padding with it (geometry's docstring).
     """
     _check_dtypes("conv_transpose2d", ("input x", x), ("weight", weight), ("bias", bias))
     geom = geometry.conv_transpose2d_geometry(x.shape, weight.shape, stride, padding,

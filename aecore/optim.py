@@ -1,4 +1,18 @@
-"""Optimizers with PyTorch's update rules: SGD (momentum, nesterov), Adam, RMSprop.
+"""Optimizers with PyTorch's update rules by default: SGD (momentum, nesterov), Adam, RMSprop.
+
+Adam and RMSprop also offer Keras' update rules exactly, with `rule="keras"`, so that a ported
+Keras tutorial trains the same (after one Adam step the two rules' weights differ by about
+0.7 x lr where gradients are small). The arguments keep PyTorch's names; Keras' map onto them:
+    learning_rate -> lr,  beta_1, beta_2 -> betas,  epsilon -> eps,  rho -> alpha.
+What differs (and the defaults `rule="keras"` switches to when they are not given):
+    Adam     torch: p -= lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps),    eps 1e-8
+             keras: p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps), eps 1e-7
+                    (eps outside the bias correction: Kingma and Ba's "epsilon hat")
+    RMSprop  torch: p -= lr * g / (sqrt(s) + eps),  lr 1e-2, alpha 0.99, eps 1e-8
+             keras: p -= lr * g / sqrt(s + eps),    lr 1e-3, alpha 0.9,  eps 1e-7
+                    (momentum accumulates lr * g / sqrt(s + eps) rather than g / (sqrt(s) + eps))
+    weight_decay  torch: added to the gradient (L2); keras: decoupled, p -= lr * weight_decay * p
+                  before the update, as every Keras 3 optimizer does.
 
 Updates are done in place on the parameters' arrays (NumPy or CuPy), outside the graph.
 `state_dict()` returns plain numbers and NumPy arrays (no pickle needed to save it), and
@@ -10,8 +24,12 @@ import numpy as np
 from .backend import to_device
 
 
+RULES = ("torch", "keras")
+
+
 class Optimizer:
     defaults = {}
+    keras_defaults = {}   # the defaults that differ under rule="keras" (Adam, RMSprop)
 
     def __init__(self, params, **hyper):
         self.params = list(params)
@@ -26,6 +44,8 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{type(self).__name__}: unknown arguments {sorted(unknown)}; "
                             f"accepted: {sorted(self.defaults)}")
+        if hyper.get("rule", self.defaults.get("rule")) == "keras":
+            self.hyper.update(self.keras_defaults)
         self.hyper.update(hyper)
         self._validate()
         self.step_count = 0
@@ -36,6 +56,9 @@ class Optimizer:
             raise ValueError(f"lr must be >= 0, got {self.hyper['lr']!r}")
         if self.hyper.get("weight_decay", 0) < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.hyper['weight_decay']!r}")
+        if self.hyper.get("rule", "torch") not in RULES:
+            raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}, got "
+                             f"{self.hyper['rule']!r}")
 
     @property
     def lr(self):
@@ -60,8 +83,11 @@ class Optimizer:
             if p.grad is None:
                 continue
             grad = p.grad
-            if self.hyper.get("weight_decay", 0):
-                grad = grad + self.hyper["weight_decay"] * p.data
+            decay = self.hyper.get("weight_decay", 0)
+            if decay and self.hyper.get("rule") == "keras":
+                p.data -= (self.hyper["lr"] * decay) * p.data   # decoupled, before the update
+            elif decay:
+                grad = grad + decay * p.data
             self._update(p, grad, state)
 
     def _update(self, p, grad, state):  # pragma: no cover - abstract
@@ -93,8 +119,19 @@ class Optimizer:
                 if tuple(array.shape) != p.shape:
                     raise ValueError(f"load_state_dict: buffer {name!r} of parameter {index} has "
                                      f"shape {tuple(array.shape)}, the parameter {p.shape}")
-        self.hyper.update({k: (tuple(v) if isinstance(v, list) else v)
-                           for k, v in state_dict["hyper"].items()})
+        saved_hyper = {k: (tuple(v) if isinstance(v, list) else v)
+                       for k, v in state_dict["hyper"].items()}
+        unknown = set(saved_hyper) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"load_state_dict: unknown hyper-parameters {sorted(unknown)} for "
+                             f"{type(self).__name__}")
+        previous = dict(self.hyper)
+        self.hyper.update(saved_hyper)
+        try:
+            self._validate()
+        except ValueError:
+            self.hyper = previous       # a refused state leaves the optimizer as it was
+            raise
         self.step_count = int(state_dict["step_count"])
         self.state = [{name: p.xp.asarray(array, dtype=p.dtype).copy() for name, array in saved.items()}
                       for p, saved in zip(self.params, state_dict["state"])]
@@ -131,9 +168,12 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam with bias correction (PyTorch's form: lr / (1 - b1^t) * m / (sqrt(v / (1 - b2^t)) + eps))."""
+    """Adam with bias correction; PyTorch's form by default, Keras' with rule="keras" (see the
+    module docstring). amsgrad: divide by the running maximum of v instead of v."""
 
-    defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+    defaults = dict(lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
+                    rule="torch")
+    keras_defaults = dict(eps=1e-7)
 
     def _validate(self):
         super()._validate()
@@ -153,17 +193,31 @@ class Adam(Optimizer):
         m += (1 - b1) * grad
         v *= b2
         v += (1 - b2) * grad * grad
+        if h["amsgrad"]:
+            v_max = self._buffer(state, "max_exp_avg_sq", p)
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
         t = self.step_count
         bias_correction1 = 1 - b1 ** t
         bias_correction2 = 1 - b2 ** t
-        denom = xp.sqrt(v) / np.sqrt(bias_correction2) + h["eps"]
-        p.data -= (h["lr"] / bias_correction1) * (m / denom)
+        # The scalars are Python floats, so a float32 parameter stays float32 (NumPy's np.sqrt
+        # of a Python float gives a float64 scalar, which would promote the update).
+        if h["rule"] == "keras":
+            step_size = h["lr"] * bias_correction2 ** 0.5 / bias_correction1
+            p.data -= step_size * (m / (xp.sqrt(v) + h["eps"]))
+        else:
+            denom = xp.sqrt(v) / bias_correction2 ** 0.5 + h["eps"]
+            p.data -= (h["lr"] / bias_correction1) * (m / denom)
 
 
 class RMSprop(Optimizer):
-    """RMSprop (PyTorch's): square_avg = alpha*square_avg + (1-alpha)*g^2; p -= lr*g/(sqrt(.)+eps)."""
+    """RMSprop: square_avg = alpha * square_avg + (1 - alpha) * g^2, then PyTorch's
+    p -= lr * g / (sqrt(square_avg) + eps), or Keras' p -= lr * g / sqrt(square_avg + eps) with
+    rule="keras" (see the module docstring). centered: subtract the squared mean gradient."""
 
-    defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0)
+    defaults = dict(lr=1e-2, alpha=0.99, eps=1e-8, momentum=0.0, centered=False, weight_decay=0.0,
+                    rule="torch")
+    keras_defaults = dict(lr=1e-3, alpha=0.9, eps=1e-7)
 
     def _validate(self):
         super()._validate()
@@ -178,20 +232,22 @@ class RMSprop(Optimizer):
         square_avg = self._buffer(state, "square_avg", p)
         square_avg *= h["alpha"]
         square_avg += (1 - h["alpha"]) * grad * grad
+        variance = square_avg
         if h["centered"]:
             grad_avg = self._buffer(state, "grad_avg", p)
             grad_avg *= h["alpha"]
             grad_avg += (1 - h["alpha"]) * grad
-            avg = xp.sqrt(square_avg - grad_avg * grad_avg) + h["eps"]
+            variance = square_avg - grad_avg * grad_avg
+        if h["rule"] == "keras":
+            step = h["lr"] * grad / xp.sqrt(variance + h["eps"])     # what momentum accumulates
         else:
-            avg = xp.sqrt(square_avg) + h["eps"]
+            step = grad / (xp.sqrt(variance) + h["eps"])
         if h["momentum"] > 0:
             buf = self._buffer(state, "momentum_buffer", p)
             buf *= h["momentum"]
-            buf += grad / avg
-            p.data -= h["lr"] * buf
-        else:
-            p.data -= h["lr"] * grad / avg
+            buf += step
+            step = buf
+        p.data -= step if h["rule"] == "keras" else h["lr"] * step
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}

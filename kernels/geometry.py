@@ -277,6 +277,19 @@ def max_pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=
                              out_w=out_w)
 
 
+def _keras_transpose_crop(in_size, kernel, stride, output_padding, mode, keras_padding):
+    """(crop_before, crop_after) of the full transposed result, (in - 1) * stride + kernel, for
+    Keras' 'same' / 'valid' on one axis; crop_after < 0 extends the output past the full result."""
+    full = (in_size - 1) * stride + kernel
+    if not keras_padding:
+        out = in_size * stride if mode == "same" else in_size * stride + max(kernel - stride, 0)
+    else:
+        pad = kernel // 2 if mode == "same" else 0
+        out = full - 2 * pad + output_padding
+    before = max(full - out, 0) // 2 if mode == "same" else 0
+    return before, full - out - before
+
+
 def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0,
                               b_shape=None):
     """Validate conv_transpose2d arguments.
@@ -285,7 +298,16 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
     outH = (H - 1) * stride - pad_top - pad_bottom + kH (output_padding is folded into pad_bottom
     as a negative crop). Output pixel (oy, ox) sits at (oy + pad_top, ox + pad_left) of the
     uncropped "full" result of size (H - 1) * stride + kH.
-    'same' (TF's Conv2DTranspose): outH = H * stride.
+
+    Integer padding is PyTorch's: pad_top = padding, pad_bottom = padding - output_padding.
+    'same' / 'valid' are Keras' Conv2DTranspose:
+      without output_padding   'same':  outH = H * stride
+                               'valid': outH = H * stride + max(kH - stride, 0)
+      with output_padding      outH = (H - 1) * stride + kH - 2 * (kH // 2 if 'same' else 0)
+                                      + output_padding
+    and TensorFlow places the crop as conv2d's 'same' padding would for an input of size outH:
+    pad_top = max((H - 1) * stride + kH - outH, 0) // 2 ('same'; 0 for 'valid'), the odd pixel
+    at the bottom; an outH beyond the full result ends in rows only the bias reaches.
     """
     n, c_in, h, w = check_input_4d(x_shape, "input")
     c_out, k_h, k_w = _check_weight(w_shape, x_shape, c_in, "Cin, Cout")
@@ -293,27 +315,20 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
     stride_h, stride_w = pair(stride, "stride")
     out_pad_h, out_pad_w = pair(output_padding, "output_padding", minimum=0)
+    if out_pad_h >= stride_h or out_pad_w >= stride_w:
+        raise ValueError(f"output_padding must be smaller than stride {(stride_h, stride_w)}, "
+                         f"got {shown(output_padding)}")
     if isinstance(padding, str):
         mode = padding.lower()
-        if (out_pad_h, out_pad_w) != (0, 0):
-            raise ValueError(f"output_padding must be 0 with padding={padding!r}, "
-                             f"got {shown(output_padding)}")
-        if mode == "valid":
-            # TF: out = (in - 1) * stride + max(kernel, stride)
-            top, left = 0, 0
-            bottom = -max(stride_h - k_h, 0)
-            right = -max(stride_w - k_w, 0)
-        elif mode == "same":
-            top, left = max(k_h - stride_h, 0) // 2, max(k_w - stride_w, 0) // 2
-            bottom = (h - 1) * stride_h + k_h - top - h * stride_h
-            right = (w - 1) * stride_w + k_w - left - w * stride_w
-        else:
+        if mode not in ("same", "valid"):
             raise ValueError(f"padding must be an int, a pair of ints, 'same' or 'valid', got {padding!r}")
+        # output_padding=0 means "not given" here, as Keras' output_padding=None (PyTorch has no
+        # string padding for transposed convs, so no other meaning is taken).
+        keras_padding = (out_pad_h, out_pad_w) != (0, 0)
+        top, bottom = _keras_transpose_crop(h, k_h, stride_h, out_pad_h, mode, keras_padding)
+        left, right = _keras_transpose_crop(w, k_w, stride_w, out_pad_w, mode, keras_padding)
     else:
         pad_h, pad_w = pair(padding, "padding", minimum=0)
-        if out_pad_h >= stride_h or out_pad_w >= stride_w:
-            raise ValueError(f"output_padding must be smaller than stride {(stride_h, stride_w)}, "
-                             f"got {output_padding!r}")
         top, left = pad_h, pad_w
         bottom, right = pad_h - out_pad_h, pad_w - out_pad_w
     out_h = (h - 1) * stride_h + k_h - top - bottom

@@ -168,12 +168,14 @@ def test_conv_transpose2d_layer_names_an_array_output_padding(padding):
     assert _one_line(caught).startswith("output_padding must be an int or a pair of ints")
 
 
-def test_conv_transpose2d_same_padding_still_refuses_a_nonzero_output_padding():
+def test_conv_transpose2d_string_padding_refuses_output_padding_not_below_stride():
     x = ae.tensor(np.ones((1, 2, 4, 4), np.float32))
     w = ae.tensor(np.ones((2, 3, 3, 3), np.float32))
-    with pytest.raises(ValueError, match=r"output_padding must be 0 with padding='same', got \(1, 1\)"):
-        F.conv_transpose2d(x, w, stride=2, padding="same", output_padding=(1, 1))
+    with pytest.raises(ValueError, match=r"output_padding must be smaller than stride \(2, 2\), got \(2, 2\)"):
+        F.conv_transpose2d(x, w, stride=2, padding="same", output_padding=(2, 2))
     assert F.conv_transpose2d(x, w, stride=2, padding="same", output_padding=[0, 0]).shape == (1, 3, 8, 8)
+    # Keras' rule: (4 - 1) * 2 + 3 - 2 * 1 + 1 = 8
+    assert F.conv_transpose2d(x, w, stride=2, padding="same", output_padding=1).shape == (1, 3, 8, 8)
 
 
 # ---------------------------------------------------------------------------- non-contiguous data

@@ -100,7 +100,10 @@ class UpsampleConv2d(Conv2d):
 
 
 class ConvTranspose2d(Module):
-    """Transposed 2-D convolution; weight (in_channels, out_channels, kH, kW)."""
+    """Transposed 2-D convolution; weight (in_channels, out_channels, kH, kW).
+
+    padding: PyTorch's ints, or Keras' 'same' / 'valid' (with Keras' output_padding rule; see
+    aecore.kernels.geometry.conv_transpose2d_geometry)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
                  output_padding=0, bias=True, dtype=np.float32):
@@ -116,8 +119,8 @@ class ConvTranspose2d(Module):
         _reset_default(self.weight, self.bias)
 
     def forward(self, x):
-        output_padding = 0 if isinstance(self.padding, str) else self.output_padding
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, output_padding)
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "

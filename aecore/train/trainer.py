@@ -455,9 +455,9 @@ class Trainer:
             raise ValueError(f"the data loader's state is for {saved_size} training images, "
                              f"this data set has {len(self.train_images)}")
         optimizer_meta = meta["optimizer"]
-        if not all(isinstance(v, (int, float)) or (isinstance(v, list) and all(
+        if not all(isinstance(v, (int, float, str)) or (isinstance(v, list) and all(
                 isinstance(x, (int, float)) for x in v)) for v in optimizer_meta["hyper"].values()):
-            raise ValueError("optimizer hyper-parameters must be numbers")
+            raise ValueError("optimizer hyper-parameters must be numbers (or a rule's name)")
         self.model.load_state_dict(arrays["model"])
         self.optimizer.load_state_dict(unpack_optimizer_state(arrays.get("optim", {}),
                                                               optimizer_meta))
