@@ -5,6 +5,8 @@ The conv-family ops are graph Functions whose forward and backward call the kern
 it on the Function (`function.tier`) for the graph view and the profiler.
 """
 
+import numpy as np
+
 from . import kernels
 from .kernels import geometry
 from .kernels.compile import array_module_of
@@ -211,6 +213,72 @@ def upsample_conv2d(x, weight, bias=None, size=None, scale_factor=None, mode="ne
     return ConvTranspose2d.apply(*_with_bias(x, folded_weight, bias), geom=folded)
 
 
+# ---------------------------------------------------------------------------- pad
+PAD_MODES = ("constant",)
+
+
+def _pad_array(array, widths, value):
+    """`array` with (before, after) added to each axis: a positive width adds `value`s, a
+    negative one crops that many (PyTorch's constant_pad_nd). Always a new array, never a view."""
+    xp = array_module_of(array)
+    crop = tuple(slice(max(-before, 0), size - max(-after, 0))
+                 for (before, after), size in zip(widths, array.shape))
+    grow = [(max(before, 0), max(after, 0)) for before, after in widths]
+    return xp.pad(array[crop], grow, mode="constant", constant_values=value)
+
+
+class Pad(Function):
+    """Constant padding by `widths` (one (before, after) per axis, negative = crop). Its adjoint
+    is padding by the opposite widths with zeros: the backward crops what the forward added
+    and puts zeros back where it cropped."""
+
+    def forward(self, x, widths, value):
+        self.widths = widths
+        return _pad_array(x, widths, value)
+
+    def backward(self, grad):
+        return (_pad_array(grad, [(-before, -after) for before, after in self.widths], 0),)
+
+
+def _pad_widths(shape, pad):
+    """PyTorch's `pad` (last dimension first: (left, right, top, bottom, ...)) -> one
+    (before, after) per axis of `shape`, in axis order."""
+    if not isinstance(pad, (tuple, list)) or any(
+            isinstance(p, bool) or not isinstance(p, (int, np.integer)) for p in pad):
+        raise TypeError(f"pad: pad must be a tuple of ints (left, right[, top, bottom, ...]), "
+                        f"got {pad!r}")
+    if len(pad) % 2 or len(pad) > 2 * len(shape):
+        raise ValueError(f"pad: pad must hold an even number of ints, at most 2 per dimension of "
+                         f"the input (shape {tuple(shape)}), got {len(pad)}: {tuple(pad)}")
+    widths = [(0, 0)] * len(shape)
+    for i in range(len(pad) // 2):
+        widths[len(shape) - 1 - i] = (int(pad[2 * i]), int(pad[2 * i + 1]))
+    for axis, ((before, after), size) in enumerate(zip(widths, shape)):
+        if size - max(-before, 0) - max(-after, 0) < 0:
+            raise ValueError(f"pad: negative pads {(before, after)} crop more than the {size} "
+                             f"elements of dimension {axis} (input shape {tuple(shape)})")
+    return widths
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """Pad (or, with negative amounts, crop) x as torch.nn.functional.pad does.
+
+    pad: (left, right) pads the last dimension, (left, right, top, bottom) the last two, and so
+    on, last dimension first; on NCHW input (left, right, top, bottom) pads W then H. A negative
+    amount removes that many elements instead. mode: 'constant' only, filled with `value`.
+    Example: x (N, C, 28, 28), pad=(1, 2, 0, -3) -> (N, C, 25, 31).
+    """
+    if mode not in PAD_MODES:
+        raise ValueError(f"pad: mode must be one of {', '.join(map(repr, PAD_MODES))} (the modes "
+                         f"aecore supports), got {mode!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"pad: value must be a real number, got {value!r}")
+    _check_dtypes("pad", ("input x", x))
+    widths = _pad_widths(x.shape, pad)
+    return Pad.apply(x, widths=widths, value=float(value))
+
+
 __all__ = ["linear", "conv2d", "conv_transpose2d", "max_pool2d", "interpolate", "upsample_conv2d",
+           "pad",
            "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "mse_loss", "l1_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "Tensor"]

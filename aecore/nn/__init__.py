@@ -1,6 +1,8 @@
-"""aecore.nn: modules with PyTorch's names (Module, Parameter, Linear, Conv2d, ...)."""
+"""aecore.nn: modules with PyTorch's names (Module, Parameter, Linear, Conv2d, ...), and Keras'
+names for the layers PyTorch has no module for (ZeroPadding2D, Cropping2D, Reshape, Lambda)."""
 
 from . import init  # noqa: F401
-from .layers import (Conv2d, ConvTranspose2d, Flatten, Identity, LeakyReLU, Linear, MaxPool2d,  # noqa: F401
-                     ReLU, Sequential, Sigmoid, Softplus, Tanh, Unflatten, Upsample, UpsampleConv2d)
+from .layers import (Conv2d, ConvTranspose2d, Cropping2D, Flatten, Identity, Lambda,  # noqa: F401
+                     LeakyReLU, Linear, MaxPool2d, ReLU, Reshape, Sequential, Sigmoid, Softplus,
+                     Tanh, Unflatten, Upsample, UpsampleConv2d, ZeroPad2d, ZeroPadding2D)
 from .module import Module, Parameter, RemovableHandle  # noqa: F401

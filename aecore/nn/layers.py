@@ -1,7 +1,11 @@
-"""Layers: PyTorch's constructor arguments and default initialization.
+"""Layers: PyTorch's constructor arguments and default initialization, and the Keras layers
+that PyTorch has no module for (ZeroPadding2D, Cropping2D, Reshape, Lambda), all NCHW.
 
 Default init (PyTorch's): weights kaiming_uniform_(a=sqrt(5)), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
-and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)). Linear, Conv2d (UpsampleConv2d) and
+ConvTranspose2d take weight_init= / bias_init=: an initializer name ('glorot_uniform',
+'he_normal', 'zeros', ...; nn.init.INITIALIZERS) or a callable filling the Parameter in place;
+nn.init.keras_defaults_(model) gives a whole model Keras' defaults.
 """
 
 import math
@@ -22,24 +26,38 @@ def _positive_int(value, name):
     return int(value)
 
 
-def _reset_default(weight, bias):
-    init.kaiming_uniform_(weight, a=math.sqrt(5))
-    if bias is not None:
+def _initialize(weight, bias, weight_init=None, bias_init=None):
+    """Fill weight, then bias (the draw order of a seeded run): PyTorch's default for an init
+    that is None, else the named or given initializer (nn.init.get)."""
+    fill_weight = None if weight_init is None else init.get(weight_init, "weight_init")
+    fill_bias = None if bias_init is None else init.get(bias_init, "bias_init")
+    if bias is None and fill_bias is not None:
+        raise ValueError(f"bias_init is {bias_init!r} but the layer has no bias (bias=False)")
+    if fill_weight is None:
+        init.kaiming_uniform_(weight, a=math.sqrt(5))
+    else:
+        fill_weight(weight)
+    if bias is None:
+        return
+    if fill_bias is None:
         fan_in, _ = init.fans(weight.shape)
         bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
         init.uniform_(bias, -bound, bound)
+    else:
+        fill_bias(bias)
 
 
 class Linear(Module):
     """y = x W^T + b; W: (out_features, in_features)."""
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32):
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, *,
+                 weight_init=None, bias_init=None):
         super().__init__()
         self.in_features = _positive_int(in_features, "in_features")
         self.out_features = _positive_int(out_features, "out_features")
         self.weight = Parameter(np.zeros((self.out_features, self.in_features), dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype)) if bias else None
-        _reset_default(self.weight, self.bias)
+        _initialize(self.weight, self.bias, weight_init, bias_init)
 
     def forward(self, x):
         return F.linear(x, self.weight, self.bias)
@@ -52,7 +70,7 @@ class Conv2d(Module):
     """2-D convolution; weight (out_channels, in_channels, kH, kW). padding: int, pair, 'same', 'valid'."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=np.float32):
+                 dtype=np.float32, *, weight_init=None, bias_init=None):
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels")
         self.out_channels = _positive_int(out_channels, "out_channels")
@@ -61,7 +79,7 @@ class Conv2d(Module):
         self.padding = padding if isinstance(padding, str) else pair(padding, "padding", minimum=0)
         self.weight = Parameter(np.zeros((self.out_channels, self.in_channels) + self.kernel_size, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
-        _reset_default(self.weight, self.bias)
+        _initialize(self.weight, self.bias, weight_init, bias_init)
 
     def forward(self, x):
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
@@ -79,8 +97,10 @@ class UpsampleConv2d(Conv2d):
     fold=False (also settable later, `layer.fold`) always runs the two ops, e.g. to compare."""
 
     def __init__(self, in_channels, out_channels, kernel_size, size, mode="nearest", stride=1,
-                 padding=0, bias=True, fold=True, dtype=np.float32):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype)
+                 padding=0, bias=True, fold=True, dtype=np.float32, *, weight_init=None,
+                 bias_init=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype,
+                         weight_init=weight_init, bias_init=bias_init)
         self.size = pair(size, "size")
         if mode not in INTERPOLATE_MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, INTERPOLATE_MODES))}, "
@@ -106,7 +126,8 @@ class ConvTranspose2d(Module):
     aecore.kernels.geometry.conv_transpose2d_geometry)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, bias=True, dtype=np.float32):
+                 output_padding=0, bias=True, dtype=np.float32, *, weight_init=None,
+                 bias_init=None):
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels")
         self.out_channels = _positive_int(out_channels, "out_channels")
@@ -116,7 +137,7 @@ class ConvTranspose2d(Module):
         self.output_padding = pair(output_padding, "output_padding", minimum=0)
         self.weight = Parameter(np.zeros((self.in_channels, self.out_channels) + self.kernel_size, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
-        _reset_default(self.weight, self.bias)
+        _initialize(self.weight, self.bias, weight_init, bias_init)
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
@@ -235,6 +256,153 @@ class Unflatten(Module):
 
     def extra_repr(self):
         return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
+
+
+class Reshape(Module):
+    """Keras' Reshape: every example to `target_shape`, the shape without the batch axis (one
+    -1 allowed, inferred). Reshape(32, 7, 7) and Reshape((32, 7, 7)) are the same.
+    NCHW: an image target is (C, H, W), so a channels-last tutorial's Reshape((7, 7, 32))
+    becomes Reshape(32, 7, 7) here (7, 7, 32 would make 7 channels of 7 x 32)."""
+
+    def __init__(self, *target_shape):
+        super().__init__()
+        if len(target_shape) == 1 and isinstance(target_shape[0], (tuple, list)):
+            target_shape = tuple(target_shape[0])
+        if (not target_shape or not all(_is_int(s) and (s >= 1 or s == -1) for s in target_shape)
+                or target_shape.count(-1) > 1):
+            raise ValueError(f"Reshape: target_shape must be positive ints with at most one -1, "
+                             f"got {target_shape!r}")
+        self.target_shape = tuple(int(s) for s in target_shape)
+
+    def forward(self, x):
+        per_example = math.prod(x.shape[1:])
+        known = math.prod(s for s in self.target_shape if s != -1)
+        fits = per_example % known == 0 if -1 in self.target_shape else per_example == known
+        if not fits:
+            raise ValueError(f"Reshape: an input of shape {tuple(x.shape)} has {per_example} values "
+                             f"per example, which do not fit target_shape {self.target_shape}")
+        return ops.reshape(x, (x.shape[0],) + self.target_shape)
+
+    def extra_repr(self):
+        return ", ".join(map(str, self.target_shape))
+
+
+class Lambda(Module):
+    """Keras' Lambda: a module calling `function` on its inputs, e.g. Lambda(lambda x: x * 2)
+    or Lambda(F.relu), so a plain function can sit in a Sequential. Tensors the function uses
+    are not registered (neither trained nor saved); make a Module for that. repr shows `name`,
+    else the function's name."""
+
+    def __init__(self, function, name=None):
+        super().__init__()
+        if not callable(function):
+            raise TypeError(f"Lambda: function must be callable, got {type(function).__name__} "
+                            f"{function!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Lambda: name must be a str or None, got {name!r}")
+        self.function = function
+        self.name = name if name is not None else getattr(function, "__name__",
+                                                          type(function).__name__)
+
+    def forward(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+    def extra_repr(self):
+        return self.name
+
+
+# ---------------------------------------------------------------------------- padding and cropping
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_nchw(x, layer):
+    if x.ndim != 4:
+        raise ValueError(f"{layer}: expects (N, C, H, W) input, got shape {tuple(x.shape)}")
+
+
+class ZeroPad2d(Module):
+    """PyTorch's ZeroPad2d: zeros around the last two dimensions. padding: an int (all four
+    sides) or (left, right, top, bottom); negative amounts crop, as in PyTorch."""
+
+    def __init__(self, padding):
+        super().__init__()
+        if _is_int(padding):
+            padding = (padding,) * 4
+        if (not isinstance(padding, (tuple, list)) or len(padding) != 4
+                or not all(map(_is_int, padding))):
+            raise ValueError(f"ZeroPad2d: padding must be an int or (left, right, top, bottom) "
+                             f"ints, got {padding!r}")
+        self.padding = tuple(int(p) for p in padding)
+
+    def forward(self, x):
+        return F.pad(x, self.padding)
+
+    def extra_repr(self):
+        return f"{self.padding}"
+
+
+def _keras_side_amounts(value, argument):
+    """Keras' ZeroPadding2D / Cropping2D argument -> ((top, bottom), (left, right)), from an int
+    (all four sides), (symmetric_height, symmetric_width) or ((top, bottom), (left, right));
+    as in Keras, each of the two entries may be an int or a pair. Amounts are >= 0."""
+    def side(entry):
+        if _is_int(entry):
+            return (int(entry), int(entry))
+        if isinstance(entry, (tuple, list)) and len(entry) == 2 and all(map(_is_int, entry)):
+            return (int(entry[0]), int(entry[1]))
+        return None
+
+    if _is_int(value):
+        sides = (side(value), side(value))
+    elif isinstance(value, (tuple, list)) and len(value) == 2:
+        sides = (side(value[0]), side(value[1]))
+    else:
+        sides = (None,)
+    if None in sides or min(sides[0] + sides[1]) < 0:
+        raise ValueError(f"{argument} must be an int >= 0, (symmetric_height, symmetric_width) or "
+                         f"((top, bottom), (left, right)), got {value!r}")
+    return sides
+
+
+class ZeroPadding2D(Module):
+    """Keras' ZeroPadding2D on NCHW input (Keras' channels_first): zeros around H and W.
+    padding: an int, (symmetric_height, symmetric_width) or ((top, bottom), (left, right))."""
+
+    def __init__(self, padding=(1, 1)):
+        super().__init__()
+        self.padding = _keras_side_amounts(padding, "ZeroPadding2D: padding")
+
+    def forward(self, x):
+        _check_nchw(x, "ZeroPadding2D")
+        (top, bottom), (left, right) = self.padding
+        return F.pad(x, (left, right, top, bottom))
+
+    def extra_repr(self):
+        return f"padding={self.padding}"
+
+
+class Cropping2D(Module):
+    """Keras' Cropping2D on NCHW input: removes rows and columns at the image's edges.
+    cropping: an int, (symmetric_height, symmetric_width) or ((top, bottom), (left, right)).
+    (N, C, H, W) -> (N, C, H - top - bottom, W - left - right); at least one row and column
+    must be left. F.pad with negative amounts does the work, backward included."""
+
+    def __init__(self, cropping=((0, 0), (0, 0))):
+        super().__init__()
+        self.cropping = _keras_side_amounts(cropping, "Cropping2D: cropping")
+
+    def forward(self, x):
+        _check_nchw(x, "Cropping2D")
+        (top, bottom), (left, right) = self.cropping
+        height, width = x.shape[2:]
+        if top + bottom >= height or left + right >= width:
+            raise ValueError(f"Cropping2D: cropping {self.cropping} removes all of an input of "
+                             f"height {height} and width {width} (shape {tuple(x.shape)})")
+        return F.pad(x, (-left, -right, -top, -bottom))
+
+    def extra_repr(self):
+        return f"cropping={self.cropping}"
 
 
 class Sequential(Module):
