@@ -6,11 +6,16 @@
 - binary_cross_entropy_with_logits(logits, target): the stable form
       max(z, 0) - z * y + log(1 + exp(-|z|))
   which is finite for any logit (sigmoid followed by log is not: it gives log(0) for z = -1e4).
+- keras_binary_crossentropy(y_true, y_pred): Keras' binary_crossentropy, in Keras' argument order,
+  on probabilities clipped to [epsilon, 1 - epsilon] (zero gradient where the clip acts), for
+  ports of Keras code that must train the same loss.
 - gaussian_kl(mu, logvar): KL(N(mu, exp(0.5*logvar)^2) || N(0, 1)) summed over the latent axis,
       -0.5 * sum(1 + logvar - mu^2 - exp(logvar)),
   where logvar is the log of the VARIANCE; the sampler uses std = exp(0.5 * logvar) to match.
 - l1_penalty / l2_penalty over tensors (sparse codes, weight decay by hand).
 """
+
+import numbers
 
 import numpy as np
 
@@ -106,6 +111,71 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     """BCE on logits, the numerically stable form (finite for logits of +-1e4)."""
     target = _check("binary_cross_entropy_with_logits", input, target, reduction)
     return _reduce(BinaryCrossEntropyWithLogits.apply(input, target), reduction)
+
+
+class KerasBinaryCrossentropy(Function):
+    """Elementwise -(y log p + (1 - y) log(1 - p)), p = clip(y_pred, epsilon, 1 - epsilon).
+
+    Where the clip acts (y_pred < epsilon or > 1 - epsilon) p is a constant, so the gradient
+    with respect to y_pred is zero there, as in Keras (TensorFlow's clip_by_value passes the
+    gradient on the bounds themselves, and so does this)."""
+
+    def forward(self, y_true, y_pred, epsilon):
+        xp = get_array_module(y_pred)
+        p = xp.clip(y_pred, epsilon, 1 - epsilon)
+        self.save_for_backward(y_true, y_pred, p)
+        self.epsilon = epsilon
+        return -(y_true * xp.log(p) + (1 - y_true) * xp.log1p(-p))
+
+    def backward(self, grad):
+        y_true, y_pred, p = self.saved
+        xp = get_array_module(p)
+        grad_true = grad_pred = None
+        if self.needs_input_grad[0]:
+            grad_true = grad * (xp.log1p(-p) - xp.log(p))
+        if self.needs_input_grad[1]:
+            inside = (y_pred >= self.epsilon) & (y_pred <= 1 - self.epsilon)
+            grad_pred = xp.where(inside, grad * (p - y_true) / (p * (1 - p)), 0)
+        return grad_true, grad_pred
+
+
+def keras_binary_crossentropy(y_true, y_pred, from_logits=False, epsilon=1e-7, reduction="mean"):
+    """Keras' binary_crossentropy, with Keras' argument order and names (targets first).
+
+    from_logits=False: y_pred holds probabilities, clipped to [epsilon, 1 - epsilon] (Keras'
+    backend epsilon, 1e-7) before the logs, so the loss is at most -log(epsilon) ~ 16.1 per
+    element and its gradient is zero where the clip acts. from_logits=True: y_pred holds
+    logits and the stable form (binary_cross_entropy_with_logits) is used; nothing is clipped.
+
+    Which one a Keras model trains with: on the TensorFlow backend, Keras computes
+    binary_crossentropy of a sigmoid layer's output from that layer's logits (the stable form:
+    a logit of 30 against 0 costs 30, not 16.1), so a ported model that ends in
+    activation='sigmoid' should keep its logits and use binary_cross_entropy_with_logits; the
+    clipped form is what Keras computes on probabilities from anywhere else, and on its JAX and
+    PyTorch backends (tests/fixtures/keras_cases.npz holds both cases).
+    reduction: PyTorch's "mean" | "sum" | "none" over all elements. Keras' loss averages over
+    the last axis and then over the batch, which for equal-length rows is the same "mean".
+    """
+    if not isinstance(y_pred, Tensor):
+        raise TypeError(f"keras_binary_crossentropy: y_pred must be a Tensor, got "
+                        f"{type(y_pred).__name__}")
+    if not isinstance(from_logits, bool):
+        raise TypeError(f"keras_binary_crossentropy: from_logits must be True or False, got "
+                        f"{from_logits!r}")
+    if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or not 0 < epsilon < 0.5:
+        raise ValueError(f"keras_binary_crossentropy: epsilon must be a number in (0, 0.5), got "
+                         f"{epsilon!r}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"keras_binary_crossentropy: reduction must be one of {REDUCTIONS}, got "
+                         f"{reduction!r}")
+    y_true = as_tensor_like(y_true, (y_pred,), "keras_binary_crossentropy: y_true")
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"keras_binary_crossentropy: y_true shape {y_true.shape} must equal "
+                         f"y_pred shape {y_pred.shape}")
+    if from_logits:
+        return _reduce(BinaryCrossEntropyWithLogits.apply(y_pred, y_true), reduction)
+    return _reduce(KerasBinaryCrossentropy.apply(y_true, y_pred, epsilon=float(epsilon)),
+                   reduction)
 
 
 def gaussian_kl(mu, logvar, reduction="mean"):

@@ -160,3 +160,27 @@ def test_updates_keep_float32_parameters_float32(make, variant, rule):
         optimizer.step()
     assert w.data.dtype == np.float32
     assert all(b.dtype == np.float32 for b in optimizer.state[0].values())
+
+
+# ---------------------------------------------------------------------------- binary cross-entropy
+def test_keras_binary_crossentropy_on_probabilities_is_the_clipped_form():
+    from aecore import losses
+    y_pred = ae.tensor(CASES["bce/y_pred"], requires_grad=True)
+    loss = losses.keras_binary_crossentropy(CASES["bce/y_true"], y_pred)
+    np.testing.assert_allclose(loss.item(), CASES["bce/loss"], rtol=1e-12)
+    loss.backward()
+    np.testing.assert_allclose(y_pred.grad, CASES["bce/grad"], rtol=1e-10, atol=1e-12)
+
+
+def test_after_a_sigmoid_layer_keras_trains_the_stable_logits_form():
+    """What a ported model ending in activation='sigmoid' must use: Keras on TensorFlow takes
+    the sigmoid layer's logits, so the loss is binary_cross_entropy_with_logits, unclipped."""
+    from aecore import losses
+    logits = ae.tensor(CASES["bce/logits"], requires_grad=True)
+    loss = F.binary_cross_entropy_with_logits(logits, ae.tensor(CASES["bce/y_true"]))
+    np.testing.assert_allclose(loss.item(), CASES["bce/loss_after_sigmoid"], rtol=1e-12)
+    loss.backward()
+    np.testing.assert_allclose(logits.grad, CASES["bce/grad_logits_after_sigmoid"], rtol=1e-10,
+                               atol=1e-14)
+    clipped = losses.keras_binary_crossentropy(CASES["bce/y_true"], F.sigmoid(ae.tensor(CASES["bce/logits"])))
+    assert abs(clipped.item() - loss.item()) > 0.1      # the logit of 30 against a 0 target

@@ -13,6 +13,7 @@ import sys
 import time
 
 from .. import argtypes
+from ..models.base import LOSS_REDUCTIONS, OUTPUTS, RECONSTRUCTIONS
 from ..models.corruption import describe_noise_kinds
 from .common import MODEL_KINDS, UsageError, add_data_flags, load_or_usage, report
 
@@ -26,7 +27,7 @@ CONFIG_FLAGS = ("model", "data", "data_root", "epochs", "batch_size", "lr", "opt
 # The model options set by the flag of the same name (--latent-dim: model_options["latent_dim"]);
 # --noise KIND[:LEVEL] sets "noise" and "noise_level".
 MODEL_FLAGS = ("latent_dim", "filters", "hidden", "downsample", "upsample", "encoder", "base",
-               "beta", "reconstruction", "sparse", "contractive")
+               "beta", "reconstruction", "output", "reduction", "sparse", "contractive")
 
 
 def parse_noise(text):
@@ -73,7 +74,14 @@ def add_subcommands(sub):
     t.add_argument("--noise", type=parse_noise, metavar="KIND[:LEVEL]",
                    help="DAE corruption: " + describe_noise_kinds())
     t.add_argument("--beta", type=argtypes.nonnegative_float, help="VAE: weight of the KL term")
-    t.add_argument("--reconstruction", choices=("bce", "mse"), help="reconstruction loss")
+    t.add_argument("--reconstruction", choices=RECONSTRUCTIONS, help="reconstruction loss: "
+                   "bce (on logits, stable; default), mse, bce-keras (Keras' BCE on clipped "
+                   "probabilities)")
+    t.add_argument("--output", choices=OUTPUTS, help="decoder output: sigmoid (logits, the "
+                   "images are their sigmoid; default) or linear (the output is the image; "
+                   "needs --reconstruction mse)")
+    t.add_argument("--reduction", choices=LOSS_REDUCTIONS, help="reconstruction loss per image: "
+                   "mean over its pixels (default for ae, cae, dae) or sum (default for vae)")
     t.add_argument("--sparse", type=argtypes.nonnegative_float, help="L1 activity penalty on the code")
     t.add_argument("--contractive", type=argtypes.nonnegative_float,
                    help="contractive penalty weight (dense encoders)")

@@ -6,14 +6,15 @@
     roc_auc(scores, is_anomaly)                                # how well the score separates
 
 The error of an image is the mean over its pixels of the squared difference between the
-image and its reconstruction (probabilities; the VAE reconstructs from mu, a DAE from the image
-as given, without corruption), or the per-pixel BCE with metric='bce'.
+image and its reconstruction (model.to_images: probabilities, or the outputs themselves for
+output='linear'; the VAE reconstructs from mu, a DAE from the image as given, without
+corruption), or the per-pixel BCE with metric='bce' (models with output='sigmoid' only).
 """
 
 import numpy as np
 
 from ..tensor import no_grad
-from .base import bce_per_pixel_array, to_numpy
+from .base import bce_per_pixel_array, mse_per_pixel_array, to_numpy
 from .evaluation import iterate_batches
 
 METRICS = ("mse", "bce")
@@ -23,6 +24,9 @@ def reconstruction_errors(model, images, batch_size=256, metric="mse"):
     """Per-example reconstruction error, float64 numpy (N,)."""
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, got {metric!r}")
+    if metric == "bce" and model.output != "sigmoid":
+        raise ValueError(f"metric='bce' needs a model with output='sigmoid' (logits); this one "
+                         f"has output={model.output!r}: use metric='mse'")
     images = getattr(images, "images", images)
     was_training = model.training
     model.eval()
@@ -31,13 +35,13 @@ def reconstruction_errors(model, images, batch_size=256, metric="mse"):
         with no_grad():
             for batch in iterate_batches(images, batch_size):
                 x = model.as_input(batch)
-                logits = model.decode(model.code(x))
+                outputs = model.decode(model.code(x))
                 if metric == "bce":
-                    errors.append(to_numpy(bce_per_pixel_array(logits, x)))
-                else:
-                    p = to_numpy(logits.sigmoid()).astype(np.float64)
-                    clean = to_numpy(x).astype(np.float64)
-                    errors.append(((p - clean) ** 2).reshape(len(p), -1).mean(axis=1))
+                    errors.append(to_numpy(bce_per_pixel_array(outputs, x)))
+                else:  # float64 scores
+                    reconstructed = to_numpy(model.to_images(outputs)).astype(np.float64)
+                    errors.append(mse_per_pixel_array(reconstructed,
+                                                      to_numpy(x).astype(np.float64)))
     finally:
         model.train(was_training)
     return np.concatenate(errors).astype(np.float64) if errors else np.zeros(0)

@@ -4,15 +4,18 @@ Every model is an `aecore.nn.Module` with
     config                 JSON-safe dict: "kind" and every constructor argument (from_config rebuilds it)
     input_shape, latent_dim
     encode(x) -> code      (the VAE returns (mu, logvar))
-    decode(z) -> logits    (N, C, H, W)
-    forward(x) -> logits   (the VAE returns (logits, mu, logvar))
+    decode(z) -> outputs   (N, C, H, W): logits, or the images themselves with output='linear'
+    forward(x) -> outputs  (the VAE returns (outputs, mu, logvar))
+    to_images(outputs)     sigmoid(logits), or the outputs as they are (output='linear')
     loss(x, target=None) -> (scalar loss Tensor, {name: float})
-    reconstruct(x) -> probabilities in [0, 1], no graph
+    reconstruct(x) -> images (probabilities in [0, 1] for output='sigmoid'), no graph
     evaluation_terms(x) -> {name: per-example numpy array} (what `evaluate` averages)
 and declares what it can do beyond that (read by aecore.viz and the CLI, never probed with
 hasattr):
     can_sample             True for the VAE: sample(n, seed=None) draws images from its prior
     corrupts_input         True for the DAE: corrupt(x) makes the noisy inputs it trains on
+
+The loss options every model takes: reconstruction, output, reduction (see the losses section).
 
 Inputs may be NumPy arrays or Tensors, (N, C, H, W) or a single (C, H, W) image; they are moved
 to the model's device and dtype.
@@ -128,16 +131,48 @@ def activate(name, x):
 
 
 # ---------------------------------------------------------------------------- losses
-RECONSTRUCTIONS = ("bce", "mse")
+# The loss options, chosen as a (ported Keras) tutorial chooses them:
+#   reconstruction  "bce": BCE on logits, the stable form; "mse": squared error of the images;
+#                   "bce-keras": Keras' binary_crossentropy on clip(sigmoid(logits), 1e-7,
+#                   1 - 1e-7), whose gradient is zero where the clip acts
+#   output          "sigmoid": the decoder emits logits and the images are sigmoid(logits);
+#                   "linear": the decoder's output is the image (Keras' MSE on a linear layer)
+#   reduction       "mean": per-pixel mean of each image; "sum": summed over the pixels of each
+#                   image; then, either way, the mean over the batch
+RECONSTRUCTIONS = ("bce", "mse", "bce-keras")
+OUTPUTS = ("sigmoid", "linear")
+LOSS_REDUCTIONS = ("mean", "sum")
 
 
-def reconstruction_elementwise(logits, target, kind):
-    """Per-pixel reconstruction loss, (N, C, H, W): BCE on logits, or squared error of the
-    probabilities sigmoid(logits)."""
+def check_loss_options(reconstruction, output, reduction):
+    """The three loss options checked; a BCE needs probabilities, so not output='linear'."""
+    check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
+    check_choice("output", output, OUTPUTS)
+    check_choice("reduction", reduction, LOSS_REDUCTIONS)
+    if output == "linear" and reconstruction != "mse":
+        raise ModelConfigError(f"output='linear' cannot be trained with reconstruction="
+                               f"{reconstruction!r} (a BCE needs probabilities): use "
+                               f"reconstruction='mse' or output='sigmoid'")
+    return reconstruction, output, reduction
+
+
+def reconstruction_elementwise(outputs, target, kind, output="sigmoid"):
+    """Per-pixel reconstruction loss, (N, C, H, W), of the decoder's outputs against target."""
     if kind == "bce":
-        return losses.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    diff = ops.sigmoid(logits) - target
+        return losses.binary_cross_entropy_with_logits(outputs, target, reduction="none")
+    images = ops.sigmoid(outputs) if output == "sigmoid" else outputs
+    if kind == "bce-keras":
+        return losses.keras_binary_crossentropy(target, images, reduction="none")
+    diff = images - target
     return diff * diff
+
+
+def per_example_reconstruction(outputs, target, kind, output="sigmoid", reduction="mean"):
+    """The reconstruction loss of each image, (N,): its per-pixel losses averaged or summed."""
+    elementwise = reconstruction_elementwise(outputs, target, kind, output)
+    pixel_axes = tuple(range(1, elementwise.ndim))
+    return elementwise.mean(axis=pixel_axes) if reduction == "mean" else \
+        elementwise.sum(axis=pixel_axes)
 
 
 def per_example_sum(t):
@@ -151,6 +186,12 @@ def bce_per_pixel_array(logits, target):
     xp = _xp(z)
     elementwise = xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
     return elementwise.reshape(z.shape[0], -1).mean(axis=1)
+
+
+def mse_per_pixel_array(images, target):
+    """Mean squared error per pixel, per example, as host NumPy (no graph): (N,)."""
+    a, b = to_numpy(images), to_numpy(target)
+    return ((a - b) ** 2).reshape(a.shape[0], -1).mean(axis=1)
 
 
 def psnr_array(a, b, max_value=1.0):
@@ -200,6 +241,9 @@ class Autoencoder(Module):
     """Base of AE, CAE, DAE and VAE (see the module docstring for the interface)."""
 
     kind = None
+    output = "sigmoid"       # what decode emits: "sigmoid" logits, or "linear" images
+    reconstruction = "bce"   # the loss options, set by set_loss_options
+    reduction = "mean"
     can_sample = False       # has sample(n, seed=None): images from a prior (the VAE)
     corrupts_input = False   # has corrupt(x): trained on corrupted inputs (the DAE)
 
@@ -256,24 +300,36 @@ class Autoencoder(Module):
     def loss(self, x, target=None):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def set_loss_options(self, reconstruction, output, reduction):
+        """Check and keep the three loss options (see the losses section above)."""
+        self.reconstruction, self.output, self.reduction = check_loss_options(
+            reconstruction, output, reduction)
+        return dict(reconstruction=reconstruction, output=output, reduction=reduction)
+
     def code(self, x):
         """The deterministic code used for pictures and interpolation (the VAE's mu)."""
         return self.encode(self.as_input(x))
 
+    def to_images(self, outputs):
+        """The images that decoder outputs stand for: sigmoid(logits) for output='sigmoid',
+        the outputs as they are for output='linear' (not clipped to [0, 1])."""
+        return ops.sigmoid(outputs) if self.output == "sigmoid" else outputs
+
     def reconstruct(self, x, batch_size=None):
-        """sigmoid(decode(encode(x))) with no graph; probabilities (N, C, H, W) in [0, 1]."""
+        """to_images(decode(code(x))) with no graph: (N, C, H, W) images (for output='sigmoid',
+        probabilities in [0, 1])."""
         x = self.as_input(x)
         with no_grad():
             if batch_size is None or batch_size >= x.shape[0]:
-                return ops.sigmoid(self.decode(self.code(x)))
-            parts = [ops.sigmoid(self.decode(self.code(x[i:i + batch_size])))
+                return self.to_images(self.decode(self.code(x)))
+            parts = [self.to_images(self.decode(self.code(x[i:i + batch_size])))
                      for i in range(0, x.shape[0], batch_size)]
             return ops.concat(parts, axis=0)
 
     def interpolate(self, x_a, x_b, steps=8):
         """Decode `steps` points on the line between the codes of x_a and x_b (endpoints included).
 
-        x_a, x_b: one image (C, H, W) or (1, C, H, W) -> (steps, C, H, W) probabilities;
+        x_a, x_b: one image (C, H, W) or (1, C, H, W) -> (steps, C, H, W) images;
         batches of N > 1 images -> (N, steps, C, H, W).
         """
         steps = check_positive_int("steps", steps)
@@ -288,7 +344,7 @@ class Autoencoder(Module):
             weights = xp.asarray(t, dtype=za.dtype).reshape((steps, 1) + (1,) * (za.ndim - 1))
             z = za.data[None] * (1 - weights) + zb.data[None] * weights  # (steps, N, ...)
             z = z.transpose((1, 0) + tuple(range(2, z.ndim))).reshape((n * steps,) + za.shape[1:])
-            images = ops.sigmoid(self.decode(Tensor(xp.ascontiguousarray(z), _copy=False)))
+            images = self.to_images(self.decode(Tensor(xp.ascontiguousarray(z), _copy=False)))
         if n == 1:
             return images
         return images.reshape((n, steps) + tuple(self.input_shape))
@@ -301,24 +357,42 @@ class Autoencoder(Module):
 
 
 class DeterministicAutoencoder(Autoencoder):
-    """AE and CAE: loss = mean per-pixel reconstruction + weighted penalties on the code."""
+    """AE and CAE: loss = mean over the batch of each image's reconstruction loss (its per-pixel
+    mean, or sum with reduction='sum') + weighted penalties on the code.
 
-    reconstruction = "bce"
+    Training metrics: the reconstruction per pixel under its own name ("bce", "mse" or
+    "bce-keras"; the value trained on with reduction='mean'), "bce" per pixel (logits form) beside
+    it for sigmoid outputs, "recon" (the trained term, summed per image) with reduction='sum', and
+    each penalty. evaluation_terms: per-pixel "bce" and "mse" of the images; with
+    output='linear' only "mse" (a BCE of unbounded outputs means nothing)."""
+
     sparse = 0.0
 
     def code_and_penalties(self, x):
         """(code, {name: per-batch penalty Tensor}) for the weighted penalties (not sparse)."""
         return self.encode(x), {}
 
+    def reconstruction_metrics(self, recon, outputs, target):
+        """The training metrics of the reconstruction term `recon` (a 0-d Tensor)."""
+        value = as_float(recon)
+        if self.reduction == "mean":
+            metrics = {self.reconstruction: value}
+        else:
+            metrics = {"recon": value, self.reconstruction: value / math.prod(self.input_shape)}
+        if self.output == "sigmoid" and "bce" not in metrics:
+            metrics["bce"] = float(to_numpy(bce_per_pixel_array(outputs, target)).mean())
+        return metrics
+
     def loss(self, x, target=None):
         x = self.as_input(x)
         target = x if target is None else self.as_input(target, "target")
         code, penalties = self.code_and_penalties(x)
-        logits = self.decode(code)
-        total = reconstruction_elementwise(logits, target, self.reconstruction).mean()
-        metrics = {self.reconstruction: as_float(total)}
-        if self.reconstruction != "bce":
-            metrics["bce"] = float(to_numpy(bce_per_pixel_array(logits, target)).mean())
+        outputs = self.decode(code)
+        elementwise = reconstruction_elementwise(outputs, target, self.reconstruction, self.output)
+        # the batch mean of the per-image means is the mean over every pixel
+        total = elementwise.mean() if self.reduction == "mean" else \
+            per_example_sum(elementwise).mean()
+        metrics = self.reconstruction_metrics(total, outputs, target)
         if self.sparse > 0:
             from .regularizers import sparse_penalty
             penalties = dict(penalties, sparse=sparse_penalty(code))
@@ -327,12 +401,17 @@ class DeterministicAutoencoder(Autoencoder):
             metrics[name] = as_float(penalty)
         return total, metrics
 
+    def image_terms(self, outputs, target):
+        """Per example, of decoder outputs against target: per-pixel "bce" (sigmoid outputs
+        only) and "mse" of the images; numpy (N,) each."""
+        terms = {"bce": to_numpy(bce_per_pixel_array(outputs, target))} \
+            if self.output == "sigmoid" else {}
+        terms["mse"] = mse_per_pixel_array(self.to_images(outputs), target)
+        return terms
+
     def evaluation_terms(self, x):
-        """Per example: mean per-pixel BCE and MSE of the reconstruction of x against x."""
+        """Per example: image_terms of the reconstruction of x against x."""
         x = self.as_input(x)
         with no_grad():
-            logits = self.forward(x)
-        probabilities = to_numpy(ops.sigmoid(logits))
-        clean = to_numpy(x)
-        mse = ((probabilities - clean) ** 2).reshape(x.shape[0], -1).mean(axis=1)
-        return {"bce": to_numpy(bce_per_pixel_array(logits, x)), "mse": mse}
+            outputs = self.forward(x)
+        return self.image_terms(outputs, x)

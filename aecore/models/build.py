@@ -3,6 +3,8 @@
     build_model("cae", input_shape=(1, 28, 28), downsample="stride", upsample="transpose")
     build_model("dae", base="cae", noise="salt_and_pepper", noise_level=0.3)
     build_model("vae", encoder="conv", latent_dim=2, beta=4.0)
+    build_model("ae", output="linear", reconstruction="mse")   # Keras' MSE on a linear layer
+    build_model("vae", reconstruction="bce-keras", reduction="mean", beta=0.01)
     from_config(model.config)          # the same architecture, fresh weights
 
 Options set to None are dropped (the model's default applies), so a CLI can pass every flag.

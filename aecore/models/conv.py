@@ -9,6 +9,9 @@ Default (the classic Keras CAE), for 1 x 28 x 28 inputs:
     resize to 28 (nearest) -> conv 32 3x3 'same' ReLU
     conv 1 3x3 'same'                                           logits (1, 28, 28)
 
+loss = mean per-pixel reconstruction (+ sparse * mean_n sum |code|); the loss options
+reconstruction, output and reduction are those of the AE (see base.py).
+
 Init: glorot-uniform weights and zero biases (Keras' defaults; measured better than PyTorch's
 layer defaults, see base.apply_init); init="default" gives PyTorch's.
 
@@ -35,7 +38,7 @@ import math
 from .. import functional as F
 from .. import nn
 from ..kernels import geometry
-from .base import (ACTIVATIONS, RECONSTRUCTIONS, DeterministicAutoencoder, ModelConfigError,
+from .base import (ACTIVATIONS, DeterministicAutoencoder, ModelConfigError,
                    activate, apply_init, check_choice, check_input_shape, check_nonnegative,
                    check_positive_int, int_tuple)
 
@@ -120,8 +123,8 @@ class CAE(DeterministicAutoencoder):
 
     def __init__(self, input_shape=(1, 28, 28), filters=(32, 32, 16), decoder_filters=None,
                  kernel_size=3, downsample="pool", upsample="nearest", activation="relu",
-                 latent_dim=None, reconstruction="bce", sparse=0.0, contractive=0.0,
-                 init="glorot"):
+                 latent_dim=None, reconstruction="bce", output="sigmoid", reduction="mean",
+                 sparse=0.0, contractive=0.0, init="glorot"):
         super().__init__()
         self.input_shape = check_input_shape(input_shape)
         filters = int_tuple("filters", filters)
@@ -135,7 +138,7 @@ class CAE(DeterministicAutoencoder):
         check_choice("downsample", downsample, DOWNSAMPLES)
         check_choice("upsample", upsample, UPSAMPLES)
         check_choice("activation", activation, ACTIVATIONS)
-        self.reconstruction = check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
+        loss_config = self.set_loss_options(reconstruction, output, reduction)
         self.sparse = check_nonnegative("sparse", sparse)
         if check_nonnegative("contractive", contractive) > 0:
             raise ModelConfigError("contractive applies to dense encoders only (model 'ae'); "
@@ -160,7 +163,7 @@ class CAE(DeterministicAutoencoder):
                            filters=list(filters), decoder_filters=list(decoder_filters),
                            kernel_size=kernel_size, downsample=downsample, upsample=upsample,
                            activation=activation, latent_dim=latent_dim,
-                           reconstruction=reconstruction, sparse=self.sparse, contractive=0.0,
+                           **loss_config, sparse=self.sparse, contractive=0.0,
                            init=init)
 
     @property

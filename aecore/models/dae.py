@@ -7,12 +7,13 @@ loss(x) corrupts x afresh (aecore.random) and returns the base model's loss of t
 against the clean x (with the base's sparse / contractive penalties, taken at the noisy input).
 encode / decode / forward / reconstruct act on what they are given (no corruption): to denoise,
 call `reconstruct(noisy)`. `evaluation_terms` (what `evaluate` reports) corrupts with the seeded
-generator and gives BCE against the clean target and PSNR of the noisy input and of the
-reconstruction against the clean image.
+generator and gives the base's image terms against the clean target (per-pixel BCE and MSE; MSE
+only for output='linear') and PSNR of the noisy input and of the reconstruction against the
+clean image. The loss options (reconstruction, output, reduction) are the base model's.
 """
 
 from ..tensor import Tensor, no_grad
-from .base import Autoencoder, ModelConfigError, bce_per_pixel_array, psnr_array, to_numpy
+from .base import Autoencoder, ModelConfigError, psnr_array, to_numpy
 from .corruption import corrupt, normalize_noise
 
 BASES = ("ae", "cae")
@@ -55,6 +56,21 @@ class DAE(Autoencoder):
         self.config = dict(kind=self.kind, base=model.config, noise=self.noise,
                            noise_level=self.noise_level, occlusion=self.occlusion)
 
+    @property
+    def output(self):
+        """What decode emits: the base model's output option."""
+        return self.base.output
+
+    @property
+    def reconstruction(self):
+        """The base model's reconstruction loss option."""
+        return self.base.reconstruction
+
+    @property
+    def reduction(self):
+        """The base model's reduction option."""
+        return self.base.reduction
+
     def corrupt(self, x):
         """A corrupted copy of x (NumPy array or Tensor in, the same type out)."""
         return corrupt(x, self.noise, self.noise_level, self.occlusion)
@@ -81,13 +97,12 @@ class DAE(Autoencoder):
     def evaluation_terms(self, x):
         noisy, clean = self.noisy_and_clean(x)
         with no_grad():
-            logits = self.base.forward(noisy)
-        denoised = to_numpy(logits.sigmoid())
+            outputs = self.base.forward(noisy)
+        denoised = to_numpy(self.to_images(outputs))
         clean_host, noisy_host = to_numpy(clean), to_numpy(noisy)
-        mse = ((denoised - clean_host) ** 2).reshape(clean.shape[0], -1).mean(axis=1)
-        return {"bce": to_numpy(bce_per_pixel_array(logits, clean)), "mse": mse,
-                "psnr_noisy": psnr_array(noisy_host, clean_host),
-                "psnr_denoised": psnr_array(denoised, clean_host)}
+        return dict(self.base.image_terms(outputs, clean),
+                    psnr_noisy=psnr_array(noisy_host, clean_host),
+                    psnr_denoised=psnr_array(denoised, clean_host))
 
     def extra_repr(self):
         return f"noise={self.noise!r}, noise_level={self.noise_level}, occlusion={self.occlusion!r}"

@@ -11,10 +11,13 @@ layer defaults for this model, see base.apply_init); init="default" gives PyTorc
 
 loss = mean per-pixel reconstruction (BCE on logits, or MSE of the probabilities)
        + sparse * mean_n sum |code| + contractive * mean_n ||d code / d x||_F^2
+The loss options reconstruction ("bce", "mse", "bce-keras"), output ("sigmoid"; "linear": the
+decoder's output is the image, as in Keras' MSE on a linear layer) and reduction ("mean"; "sum"
+over the pixels of each image) are described in base.py.
 """
 
 from .. import nn
-from .base import (ACTIVATIONS, RECONSTRUCTIONS, DeterministicAutoencoder, activate, apply_init,
+from .base import (ACTIVATIONS, DeterministicAutoencoder, activate, apply_init,
                    check_choice, check_input_shape, check_nonnegative, check_positive_int,
                    int_tuple)
 from .regularizers import activation_derivative, dense_jacobian_frobenius
@@ -64,7 +67,8 @@ class AE(DeterministicAutoencoder):
 
     def __init__(self, input_shape=(1, 28, 28), hidden=(64, 32), latent_dim=16,
                  activation="relu", code_activation="relu", decoder_hidden=None,
-                 reconstruction="bce", sparse=0.0, contractive=0.0, init="glorot"):
+                 reconstruction="bce", output="sigmoid", reduction="mean",
+                 sparse=0.0, contractive=0.0, init="glorot"):
         super().__init__()
         self.input_shape = check_input_shape(input_shape)
         hidden = int_tuple("hidden", hidden, allow_empty=True)
@@ -73,7 +77,7 @@ class AE(DeterministicAutoencoder):
         self.latent_dim = check_positive_int("latent_dim", latent_dim)
         check_choice("activation", activation, ACTIVATIONS)
         check_choice("code_activation", code_activation, ACTIVATIONS)
-        self.reconstruction = check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
+        loss_config = self.set_loss_options(reconstruction, output, reduction)
         self.sparse = check_nonnegative("sparse", sparse)
         self.contractive = check_nonnegative("contractive", contractive)
         c, h, w = self.input_shape
@@ -86,7 +90,7 @@ class AE(DeterministicAutoencoder):
         self.config = dict(kind=self.kind, input_shape=list(self.input_shape), hidden=list(hidden),
                            latent_dim=self.latent_dim, activation=activation,
                            code_activation=code_activation, decoder_hidden=list(decoder_hidden),
-                           reconstruction=reconstruction, sparse=self.sparse,
+                           **loss_config, sparse=self.sparse,
                            contractive=self.contractive, init=init)
 
     def encode(self, x):

@@ -6,6 +6,8 @@ Metrics (means over images; per-pixel BCE is the mean over the pixels of each im
               psnr_noisy (corrupted input vs clean, dB) and psnr_denoised (reconstruction vs clean)
     VAE:      nelbo (negative ELBO in nats per image: summed BCE + KL, one sample of z),
               bce (per pixel), recon (the training reconstruction term), kl
+Models with output='linear' (the decoder's output is the image) report no BCE (nor nelbo): the
+AE and CAE give mse, the DAE mse and the PSNRs, the VAE mse, recon and kl.
 Noise (the DAE's corruption, the VAE's z) is drawn with a fixed seed and the training generator
 is restored afterwards, so the numbers repeat and a training run is not disturbed.
 """

@@ -2,12 +2,16 @@
 
     encoder: x -> h -> (mu, logvar) heads, logvar = log sigma^2 clamped to [-30, 20]
     sample:  z = mu + exp(0.5 * logvar) * eps,  eps ~ N(0, I) from aecore.random (seeded)
-    decoder: z -> logits (N, C, H, W)
+    decoder: z -> logits (N, C, H, W)  (the images themselves with output='linear')
 
-    loss = mean_n [ recon_n + beta * KL_n ]
-      recon_n = sum over the pixels of BCE-with-logits (or squared error of sigmoid(logits))
+    loss = mean_n [ recon_n + beta * KL_n ]          beta: the weight of the KL term
+      recon_n = sum over the pixels of BCE-with-logits (or squared error of sigmoid(logits), or
+                Keras' clipped BCE: the loss options of base.py); with reduction='mean' the
+                per-pixel mean instead: the tutorials' "mean pixel BCE + weighted KL"
       KL_n    = -0.5 sum_j (1 + logvar_j - mu_j^2 - exp(logvar_j))      (losses.gaussian_kl)
-Negative ELBO in nats per image (metric "nelbo") = summed BCE + KL, at beta = 1, one sample of z.
+Negative ELBO in nats per image (metric "nelbo") = summed BCE + KL, at beta = 1, one sample of z,
+whatever the training loss; with output='linear' (no Bernoulli decoder, so no BCE and no nelbo)
+the metrics are the per-pixel "mse", "recon" and "kl".
 The clamp keeps exp(logvar) finite; the BCE is the logits form, so no log of 0 anywhere.
 
 encoder='dense': D -> hidden (default (400,)) -> heads; decoder latent -> reversed(hidden) -> D.
@@ -25,15 +29,16 @@ import numpy as np
 from .. import losses, nn, ops
 from .. import random as ae_random
 from ..tensor import Tensor, no_grad
-from .base import (ACTIVATIONS, RECONSTRUCTIONS, Autoencoder, ModelConfigError, apply_init,
-                   as_float, bce_per_pixel_array, check_choice, check_input_shape,
-                   check_nonnegative, check_positive_int, int_tuple, per_example_sum,
-                   reconstruction_elementwise, to_numpy)
+from .base import (ACTIVATIONS, Autoencoder, ModelConfigError, apply_init, bce_per_pixel_array,
+                   check_choice, check_input_shape, check_nonnegative, check_positive_int,
+                   int_tuple, mse_per_pixel_array, per_example_reconstruction, to_numpy)
 from .conv import DOWNSAMPLES, UPSAMPLES, ConvDecoder, ConvEncoder
 from .dense import DenseStack
 
 ENCODERS = ("dense", "conv")
 LOGVAR_CLAMP = (-30.0, 20.0)
+# the training metrics, in the order of the training log's columns (fit_terms gives them)
+TRAINING_METRICS = ("recon", "kl", "bce", "nelbo", "mse")
 
 
 class VAE(Autoencoder):
@@ -42,7 +47,8 @@ class VAE(Autoencoder):
 
     def __init__(self, input_shape=(1, 28, 28), encoder="dense", hidden=None, latent_dim=20,
                  filters=None, kernel_size=3, downsample=None, upsample=None, activation="relu",
-                 beta=1.0, reconstruction="bce", logvar_clamp=LOGVAR_CLAMP, init="default"):
+                 beta=1.0, reconstruction="bce", output="sigmoid", reduction="sum",
+                 logvar_clamp=LOGVAR_CLAMP, init="default"):
         super().__init__()
         self.input_shape = check_input_shape(input_shape)
         self.encoder_kind = check_choice("encoder", encoder, ENCODERS)
@@ -50,7 +56,7 @@ class VAE(Autoencoder):
         check_choice("activation", activation, ACTIVATIONS)
         self.activation = activation
         self.beta = check_nonnegative("beta", beta)
-        self.reconstruction = check_choice("reconstruction", reconstruction, RECONSTRUCTIONS)
+        loss_config = self.set_loss_options(reconstruction, output, reduction)
         clamp = tuple(float(v) for v in logvar_clamp) if isinstance(logvar_clamp, (list, tuple)) else ()
         if len(clamp) != 2 or not clamp[0] < clamp[1] or not all(map(math.isfinite, clamp)):
             raise ModelConfigError(f"logvar_clamp must be a pair (low, high) with low < high, "
@@ -95,7 +101,7 @@ class VAE(Autoencoder):
                            hidden=list(hidden), latent_dim=self.latent_dim,
                            filters=None if filters is None else list(filters),
                            kernel_size=kernel_size, downsample=downsample, upsample=upsample,
-                           activation=activation, beta=self.beta, reconstruction=reconstruction,
+                           activation=activation, beta=self.beta, **loss_config,
                            logvar_clamp=list(clamp), init=init)
 
     # ------------------------------------------------------------------ the model
@@ -133,38 +139,42 @@ class VAE(Autoencoder):
         return self.encode(x)[0]
 
     def loss_terms(self, x, target=None):
-        """(loss, per-example recon Tensor, per-example KL Tensor, logits), one sample of z."""
+        """(loss, per-example recon Tensor, per-example KL Tensor, decoder outputs, target), one
+        sample of z."""
         x = self.as_input(x)
         target = x if target is None else self.as_input(target, "target")
         mu, logvar = self.encode(x)
-        logits = self.decode(self.reparameterize(mu, logvar))
-        recon = per_example_sum(reconstruction_elementwise(logits, target, self.reconstruction))
+        outputs = self.decode(self.reparameterize(mu, logvar))
+        recon = per_example_reconstruction(outputs, target, self.reconstruction, self.output,
+                                           self.reduction)
         kl = losses.gaussian_kl(mu, logvar, reduction="none")
-        return (recon + kl * self.beta).mean(), recon, kl, logits, target
+        return (recon + kl * self.beta).mean(), recon, kl, outputs, target
+
+    def fit_terms(self, recon, kl, outputs, target):
+        """Per example, numpy (N,): for sigmoid outputs "nelbo" (summed BCE + KL) and per-pixel
+        "bce"; for linear outputs per-pixel "mse"; then "recon" and "kl" as trained."""
+        kl = to_numpy(kl).astype(np.float64)
+        if self.output == "sigmoid":
+            bce = to_numpy(bce_per_pixel_array(outputs, target))
+            terms = {"nelbo": bce * math.prod(self.input_shape) + kl, "bce": bce}
+        else:
+            terms = {"mse": mse_per_pixel_array(outputs, target)}
+        return dict(terms, recon=to_numpy(recon), kl=kl)
 
     def loss(self, x, target=None):
-        total, recon, kl, logits, target = self.loss_terms(x, target)
-        kl_mean = as_float(kl.mean())
-        pixels = math.prod(self.input_shape)
-        if self.reconstruction == "bce":
-            bce_sum = as_float(recon.mean())
-        else:
-            bce_sum = float(to_numpy(bce_per_pixel_array(logits, target)).mean()) * pixels
-        metrics = {"recon": as_float(recon.mean()), "kl": kl_mean,
-                   "bce": bce_sum / pixels, "nelbo": bce_sum + kl_mean}
-        return total, metrics
+        total, recon, kl, outputs, target = self.loss_terms(x, target)
+        terms = self.fit_terms(recon, kl, outputs, target)
+        return total, {name: float(terms[name].mean()) for name in TRAINING_METRICS
+                       if name in terms}
 
     def evaluation_terms(self, x):
-        """Per example: nelbo (summed BCE + KL, one z sample), recon, kl, per-pixel bce."""
+        """Per example: fit_terms of one z sample (nelbo, bce, recon, kl for sigmoid outputs)."""
         with no_grad():
-            _, recon, kl, logits, target = self.loss_terms(x)
-        bce = to_numpy(bce_per_pixel_array(logits, target))
-        kl = to_numpy(kl).astype(np.float64)
-        pixels = math.prod(self.input_shape)
-        return {"nelbo": bce * pixels + kl, "bce": bce, "recon": to_numpy(recon), "kl": kl}
+            _, recon, kl, outputs, target = self.loss_terms(x)
+        return self.fit_terms(recon, kl, outputs, target)
 
     def sample(self, n, seed=None):
-        """n images from the prior: sigmoid(decode(z)), z ~ N(0, I); (n, C, H, W) probabilities.
+        """n images from the prior: to_images(decode(z)), z ~ N(0, I); (n, C, H, W).
         seed: draw from a fixed seed without disturbing aecore.random's stream."""
         from .base import fixed_noise
         n = check_positive_int("n", n)
@@ -172,7 +182,7 @@ class VAE(Autoencoder):
         with fixed_noise(seed):
             z = ae_random.randn((n, self.latent_dim), reference.dtype, like=reference.data)
         with no_grad():
-            return ops.sigmoid(self.decode(Tensor(z, _copy=False)))
+            return self.to_images(self.decode(Tensor(z, _copy=False)))
 
     def extra_repr(self):
         return (f"input_shape={tuple(self.input_shape)}, encoder={self.encoder_kind!r}, "

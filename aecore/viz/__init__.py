@@ -51,10 +51,6 @@ def _input(model, images):
     return tensor(np.asarray(images, dtype=np.float32), device=model.device)
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))  # stable for any z
-
-
 def encode_codes(model, images, batch_size=256):
     """The codes of `images` as a NumPy array (N, D) (model.code: a VAE's means; flattened for
     conv codes)."""
@@ -68,7 +64,9 @@ def encode_codes(model, images, batch_size=256):
 
 
 def decode_probabilities(model, codes, batch_size=256, code_shape=None):
-    """sigmoid(decode(codes)) as NumPy (N, C, H, W); codes (N, D) are reshaped to code_shape."""
+    """The images decode(codes) stands for (model.to_images: sigmoid of logits, or a linear
+    output as it is), clipped to [0, 1], as NumPy (N, C, H, W); codes (N, D) are reshaped to
+    code_shape."""
     model.eval()
     out = []
     with no_grad():
@@ -76,8 +74,8 @@ def decode_probabilities(model, codes, batch_size=256, code_shape=None):
             z = np.asarray(codes[start:start + batch_size], dtype=np.float32)
             if code_shape is not None:
                 z = z.reshape((len(z),) + tuple(code_shape))
-            out.append(_sigmoid(_numpy(model.decode(tensor(z, device=model.device)))))
-    return np.concatenate(out)
+            out.append(_numpy(model.to_images(model.decode(tensor(z, device=model.device)))))
+    return np.clip(np.concatenate(out), 0.0, 1.0)
 
 
 def _code_shape(model, images):
