@@ -9,6 +9,8 @@
                                                the code has more than 2 numbers)
     loss_curves(history, path)                 train and validation loss per epoch
     write_run_pictures(model, run_dir, images, labels, history)   all of the above that apply
+    write_projector(out_dir, codes, labels, images)   files for TensorBoard's embedding
+                                               projector (projector.py)
 
 This module runs the model and reads what it declares it can do (`model.can_sample`: the VAE
 draws from its prior; `model.corrupts_input`: the DAE is shown its corrupted inputs; see
@@ -28,11 +30,12 @@ from ..io.png import write_png
 from ..tensor import Tensor, no_grad, tensor
 from .grids import draw_text, labelled_grid, text_width, tile_scale
 from .plots import PALETTE, Canvas, have_matplotlib, loss_curves, plot_codes
+from .projector import write_projector
 
 __all__ = ["reconstruction_grid", "sample_grid", "interpolation_strip", "latent_scatter",
            "loss_curves", "write_run_pictures", "labelled_grid", "tile_scale", "draw_text",
            "text_width", "Canvas", "have_matplotlib", "encode_codes", "decode_probabilities",
-           "PALETTE", "plot_codes"]
+           "PALETTE", "plot_codes", "write_projector"]
 
 
 # ---------------------------------------------------------------------------------------------
