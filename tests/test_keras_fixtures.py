@@ -184,3 +184,63 @@ def test_after_a_sigmoid_layer_keras_trains_the_stable_logits_form():
                                atol=1e-14)
     clipped = losses.keras_binary_crossentropy(CASES["bce/y_true"], F.sigmoid(ae.tensor(CASES["bce/logits"])))
     assert abs(clipped.item() - loss.item()) > 0.1      # the logit of 30 against a 0 target
+
+
+# ---------------------------------------------------------------------------- training, end to end
+def _ported(name):
+    """The fixture's Keras models, ported as a tutorial ports them: NCHW, PyTorch layouts, the
+    last sigmoid left to the loss (Keras computes binary_crossentropy from its logits)."""
+    if name == "conv":
+        return nn.Sequential(
+            nn.Conv2d(1, 3, 3, padding="same", dtype=np.float64), nn.ReLU(),
+            nn.MaxPool2d(2, padding="same"),
+            nn.Conv2d(3, 4, 3, stride=2, padding="same", dtype=np.float64), nn.ReLU(),
+            nn.Upsample(size=(3, 3), mode="nearest-exact"),      # Resizing(3, 3, "nearest")
+            nn.ConvTranspose2d(4, 3, 3, stride=2, padding="valid", dtype=np.float64), nn.ReLU(),
+            nn.ConvTranspose2d(3, 2, 3, stride=2, padding="same", output_padding=1,
+                               dtype=np.float64), nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(2, 1, 3, padding="same", dtype=np.float64))
+    return nn.Sequential(nn.Linear(12, 6, dtype=np.float64), nn.ReLU(),
+                         nn.Linear(6, 3, dtype=np.float64), nn.ReLU(),
+                         nn.Linear(3, 12, dtype=np.float64))
+
+
+def _keras_to_aecore(array):
+    """A Keras weight in aecore's layout: Dense (in, out) -> (out, in); Conv2D (kH, kW, in, out)
+    -> (out, in, kH, kW) and Conv2DTranspose (kH, kW, out, in) -> (in, out, kH, kW), both by
+    transpose(3, 2, 0, 1); biases as they are."""
+    return array.T if array.ndim == 2 else array.transpose(3, 2, 0, 1) if array.ndim == 4 else array
+
+
+def _stored_weights(name, when):
+    prefix = f"train/{name}/{when}/"
+    count = sum(key.startswith(prefix) for key in CASES.files)
+    return [_keras_to_aecore(CASES[prefix + str(i)]) for i in range(count)]
+
+
+def _as_model_input(batch):
+    return batch.transpose(NHWC_TO_NCHW) if batch.ndim == 4 else batch
+
+
+@pytest.mark.parametrize("name", ["conv", "dense"])
+def test_a_ported_keras_model_trains_exactly_as_keras(name):
+    """Same weights, same batches: every step's loss and the weights after four Keras Adam
+    steps equal TensorFlow's to rounding."""
+    model = _ported(name)
+    parameters = list(model.parameters())
+    for p, w in zip(parameters, _stored_weights(name, "before")):
+        assert p.shape == w.shape
+        p.data[...] = w
+    optimizer = optim.Adam(parameters, lr=2**-6, betas=(0.875, 0.9990234375), rule="keras")
+    losses = []
+    for batch in CASES[f"train/{name}/batches"]:
+        x = ae.tensor(_as_model_input(batch))
+        loss = F.binary_cross_entropy_with_logits(model(x), x)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    np.testing.assert_allclose(losses, CASES[f"train/{name}/losses"], rtol=1e-10)
+    for p, w in zip(parameters, _stored_weights(name, "after")):
+        np.testing.assert_allclose(p.data, w, rtol=1e-8, atol=1e-10)
