@@ -34,7 +34,7 @@ def test_a_mistyped_flag_shows_the_subcommands_usage_and_the_closest_flag(capsys
     assert "usage: aecore score" in err and "did you mean --quantile?" in err
 
 
-@pytest.mark.parametrize("command", ["reconstruct", "interpolate", "score"])
+@pytest.mark.parametrize("command", ["reconstruct", "interpolate", "score", "embed"])
 def test_every_subcommand_that_reads_data_takes_the_same_data_flags(command):
     parser = build_parser()
     args = parser.parse_args([command, "RUN", "--data", "mnist", "--data-root", "ROOT",
