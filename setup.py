@@ -11,7 +11,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=["aecore", "aecore.nn", "aecore.data", "aecore.io", "aecore.models", "aecore.inspect",
-              "aecore.train", "aecore.cli", "aecore.viz", "aecore.kernels", "aecore.kernels.conv2d"],
+              "aecore.train", "aecore.cli", "aecore.viz", "aecore.optim", "aecore.kernels",
+              "aecore.kernels.conv2d"],
     package_dir={"aecore": "aecore", "aecore.kernels": "kernels"},
     install_requires=["numpy>=1.22", "numba>=0.58"],
     extras_require={

@@ -15,6 +15,8 @@ import time
 from .. import argtypes
 from ..models.base import LOSS_REDUCTIONS, OUTPUTS, RECONSTRUCTIONS
 from ..models.corruption import describe_noise_kinds
+from ..optim import OPTIMIZERS
+from ..optim.schedule_spec import SCHEDULE_FORMS
 from .common import MODEL_KINDS, UsageError, add_data_flags, load_or_usage, report
 
 __all__ = ["add_subcommands", "cmd_train", "parse_noise"]
@@ -22,8 +24,8 @@ __all__ = ["add_subcommands", "cmd_train", "parse_noise"]
 # The config keys set by the flag of the same name (--batch-size sets "batch_size"); besides
 # these, --no-pictures sets "pictures" to False.
 CONFIG_FLAGS = ("model", "data", "data_root", "epochs", "batch_size", "lr", "optimizer",
-                "momentum", "weight_decay", "device", "seed", "patience", "min_delta",
-                "val_fraction", "limit", "image_size")
+                "momentum", "weight_decay", "lr_schedule", "grad_clip", "device", "seed",
+                "patience", "min_delta", "val_fraction", "limit", "image_size")
 # The model options set by the flag of the same name (--latent-dim: model_options["latent_dim"]);
 # --noise KIND[:LEVEL] sets "noise" and "noise_level".
 MODEL_FLAGS = ("latent_dim", "filters", "hidden", "downsample", "upsample", "encoder", "base",
@@ -61,9 +63,17 @@ def add_subcommands(sub):
     t.add_argument("--epochs", type=argtypes.positive_int, help="default 5")
     t.add_argument("--batch-size", type=argtypes.positive_int, help="default 32")
     t.add_argument("--lr", type=argtypes.positive_float, help="learning rate (default 1e-3)")
-    t.add_argument("--optimizer", choices=("adam", "sgd", "rmsprop"), help="default adam")
+    t.add_argument("--optimizer", choices=tuple(OPTIMIZERS), help="default adam")
     t.add_argument("--momentum", type=argtypes.nonnegative_float, help="sgd / rmsprop momentum")
-    t.add_argument("--weight-decay", type=argtypes.nonnegative_float)
+    t.add_argument("--weight-decay", type=argtypes.nonnegative_float, help="default: the "
+                   "optimizer's (0; adamw 0.01)")
+    # Checked with the rest of the config (make_config), not here: one gate for every value.
+    t.add_argument("--lr-schedule", metavar="SPEC", help="learning-rate schedule, stepped once "
+                   f"per epoch after validation: {', '.join(SCHEDULE_FORMS)}; cosine without "
+                   "T_MAX anneals over --epochs, plateau watches the validation loss (e.g. "
+                   "step:10:0.5, exp:0.95, cosine, plateau:3:0.5)")
+    t.add_argument("--grad-clip", type=argtypes.positive_float, metavar="MAX_NORM",
+                   help="scale each step's gradients down to this total L2 norm at most")
     t.add_argument("--latent-dim", type=argtypes.positive_int, help="size of the code")
     t.add_argument("--filters", type=argtypes.int_list, help="conv filters, e.g. 32,32,16")
     t.add_argument("--hidden", type=argtypes.int_list_or_empty, help="dense hidden sizes, e.g. 64,32")

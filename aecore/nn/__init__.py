@@ -2,6 +2,7 @@
 names for the layers PyTorch has no module for (ZeroPadding2D, Cropping2D, Reshape, Lambda)."""
 
 from . import init  # noqa: F401
+from . import utils  # noqa: F401  (clip_grad_norm_, clip_grad_value_, as torch.nn.utils)
 from .layers import (Conv2d, ConvTranspose2d, Cropping2D, Flatten, Identity, Lambda,  # noqa: F401
                      LeakyReLU, Linear, MaxPool2d, ReLU, Reshape, Sequential, Sigmoid, Softplus,
                      Tanh, Unflatten, Upsample, UpsampleConv2d, ZeroPad2d, ZeroPadding2D)

@@ -14,12 +14,13 @@ A run directory holds:
     config.json                   the full config (JSON-safe; `train(config)` repeats the run)
     checkpoint.npz/.json          written every epoch, atomically (aecore.io.checkpoint);
     checkpoint.prev.npz/.json     the one before it
-    metrics.json, metrics.csv     per-epoch train / validation loss and the model's other metrics
+    metrics.json, metrics.csv     per-epoch train / validation loss, the lr, the model's metrics
     *.png                         pictures written at the end (aecore.viz)
 
 The package, a module per concern:
     config.py     DEFAULT_CONFIG, make_config (the one check of a config), RESUME_OVERRIDES
-    build.py      load_data, build_model, build_optimizer: what a config names, made
+    build.py      load_data, build_model, build_optimizer, build_scheduler: what a config
+                  names, made
     progress.py   ProgressBar, one epoch's progress line
     trainer.py    Trainer: the loop, its checkpointed state, why a run stops
     files.py      config.json, metrics.json, metrics.csv
@@ -36,7 +37,7 @@ from .. import random as ae_random
 from ..io.atomic import DiskFullError
 from ..io.checkpoint import CheckpointError, load_checkpoint
 from ..io.rundir import RunDirectory
-from .build import build_model, build_optimizer, load_data
+from .build import build_model, build_optimizer, build_scheduler, load_data
 from .config import (DEFAULT_CONFIG, RESUME_OVERRIDES, Config, ConfigError, DeviceError,
                      default_run_dir, make_config)
 from .progress import ProgressBar
@@ -45,7 +46,7 @@ from .trainer import NonFiniteLossError, NonFiniteStateError, Trainer
 __all__ = ["DEFAULT_CONFIG", "RESUME_OVERRIDES", "Trainer", "train", "resume",
            "NonFiniteLossError", "NonFiniteStateError", "DiskFullError", "ConfigError",
            "DeviceError", "Config", "make_config", "load_data", "build_model", "build_optimizer",
-           "load_run", "default_run_dir", "ProgressBar"]
+           "build_scheduler", "load_run", "default_run_dir", "ProgressBar"]
 
 # What goes wrong when a checkpoint's contents do not rebuild its run (each is reported as a
 # CheckpointError naming the file, and resume() / load_run() fall back to the previous pair).

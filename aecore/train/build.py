@@ -1,7 +1,8 @@
-"""What a config names, made: the data set, the model, the optimizer.
+"""What a config names, made: the data set, the model, the optimizer, the lr schedule.
 
 Each takes a checked config (see config.py) and makes one thing; the entry points in
-__init__.py call them in the order that keeps a run repeatable (seed, data, model, optimizer).
+__init__.py call them in the order that keeps a run repeatable (seed, data, model, optimizer);
+the Trainer makes the schedule of its optimizer.
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import numpy as np
 
 from ..data import Dataset, load_dataset
 from ..optim import OPTIMIZERS
+from ..optim.schedule_spec import make_scheduler
 from .config import SYNTHETIC_SIZE, ConfigError
 
-__all__ = ["load_data", "build_model", "build_optimizer"]
+__all__ = ["load_data", "build_model", "build_optimizer", "build_scheduler"]
 
 
 def load_data(config, data=None, limit="config") -> Dataset:
@@ -50,11 +52,20 @@ def build_model(config, input_shape, model_config=None):
 
 
 def build_optimizer(config, parameters):
-    """config's optimizer over `parameters` (lr, and weight_decay / momentum when set)."""
+    """config's optimizer over `parameters` (lr, and weight_decay / momentum when set; a
+    weight_decay of None leaves the optimizer's default: 0, or AdamW's 0.01)."""
     name = str(config["optimizer"]).lower()
     kwargs = {"lr": float(config["lr"])}
-    if config.get("weight_decay"):
+    if config.get("weight_decay") is not None:
         kwargs["weight_decay"] = float(config["weight_decay"])
     if config.get("momentum") and name in ("sgd", "rmsprop"):
         kwargs["momentum"] = float(config["momentum"])
     return OPTIMIZERS[name](parameters, **kwargs)
+
+
+def build_scheduler(config, optimizer):
+    """The learning-rate scheduler config["lr_schedule"] names, over `optimizer` (cosine's T_max
+    defaults to config["epochs"]), or None when the config has no schedule."""
+    if config.get("lr_schedule") is None:
+        return None
+    return make_scheduler(config["lr_schedule"], optimizer, epochs=config["epochs"])

@@ -18,6 +18,7 @@ import numpy as np
 from ..backend import normalize_device
 from ..io.checkpoint import json_safe
 from ..optim import OPTIMIZERS
+from ..optim.schedule_spec import check_schedule
 
 __all__ = ["DEFAULT_CONFIG", "RESUME_OVERRIDES", "Config", "ConfigError", "DeviceError",
            "make_config", "default_run_dir", "SYNTHETIC_SIZE"]
@@ -35,10 +36,13 @@ DEFAULT_CONFIG = {
     "val_fraction": 0.1,
     "epochs": 5,
     "batch_size": 32,
-    "optimizer": "adam",        # adam | sgd | rmsprop
+    "optimizer": "adam",        # adam | adamw | sgd | rmsprop
     "lr": 1e-3,
     "momentum": 0.0,            # sgd / rmsprop
-    "weight_decay": 0.0,
+    "weight_decay": None,       # None: the optimizer's default (0; adamw 0.01)
+    "lr_schedule": None,        # None, or e.g. "step:10:0.5", "exp:0.95", "cosine", "plateau:3"
+                                # (aecore.optim.schedule_spec), stepped once per epoch
+    "grad_clip": None,          # None, or the largest total gradient norm of a step
     "patience": 0,              # early stopping: epochs without improvement (0: off)
     "min_delta": 0.0,
     "restore_best": True,       # at the end, keep the weights of the best epoch in memory
@@ -108,6 +112,14 @@ def _check_config(c):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
             raise ConfigError(f"{key} must be an integer >= {minimum}, got {v!r}")
 
+    def optional_number(key, accept, expected):
+        v = c[key]
+        if v is None:
+            return
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) or \
+                not (math.isfinite(v) and accept(v)):
+            raise ConfigError(f"{key} must be None or {expected}, got {v!r}")
+
     positive_int("epochs")
     positive_int("batch_size")
     positive_int("limit", allow_none=True)
@@ -124,6 +136,13 @@ def _check_config(c):
         lr = float("nan")
     if not (lr > 0 and math.isfinite(lr)):
         raise ConfigError(f"lr must be a positive number, got {c['lr']!r}")
+    optional_number("weight_decay", lambda v: v >= 0, "a number >= 0")
+    optional_number("grad_clip", lambda v: v > 0, "a positive number")
+    if c["lr_schedule"] is not None:
+        try:
+            check_schedule(c["lr_schedule"], epochs=c["epochs"])
+        except (TypeError, ValueError) as e:
+            raise ConfigError(str(e)) from None
     vf = c["val_fraction"]
     if isinstance(vf, bool) or not isinstance(vf, (int, float)) or not 0 <= vf < 1:
         raise ConfigError(f"val_fraction must be a number in [0, 1), got {vf!r}")

@@ -1,11 +1,18 @@
 """The Trainer: the epoch loop, what a checkpoint of it holds, and why a run stops.
 
 What makes a resumed run bit-identical to an uninterrupted one: the checkpoint (`state`) holds
-the weights, the optimizer's buffers and step count, aecore.random's generator state (noise,
-VAE sampling), the DataLoader's generator state (the next epoch's shuffle), and the
-early-stopping state. Validation draws its noise from a generator seeded the same way every
-epoch and then restores the training generator, so validation never changes what training sees
-(and the DAE's and VAE's validation losses are comparable from epoch to epoch).
+the weights, the optimizer's buffers, step count and current lr, the lr scheduler's state,
+aecore.random's generator state (noise, VAE sampling), the DataLoader's generator state (the
+next epoch's shuffle), and the early-stopping state. Validation draws its noise from a
+generator seeded the same way every epoch and then restores the training generator, so
+validation never changes what training sees (and the DAE's and VAE's validation losses are
+comparable from epoch to epoch).
+
+Each step: the loss, its gradients, their clipping to a total norm of config["grad_clip"] when
+set (nn.utils.clip_grad_norm_), the optimizer's update. Each epoch: the training pass, the
+validation pass, then one step of the lr schedule (config["lr_schedule"]; ReduceLROnPlateau
+steps with the monitored loss, the one early stopping watches). Every epoch's record holds the
+lr it trained with.
 
 Stopping: after `epochs` epochs; earlier when the monitored loss (validation loss, or the train
 loss without a validation set) has not improved by more than `min_delta` for `patience` epochs
@@ -38,7 +45,10 @@ from ..io.checkpoint import (CheckpointError, NonFiniteCheckpointError, json_saf
                              unpack_optimizer_state)
 from ..io.rundir import RunDirectory
 from ..models.base import fixed_noise
+from ..nn.utils import clip_grad_norm_
+from ..optim.lr_scheduler import ReduceLROnPlateau
 from ..tensor import no_grad, tensor
+from .build import build_scheduler
 from .config import make_config
 from .files import write_json, write_metrics
 from .progress import ProgressBar
@@ -111,15 +121,23 @@ class Trainer:
     quiet:     no progress output; stream: where progress goes (default sys.stderr)
     callbacks: functions called as callback(trainer, record) after each epoch's checkpoint
     overwrite: out_dir may hold another run: its files are deleted first (otherwise refused)
+    scheduler: an aecore.optim.lr_scheduler scheduler of `optimizer`, stepped once per epoch;
+               None: the one config["lr_schedule"] names (none when that is None)
     """
 
     def __init__(self, model, optimizer, data, config=None, out_dir=None, quiet=False,
-                 stream=None, callbacks=(), overwrite=False):
+                 stream=None, callbacks=(), overwrite=False, scheduler=None):
         self.config = make_config(config)   # a Config from train() / resume() passes as it is
         self.device = self.config["device"]  # checked by make_config: cpu, or a usable cuda
         # The one move of the model to the device (train() and resume() build it on the CPU).
         self.model = model.to(self.device) if self.device != "cpu" else model
         self.optimizer = optimizer
+        if scheduler is not None and self.config["lr_schedule"] is not None:
+            raise ValueError(f"Trainer: pass a scheduler or config['lr_schedule'] "
+                             f"({self.config['lr_schedule']!r}), not both")
+        # Made after the optimizer and before any state is loaded into it (PyTorch's order).
+        self.scheduler = scheduler if scheduler is not None else \
+            build_scheduler(self.config, optimizer)
         self.out_dir = None if out_dir is None else os.fspath(out_dir)
         self.overwrite = overwrite
         self.run_dir = None            # the held RunDirectory while training
@@ -206,6 +224,8 @@ class Trainer:
                 self._check_finite(value, epoch, batch)
                 self.optimizer.zero_grad()
                 loss.backward()
+                if self.config["grad_clip"] is not None:
+                    clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
                 self.optimizer.step()
             self._check_finite_state(epoch, batch)
             n = len(xb)
@@ -290,9 +310,11 @@ class Trainer:
                 record.update({f"train_{k}": v for k, v in train_metrics.items() if k != "loss"})
                 if val_metrics is not None:
                     record.update({f"val_{k}": v for k, v in val_metrics.items() if k != "loss"})
+                record["lr"] = self._lr()
                 record["seconds"] = time.perf_counter() - start
                 record["items_per_second"] = len(self.train_images) / max(train_seconds, 1e-9)
                 improved = self._early_stopping(record)
+                self._step_schedule(record)
                 self.epoch = epoch
                 self.epochs_run += 1
                 self.history.append(record)
@@ -357,11 +379,29 @@ class Trainer:
             self.model.load_state_dict(self.best_state)
         return self
 
+    def _lr(self):
+        """The optimizer's learning rate now (the one the next step uses)."""
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _step_schedule(self, record):
+        """One epoch's step of the lr schedule: ReduceLROnPlateau with the monitored loss (the
+        validation loss, or the training loss without a validation set)."""
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, ReduceLROnPlateau):
+            self.scheduler.step(self._monitored(record))
+        else:
+            self.scheduler.step()
+
+    @staticmethod
+    def _monitored(record):
+        return record["val_loss"] if record["val_loss"] is not None else record["train_loss"]
+
     def _monitor_name(self):
         return "validation loss" if self.val_images is not None else "training loss"
 
     def _early_stopping(self, record):
-        value = record["val_loss"] if record["val_loss"] is not None else record["train_loss"]
+        value = self._monitored(record)
         if self.best is None or value < self.best - self.config["min_delta"]:
             self.best, self.best_epoch, self.wait = value, record["epoch"], 0
             self.best_state = self.model.state_dict()
@@ -371,9 +411,10 @@ class Trainer:
 
     def _summary(self, r, improved):
         val = "" if r["val_loss"] is None else f"  val {r['val_loss']:.4f}"
+        lr = "" if self.scheduler is None else f"  lr {r['lr']:.3g}"
         mark = " *" if improved and r["val_loss"] is not None else ""
         return (f"epoch {r['epoch']}/{self.config['epochs']}  train {r['train_loss']:.4f}{val}"
-                f"  {r['items_per_second']:,.0f} img/s  {r['seconds']:.1f} s{mark}")
+                f"{lr}  {r['items_per_second']:,.0f} img/s  {r['seconds']:.1f} s{mark}")
 
     # ------------------------------------------------------------------ files
     def _full_config(self):
@@ -410,6 +451,7 @@ class Trainer:
             "config": self._full_config(),
             "metrics": self.history,
             "optimizer": opt_meta,
+            "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "rng": {"aecore": ae_random.get_rng_state(), "loader": self.loader.state_dict()},
             "trainer": {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
                         "finished": self.finished, "stop_reason": self.stop_reason},
@@ -461,6 +503,15 @@ class Trainer:
         self.model.load_state_dict(arrays["model"])
         self.optimizer.load_state_dict(unpack_optimizer_state(arrays.get("optim", {}),
                                                               optimizer_meta))
+        saved_schedule = meta.get("scheduler")     # absent from runs older than schedules
+        if saved_schedule is None and self.scheduler is not None:
+            raise ValueError("the checkpoint holds no lr scheduler state, this run has a "
+                             f"schedule ({self.config['lr_schedule'] or 'a scheduler'})")
+        if saved_schedule is not None and self.scheduler is None:
+            raise ValueError("the checkpoint holds an lr scheduler state, this run has no "
+                             "schedule (lr_schedule None)")
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(saved_schedule)
         ae_random.set_rng_state(rng)
         self.loader.load_state_dict(loader_state)
         self.epoch = epoch

@@ -1,4 +1,5 @@
-"""Optimizers with PyTorch's update rules by default: SGD (momentum, nesterov), Adam, RMSprop.
+"""Optimizers with PyTorch's update rules by default: SGD (momentum, nesterov), Adam, AdamW,
+RMSprop; learning-rate schedules in aecore.optim.lr_scheduler (PyTorch's module name).
 
 Adam and RMSprop also offer Keras' update rules exactly, with `rule="keras"`, so that a ported
 Keras tutorial trains the same (after one Adam step the two rules' weights differ by about
@@ -13,6 +14,12 @@ What differs (and the defaults `rule="keras"` switches to when they are not give
                     (momentum accumulates lr * g / sqrt(s + eps) rather than g / (sqrt(s) + eps))
     weight_decay  torch: added to the gradient (L2); keras: decoupled, p -= lr * weight_decay * p
                   before the update, as every Keras 3 optimizer does.
+AdamW is Adam with PyTorch's decoupled decay, p *= 1 - lr * weight_decay before the update
+(Loshchilov and Hutter), default weight_decay 0.01; with rule="keras" it is Keras' AdamW
+(eps 1e-7, weight_decay 0.004).
+
+Every optimizer has one parameter group, `param_groups[0]`, the very dict of its hyper-parameters:
+a scheduler writes group["lr"] there and keeps PyTorch's group["initial_lr"] beside it.
 
 Updates are done in place on the parameters' arrays (NumPy or CuPy), outside the graph.
 `state_dict()` returns plain numbers and NumPy arrays (no pickle needed to save it), and
@@ -21,15 +28,19 @@ Updates are done in place on the parameters' arrays (NumPy or CuPy), outside the
 
 import numpy as np
 
-from .backend import to_device
+from ..backend import to_device
 
 
 RULES = ("torch", "keras")
+# Group entries that are not constructor arguments: a scheduler adds them (PyTorch's name), and
+# they travel with the optimizer's state_dict.
+SCHEDULER_KEYS = ("initial_lr",)
 
 
 class Optimizer:
     defaults = {}
-    keras_defaults = {}   # the defaults that differ under rule="keras" (Adam, RMSprop)
+    keras_defaults = {}   # the defaults that differ under rule="keras" (Adam, AdamW, RMSprop)
+    decoupled_weight_decay = False   # PyTorch's AdamW: p *= 1 - lr * weight_decay, not L2
 
     def __init__(self, params, **hyper):
         self.params = list(params)
@@ -59,6 +70,8 @@ class Optimizer:
         if self.hyper.get("rule", "torch") not in RULES:
             raise ValueError(f"rule must be one of {', '.join(map(repr, RULES))}, got "
                              f"{self.hyper['rule']!r}")
+        if not self.hyper.get("initial_lr", 0) >= 0:
+            raise ValueError(f"initial_lr must be >= 0, got {self.hyper['initial_lr']!r}")
 
     @property
     def lr(self):
@@ -70,7 +83,8 @@ class Optimizer:
 
     @property
     def param_groups(self):
-        """PyTorch-style view (one group) so LR schedules can set group['lr']."""
+        """PyTorch-style view: one group, the hyper-parameter dict itself, so a scheduler's
+        group["lr"] = ... is the lr the next step uses."""
         return [self.hyper]
 
     def zero_grad(self):
@@ -86,6 +100,8 @@ class Optimizer:
             decay = self.hyper.get("weight_decay", 0)
             if decay and self.hyper.get("rule") == "keras":
                 p.data -= (self.hyper["lr"] * decay) * p.data   # decoupled, before the update
+            elif decay and self.decoupled_weight_decay:
+                p.data *= 1 - self.hyper["lr"] * decay          # PyTorch's AdamW, before it
             elif decay:
                 grad = grad + decay * p.data
             self._update(p, grad, state)
@@ -121,7 +137,7 @@ class Optimizer:
                                      f"shape {tuple(array.shape)}, the parameter {p.shape}")
         saved_hyper = {k: (tuple(v) if isinstance(v, list) else v)
                        for k, v in state_dict["hyper"].items()}
-        unknown = set(saved_hyper) - set(self.defaults)
+        unknown = set(saved_hyper) - set(self.defaults) - set(SCHEDULER_KEYS)
         if unknown:
             raise ValueError(f"load_state_dict: unknown hyper-parameters {sorted(unknown)} for "
                              f"{type(self).__name__}")
@@ -210,6 +226,16 @@ class Adam(Optimizer):
             p.data -= (h["lr"] / bias_correction1) * (m / denom)
 
 
+class AdamW(Adam):
+    """Adam with decoupled weight decay (PyTorch's AdamW): p *= 1 - lr * weight_decay, then the
+    Adam update of the gradient alone, so the decay is not rescaled by Adam's denominator.
+    rule="keras" gives Keras' AdamW (p -= lr * weight_decay * p, eps outside the correction)."""
+
+    defaults = dict(Adam.defaults, weight_decay=1e-2)
+    keras_defaults = dict(Adam.keras_defaults, weight_decay=4e-3)
+    decoupled_weight_decay = True
+
+
 class RMSprop(Optimizer):
     """RMSprop: square_avg = alpha * square_avg + (1 - alpha) * g^2, then PyTorch's
     p -= lr * g / (sqrt(square_avg) + eps), or Keras' p -= lr * g / sqrt(square_avg + eps) with
@@ -250,4 +276,6 @@ class RMSprop(Optimizer):
         p.data -= step if h["rule"] == "keras" else h["lr"] * step
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "rmsprop": RMSprop}
+OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
+
+from . import lr_scheduler  # noqa: E402,F401  (aecore.optim.lr_scheduler, as in PyTorch)
