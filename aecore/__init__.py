@@ -37,11 +37,13 @@ _SUBMODULES = ("backend", "data", "functional", "inspect", "io", "kernels", "los
 _NAMES_FROM = {
     "backend": ("get_array_module", "gpu_available"),
     "random": ("manual_seed",),
-    "tensor": ("Function", "Tensor", "enable_grad", "is_grad_enabled", "no_grad", "ones", "rand",
-               "randn", "tensor", "zeros"),
-    "ops": ("abs", "cat", "clamp", "clip", "concat", "exp", "flatten", "leaky_relu", "log", "matmul",
-            "mean", "permute", "relu", "reshape", "sigmoid", "softplus", "sqrt", "sum", "tanh",
-            "transpose"),
+    "tensor": ("Function", "Tensor", "arange", "empty", "enable_grad", "from_numpy", "full",
+               "full_like", "is_grad_enabled", "linspace", "no_grad", "ones", "ones_like", "rand",
+               "rand_like", "randn", "randn_like", "tensor", "zeros", "zeros_like"),
+    "ops": ("abs", "argmax", "argmin", "cat", "clamp", "clip", "clone", "concat", "eq", "exp",
+            "flatten", "ge", "gt", "le", "leaky_relu", "log", "lt", "matmul", "max", "mean", "min",
+            "ne", "permute", "relu", "reshape", "sigmoid", "softplus", "sqrt", "squeeze", "stack",
+            "std", "sum", "tanh", "transpose", "unsqueeze", "var"),
     "gradcheck": ("GradcheckError", "gradcheck"),
     "kernels.registry": ("use_tier",),
     "inspect.profiler": ("profile",),      # with aecore.profile() as prof

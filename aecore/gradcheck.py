@@ -65,16 +65,16 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, full_jacobian_limit=64
     analytic = {i: (np.zeros(inputs[i].shape) if inputs[i].grad is None
                     else np.asarray(_host(inputs[i].grad), dtype=np.float64)) for i in checked}
 
-    small = probe.size <= full_jacobian_limit and all(inputs[i].size <= full_jacobian_limit for i in checked)
+    small = probe.numel() <= full_jacobian_limit and all(inputs[i].numel() <= full_jacobian_limit for i in checked)
     if small:
-        return _full_jacobian(fn, inputs, checked, out, probe.size, eps, atol, rtol, fail)
+        return _full_jacobian(fn, inputs, checked, out, probe.numel(), eps, atol, rtol, fail)
 
     for i in checked:
         t = inputs[i]
         original = t.data.copy()
         flat = t.data.reshape(-1)
-        if t.size <= elementwise_limit:
-            for element in range(t.size):
+        if t.numel() <= elementwise_limit:
+            for element in range(t.numel()):
                 numeric = _central(fn, inputs, weights, flat, element, None, eps, original, t)
                 expected = analytic[i].reshape(-1)[element]
                 if abs(expected - numeric) > atol + rtol * abs(numeric):
@@ -118,7 +118,7 @@ def _central(fn, inputs, weights, flat, element, direction, eps, original, t):
 def _full_jacobian(fn, inputs, checked, out, out_size, eps, atol, rtol, fail):
     """Compare every d out[k] / d input[i][j]."""
     xp = out.xp
-    analytic = {i: np.zeros((out_size, inputs[i].size)) for i in checked}
+    analytic = {i: np.zeros((out_size, inputs[i].numel())) for i in checked}
     for k in range(out_size):
         for t in inputs:
             t.grad = None
@@ -132,7 +132,7 @@ def _full_jacobian(fn, inputs, checked, out, out_size, eps, atol, rtol, fail):
         t = inputs[i]
         original = t.data.copy()
         flat = t.data.reshape(-1)
-        for j in range(t.size):
+        for j in range(t.numel()):
             columns = []
             for sign in (1, -1):
                 flat[j] = original.reshape(-1)[j] + sign * eps

@@ -68,8 +68,8 @@ class Summary:
         self.dtype = np.dtype(dtype)
         self.rows = rows
         self.output_shape = output_shape
-        self.total_params = sum(p.size for p in parameters)
-        self.trainable_params = sum(p.size for p in parameters if p.requires_grad)
+        self.total_params = sum(p.numel() for p in parameters)
+        self.trainable_params = sum(p.numel() for p in parameters if p.requires_grad)
         self.param_bytes = sum(int(p.data.nbytes) for p in parameters)
         self.total_flops = sum(r.flops for r in rows) + other_flops
         self.total_activation_bytes = sum(r.activation_bytes for r in rows)
@@ -167,7 +167,7 @@ def summary(model, input_shape, batch_size=1, dtype=None, device=None):
         if id(module) in seen:
             return 0
         seen.add(id(module))
-        return sum(p.size for p in module._parameters.values() if p is not None)
+        return sum(p.numel() for p in module._parameters.values() if p is not None)
 
     def op_names(group):
         names_ = []

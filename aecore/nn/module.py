@@ -152,7 +152,7 @@ class Module:
             yield parameter
 
     def num_parameters(self):
-        return sum(p.size for p in self.parameters())
+        return sum(p.numel() for p in self.parameters())
 
     def summary(self, input_shape, **kw):
         """A table of layers: output shapes, parameters, FLOPs, activations (aecore.inspect.summary)."""
