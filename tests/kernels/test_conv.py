@@ -319,7 +319,7 @@ def test_conv2d_geometry_bias_shape():
 @pytest.mark.parametrize("kwargs, error, name", [
     (dict(stride=2, padding=0, output_padding=2), ValueError, "output_padding"),   # >= stride
     (dict(stride=(2, 1), padding=0, output_padding=(0, 1)), ValueError, "output_padding"),
-    (dict(stride=2, padding="same", output_padding=1), ValueError, "output_padding"),
+    (dict(stride=2, padding="same", output_padding=2), ValueError, "output_padding"),  # >= stride
     (dict(stride=1, padding=5), ValueError, "padding"),                            # crops all
     (dict(stride=1, padding="full"), ValueError, "padding"),
     (dict(stride=1, padding=(1, 2, 3)), TypeError, "padding"),
