@@ -282,3 +282,14 @@ __all__ = ["linear", "conv2d", "conv_transpose2d", "max_pool2d", "interpolate", 
            "pad",
            "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "mse_loss", "l1_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "Tensor"]
+
+
+# ---------------------------------------------------------------------------- nn layers' functions
+# (issue 17) dropout, normalization and the activations beyond relu / sigmoid / tanh: each
+# family is told in its own module (aecore.dropout, aecore.normalization, aecore.activations).
+from .activations import elu, gelu, log_softmax, softmax  # noqa: E402
+from .dropout import dropout, dropout2d  # noqa: E402
+from .normalization import batch_norm, layer_norm  # noqa: E402
+
+__all__ += ["dropout", "dropout2d", "batch_norm", "layer_norm", "gelu", "elu", "softmax",
+            "log_softmax"]

@@ -1,14 +1,16 @@
 """Module and Parameter: PyTorch's way of grouping parameters, layers and state.
 
 Assigning a Parameter or a Module as an attribute registers it, so `parameters()`,
-`state_dict()` and `repr()` find everything without bookkeeping in each layer.
+`state_dict()` and `repr()` find everything without bookkeeping in each layer. Buffers
+(`register_buffer`) are tensors a module keeps but does not train, such as BatchNorm's running
+statistics: they move with `.to()`, and the persistent ones are saved in `state_dict()`.
 """
 
 from collections import OrderedDict
 
 import numpy as np
 
-from ..backend import normalize_device, to_device
+from ..backend import is_cupy_array, normalize_device, to_device
 from ..tensor import Function, Tensor
 
 
@@ -37,6 +39,17 @@ class _BackwardHook(Function):
         return (grad,)
 
 
+def _as_buffer(value, what):
+    """A buffer's value: a Tensor (kept as given, as PyTorch does), an array wrapped in a Tensor
+    without a copy or a change of dtype, or None."""
+    if value is None or isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray) or is_cupy_array(value):
+        return Tensor(value, _copy=False)
+    raise TypeError(f"{what}: a buffer must be a Tensor, an array or None, got "
+                    f"{type(value).__name__}")
+
+
 class RemovableHandle:
     def __init__(self, hooks, key):
         self.hooks, self.key = hooks, key
@@ -52,6 +65,7 @@ class Module:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_backward_hooks", OrderedDict())
         object.__setattr__(self, "_hook_counter", 0)
@@ -62,6 +76,10 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise RuntimeError(f"{type(self).__name__}.__init__ must call super().__init__() "
                                "before assigning attributes")
+        if name in self._buffers and not isinstance(value, (Parameter, Module)):
+            # PyTorch: assigning to a buffer's name replaces the buffer's value
+            self._buffers[name] = _as_buffer(value, f"{type(self).__name__}.{name}")
+            return
         for registry in (self._parameters, self._modules, self._buffers):
             registry.pop(name, None)
         if isinstance(value, Parameter):
@@ -85,9 +103,24 @@ class Module:
                 return
         object.__delattr__(self, name)
 
-    def register_buffer(self, name, array):
-        """State that is saved in state_dict but not trained (e.g. running statistics)."""
-        self._buffers[name] = array
+    def register_buffer(self, name, tensor, persistent=True):
+        """Keep `tensor` (a Tensor, an array or None) as state that is not trained, such as
+        running statistics: it is reachable as `self.name`, moved by `.to()`, and, when
+        persistent, saved in `state_dict()` and restored by `load_state_dict()`."""
+        if not isinstance(name, str):
+            raise TypeError(f"register_buffer: name must be a str, got {type(name).__name__}")
+        if not name or "." in name:
+            raise ValueError(f"register_buffer: name must be a non-empty str without '.', "
+                             f"got {name!r}")
+        if name not in self._buffers and (name in self.__dict__ or name in self._parameters
+                                          or name in self._modules):
+            raise ValueError(f"register_buffer: {type(self).__name__} already has an attribute "
+                             f"{name!r} that is not a buffer")
+        self._buffers[name] = _as_buffer(tensor, f"register_buffer: {name}")
+        if persistent:
+            self._non_persistent_buffers.discard(name)
+        else:
+            self._non_persistent_buffers.add(name)
 
     def add_module(self, name, module):
         self._modules[name] = module
@@ -151,6 +184,29 @@ class Module:
         for _, parameter in self.named_parameters():
             yield parameter
 
+    def named_buffers(self, prefix="", recurse=True):
+        """(name, tensor) for every buffer that is not None, each tensor once, as PyTorch."""
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        seen = set()
+        for module_name, module in modules:
+            for name, buffer in module._buffers.items():
+                if buffer is None or id(buffer) in seen:
+                    continue
+                seen.add(id(buffer))
+                yield (f"{module_name}.{name}" if module_name else name), buffer
+
+    def buffers(self, recurse=True):
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
+    def apply(self, fn):
+        """Call fn(module) on every child (recursively), then on self; returns self. The
+        usual use is initialization: model.apply(lambda m: ... if isinstance(m, nn.Linear))."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     def num_parameters(self):
         return sum(p.numel() for p in self.parameters())
 
@@ -172,8 +228,18 @@ class Module:
         for parameter in self.parameters():
             parameter.grad = None
 
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad on every parameter (False freezes the module); returns self."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad_: requires_grad must be True or False, got "
+                            f"{requires_grad!r}")
+        for parameter in self.parameters():
+            parameter.requires_grad_(bool(requires_grad))
+        return self
+
     def to(self, device=None, dtype=None):
-        """Move (and/or cast) every parameter and buffer in place; returns self."""
+        """Move (and/or cast) every parameter and buffer in place; returns self. A dtype casts
+        the floating-point buffers only (a counter such as num_batches_tracked stays int64)."""
         device = normalize_device(device) if device is not None else None
         for module in self.modules():
             for parameter in module._parameters.values():
@@ -184,10 +250,20 @@ class Module:
                     data = data.astype(dtype)
                 parameter.data = data
                 parameter.grad = None
-            for name, buffer in module._buffers.items():
-                if buffer is not None and device is not None:
-                    module._buffers[name] = to_device(buffer, device)
+            for buffer in module._buffers.values():
+                if buffer is None:
+                    continue
+                if device is not None:
+                    buffer.data = to_device(buffer.data, device)
+                if dtype is not None and buffer.dtype.kind == "f":
+                    buffer.data = buffer.data.astype(dtype)
         return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
 
     def float(self):
         return self.to(dtype=np.float32)
@@ -195,27 +271,29 @@ class Module:
     def double(self):
         return self.to(dtype=np.float64)
 
-    def state_dict(self):
-        """Ordered {name: numpy array} of every parameter and buffer (copies, on the host)."""
-        state = OrderedDict()
+    def _named_state(self):
+        """(key, module, name, tensor) of every parameter and persistent buffer that is not
+        None, in state_dict's order: each module's parameters, then its buffers, then its
+        children's ("encoder.0.weight", "bn.running_mean")."""
         for module_name, module in self.named_modules():
-            for name, value in list(module._parameters.items()) + list(module._buffers.items()):
-                if value is None:
-                    continue
-                array = value.data if isinstance(value, Tensor) else value
-                key = f"{module_name}.{name}" if module_name else name
-                state[key] = np.array(to_device(array, "cpu"), copy=True)
-        return state
+            buffers = [(name, buffer) for name, buffer in module._buffers.items()
+                       if name not in module._non_persistent_buffers]
+            for name, value in list(module._parameters.items()) + buffers:
+                if value is not None:
+                    yield (f"{module_name}.{name}" if module_name else name), module, name, value
+
+    def state_dict(self):
+        """Ordered {name: numpy array} of every parameter and persistent buffer (copies, on
+        the host)."""
+        return OrderedDict((key, np.array(to_device(value.data, "cpu"), copy=True))
+                           for key, _, _, value in self._named_state())
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers; shapes must match.
 
         strict: every key must be present on both sides. Returns (missing, unexpected) keys.
         """
-        own = {}
-        for module_name, module in self.named_modules():
-            for name in list(module._parameters) + list(module._buffers):
-                own[f"{module_name}.{name}" if module_name else name] = (module, name)
+        own = {key: (module, name) for key, module, name, _ in self._named_state()}
         missing = [k for k in own if k not in state]
         unexpected = [k for k in state if k not in own]
         if strict and (missing or unexpected):
@@ -234,7 +312,12 @@ class Module:
                 parameter.data = xp.asarray(value, dtype=parameter.dtype).copy()
                 parameter.grad = None
             else:
-                module._buffers[name] = value.copy()
+                # copied into the buffer, which keeps its device and dtype (PyTorch's copy_)
+                buffer = module._buffers[name]
+                if tuple(value.shape) != buffer.shape:
+                    raise ValueError(f"load_state_dict: {key} has shape {tuple(value.shape)} in "
+                                     f"the state but {buffer.shape} in the model")
+                buffer.data = buffer.xp.asarray(value, dtype=buffer.dtype).copy()
         return missing, unexpected
 
     # ------------------------------------------------------------------ printing
