@@ -289,14 +289,16 @@ def test_document_denoiser_cleans_held_out_pages(tmp_path):
     and the denoised pages are closer to the clean ones than the dirty pages were; the dirty
     PSNR is that of the centre crops of make_documents' pages after the training ones."""
     from aecore.data import make_documents
+    # batches of 1: 720 steps, so the BatchNormalization layers' running statistics (Keras'
+    # momentum 0.99) have settled by the time the held-out pages are scored in eval mode
     result, printed = run_tutorial("document_denoiser.py", tmp_path, "--crop", "32x64",
-                                   "--pages", "12", "--held-out", "4", "--epochs", "40",
-                                   "--batch-size", "2", "--filters", "16,32")
+                                   "--pages", "12", "--held-out", "4", "--epochs", "60",
+                                   "--batch-size", "1", "--filters", "16,32")
     denoiser = result["denoiser"]
     assert (result["train_pages"], result["held_out_pages"]) == (12, 4)
-    assert result["page_size"] == [32, 64] and "epoch 40/40" in printed
+    assert result["page_size"] == [32, 64] and "epoch 60/60" in printed
     assert denoiser["val_loss"][-1] < 0.5 * denoiser["val_loss"][0]
-    assert denoiser["psnr_denoised"] > denoiser["psnr_dirty"] + 0.5
+    assert denoiser["psnr_denoised"] > denoiser["psnr_dirty"] + 1.0     # measured: +3.5 dB
     dirty, clean = make_documents(16, seed=0)
     centre = np.s_[12:, :, 113:145, 238:302]       # (258 - 32) / 2 = 113, (540 - 64) / 2 = 238
     dirty_mse = ((dirty[centre].astype(np.float64) - clean[centre]) ** 2).mean(axis=(1, 2, 3))
