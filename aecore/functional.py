@@ -62,15 +62,18 @@ class Conv2d(Function):
         return grad_x, grad_w, grad_b
 
 
-def conv2d(x, weight, bias=None, stride=1, padding=0):
-    """2-D convolution (cross-correlation), dilation 1, groups 1.
+def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation), PyTorch's arguments and semantics.
 
-    x: (N, Cin, H, W), weight: (Cout, Cin, kH, kW), bias: (Cout,) -> (N, Cout, outH, outW).
+    x: (N, Cin, H, W), weight: (Cout, Cin / groups, kH, kW), bias: (Cout,) -> (N, Cout, outH, outW).
     padding: int, pair, 'valid' or 'same' (TensorFlow's rule: extra pixel at bottom/right).
+    dilation: int or pair, the spacing of the kernel's taps; groups: Cin and Cout split into
+    that many independent convs (groups=Cin: depthwise).
     """
     _check_dtypes("conv2d", ("input x", x), ("weight", weight), ("bias", bias))
     geom = geometry.conv2d_geometry(x.shape, weight.shape, stride, padding,
-                                    b_shape=None if bias is None else bias.shape)
+                                    b_shape=None if bias is None else bias.shape,
+                                    dilation=dilation, groups=groups)
     return Conv2d.apply(*_with_bias(x, weight, bias), geom=geom)
 
 
@@ -100,18 +103,21 @@ class ConvTranspose2d(Function):
         return grad_x, grad_w, grad_b
 
 
-def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0):
-    """Transposed 2-D convolution (the adjoint of conv2d), dilation 1, groups 1.
+def conv_transpose2d(x, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """Transposed 2-D convolution (the adjoint of conv2d), PyTorch's arguments (and order).
 
-    x: (N, Cin, H, W), weight: (Cin, Cout, kH, kW) -> (N, Cout, outH, outW),
-    outH = (H - 1) * stride - 2 * padding + kH + output_padding. padding='same' / 'valid' follow
-    Keras' Conv2DTranspose, output_padding included: 'same' gives H * stride without it and
-    (H - 1) * stride + kH - 2 * (kH // 2) + output_padding with it (geometry's docstring).
+    x: (N, Cin, H, W), weight: (Cin, Cout / groups, kH, kW) -> (N, Cout, outH, outW),
+    outH = (H - 1) * stride - 2 * padding + dilation * (kH - 1) + 1 + output_padding.
+    padding='same' / 'valid' follow Keras' Conv2DTranspose, output_padding included: 'same'
+    gives H * stride without it and (H - 1) * stride + kH - 2 * (kH // 2) + output_padding with
+    it, kH the dilated kernel's span (geometry's docstring).
     """
     _check_dtypes("conv_transpose2d", ("input x", x), ("weight", weight), ("bias", bias))
     geom = geometry.conv_transpose2d_geometry(x.shape, weight.shape, stride, padding,
                                               output_padding,
-                                              b_shape=None if bias is None else bias.shape)
+                                              b_shape=None if bias is None else bias.shape,
+                                              dilation=dilation, groups=groups)
     return ConvTranspose2d.apply(*_with_bias(x, weight, bias), geom=geom)
 
 
@@ -136,6 +142,62 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     _check_dtypes("max_pool2d", ("input x", x))
     geom = geometry.max_pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode)
     return MaxPool2d.apply(x, geom=geom)
+
+
+# ---------------------------------------------------------------------------- avg_pool2d (issue 17)
+# the kernels, the divisor rules and the adaptive bins: kernels/avg_pool2d.py
+class AvgPool2d(Function):
+    def forward(self, x, geom):
+        self.geom = geom
+        return _call(self, "avg_pool2d_forward", x, geom)
+
+    def backward(self, grad):
+        return (_call(self, "avg_pool2d_backward", grad, self.geom),)
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling, PyTorch's semantics. x: (N, C, H, W). stride defaults to kernel_size;
+    padding <= kernel_size / 2, or TF's 'same' / 'valid'; ceil_mode as max_pool2d's.
+
+    Each window's sum is divided by divisor_override when given, else by the positions it
+    covers: with count_include_pad=True (PyTorch's default) the zero padding counts, with False
+    only the input's pixels do. Keras' AveragePooling2D(padding='same') averages the real pixels
+    only: write avg_pool2d(x, k, padding='same', count_include_pad=False).
+    """
+    _check_dtypes("avg_pool2d", ("input x", x))
+    geom = geometry.avg_pool2d_geometry(x.shape, kernel_size, stride, padding, ceil_mode,
+                                        count_include_pad, divisor_override)
+    return AvgPool2d.apply(x, geom=geom)
+
+
+class AdaptiveAvgPool2d(Function):
+    """adaptive_avg_pool2d with uneven bins: NumPy / CuPy code, no kernel tier (equal bins run
+    avg_pool2d's kernels instead; kernels/avg_pool2d.py says why)."""
+
+    def forward(self, x, geom):
+        self.geom = geom
+        return kernels.avg_pool2d.adaptive_avg_pool2d_ref(x, geom)
+
+    def backward(self, grad):
+        return (kernels.avg_pool2d.adaptive_avg_pool2d_backward_ref(grad, self.geom),)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed output size, PyTorch's bins: output row o averages input rows
+    floor(o * H / outH) <= i < ceil((o + 1) * H / outH), and the same for columns.
+
+    output_size: an int or a pair (an entry None keeps that input size); 1 is global average
+    pooling. When outH divides H and outW divides W the bins are avg_pool2d's windows with
+    kernel = stride = (H / outH, W / outW), and that op runs.
+    """
+    _check_dtypes("adaptive_avg_pool2d", ("input x", x))
+    geom = geometry.adaptive_avg_pool2d_geometry(x.shape, output_size)
+    if geom.h % geom.out_h == 0 and geom.w % geom.out_w == 0:
+        kernel = (geom.h // geom.out_h, geom.w // geom.out_w)
+        return AvgPool2d.apply(x, geom=geometry.avg_pool2d_geometry(x.shape, kernel))
+    return AdaptiveAvgPool2d.apply(x, geom=geom)
+# ---------------------------------------------------------------------------- end of avg_pool2d
 
 
 # ---------------------------------------------------------------------------- interpolate
@@ -279,7 +341,7 @@ def pad(x, pad, mode="constant", value=0.0):
 
 
 __all__ = ["linear", "conv2d", "conv_transpose2d", "max_pool2d", "interpolate", "upsample_conv2d",
-           "pad",
+           "pad", "avg_pool2d", "adaptive_avg_pool2d",
            "relu", "leaky_relu", "sigmoid", "tanh", "softplus", "mse_loss", "l1_loss",
            "binary_cross_entropy", "binary_cross_entropy_with_logits", "Tensor"]
 

@@ -7,8 +7,9 @@
     python bench/kernels.py --out bench/results/my_machine.json
 
 For each case (a layer of the classic CAE: batch 200, 28x28, 1->32->32->16 channels, 2x2 'same'
-pooling 28->14->7->4, nearest resizes to 7, 14, 28, its ReLUs, a bilinear x2 and a stride-2 3x3
-transposed conv 32->32 on 7x7; or the large conv) and each kernel op of its family:
+pooling 28->14->7->4, nearest resizes to 7, 14, 28, its ReLUs, a bilinear x2, a stride-2 3x3
+transposed conv 32->32 on 7x7 and 2x2 average pools on 28x28 and 7x7; or the large conv) and
+each kernel op of its family:
  1. validate: run every tier on the same inputs and compare with the NumPy reference tier
     (PyTorch's result is compared too when it is installed);
  2. time: warm-up excluded (the JIT compile shows up as first_call_ms), median of the repeats;
@@ -82,6 +83,11 @@ def cases(shapes="cae", quick=False):
              x=(n, 32, 14, 14), size=(28, 28), align_corners=False),
         dict(name="convT 32->32 s2 7x7", family="conv_transpose2d", group="cae",
              x=(n, 32, 7, 7), w=(32, 32, 3, 3), stride=2, padding=1, output_padding=1),
+        # average pooling in place of the max pools (Keras' AveragePooling2D 'same')
+        dict(name="avgpool 2x2 32ch 28x28", family="avg_pool2d", group="cae",
+             x=(n, 32, 28, 28), kernel_size=2, stride=2, padding="same", count_include_pad=False),
+        dict(name="avgpool 2x2 16ch 7x7->4", family="avg_pool2d", group="cae",
+             x=(n, 16, 7, 7), kernel_size=2, stride=2, padding="same", count_include_pad=False),
     ]
     if quick:
         large = [_conv("conv 32->64 112x112 (large)", 2, 4, 8, 16, padding=1, group="large")]

@@ -9,7 +9,8 @@ A reader's guide: to learn how ...
   - the smallest family works end to end: activation.py (relu: reference, one parallel pass,
     one thread per element);
   - a family with indices and a scatter/gather backward works: max_pool2d.py, then
-    upsample.py (per-axis tables shared by every tier);
+    upsample.py (per-axis tables shared by every tier), then avg_pool2d.py (max-pool's
+    windows, PyTorch's divisor rules, a gather backward on every tier);
   - convolution works: conv2d/__init__.py (the op, the adjoint pairs, the tier choice), then
     conv2d/reference.py, conv2d/direct.py, conv2d/winograd.py, conv2d/cuda.py, and
     conv_transpose2d.py (built from conv2d's three cores);
@@ -25,3 +26,4 @@ from .registry import register, implementations, use_tier, dispatch, ops, tiers_
 # Each family describes its ops and registers its tiers on import. Listed explicitly so the
 # import order is obvious.
 from . import activation, conv2d, conv_transpose2d, max_pool2d, upsample  # noqa: F401,E402
+from . import avg_pool2d  # noqa: F401,E402  (after max_pool2d: it shares max-pool's windows)

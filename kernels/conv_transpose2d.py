@@ -1,24 +1,26 @@
-"""conv_transpose2d: PyTorch's `torch.nn.functional.conv_transpose2d` (NCHW, groups=1, dilation=1).
+"""conv_transpose2d: PyTorch's `torch.nn.functional.conv_transpose2d` (NCHW), with dilation and groups.
 
-    x: (N, Cin, H, W),  w: (Cin, Cout, kH, kW),  b: (Cout,) or None  ->  y: (N, Cout, outH, outW)
+    x: (N, Cin, H, W),  w: (Cin, Cout/G, kH, kW),  b: (Cout,) or None  ->  y: (N, Cout, outH, outW)
 
 Every input pixel scatters x[n, ci, iy, ix] * w[ci, :, :, :] into the uncropped "full" result,
-of size ((H-1)*sH + kH, (W-1)*sW + kW):
+of size ((H-1)*sH + dH*(kH-1) + 1, likewise along W), dH the dilation:
 
-    full[n, co, iy*sH + ky, ix*sW + kx] += x[n, ci, iy, ix] * w[ci, co, ky, kx]
+    full[n, g*Cout/G + co, iy*sH + ky*dH, ix*sW + kx*dW] += x[n, ci, iy, ix] * w[ci, co, ky, kx]
     y[n, co, oy, ox] = b[co] + full[n, co, oy + pad_top, ox + pad_left]     (0 outside full)
-    outH = (H - 1)*sH + kH - pad_top - pad_bottom                          (likewise outW)
+    outH = (H - 1)*sH + dH*(kH - 1) + 1 - pad_top - pad_bottom              (likewise outW)
+
+with G the groups and g = ci // (Cin/G) the input channel's group.
 
 `geometry.conv_transpose2d_geometry` folds PyTorch's output_padding into a NEGATIVE pad_bottom /
 pad_right: output rows past the end of the full result receive only the bias. TensorFlow's
-'same' (outH = H*sH) and 'valid' (outH = (H-1)*sH + max(kH, sH)) resolve the same way. Only
-dilation 1 and groups 1 are supported.
+'same' (outH = H*sH) and 'valid' (outH = (H-1)*sH + max(kH, sH), kH the dilated span) resolve
+the same way.
 
 Registered ops (same signature on every tier; `geom`: the ConvTranspose2dGeometry from
 conv_transpose2d_geometry):
     conv_transpose2d_forward(x, w, b, geom)            -> y       (N, Cout, outH, outW)
     conv_transpose2d_backward_input(grad_y, w, geom)   -> grad_x  (N, Cin, H, W)
-    conv_transpose2d_backward_weight(grad_y, x, geom)  -> grad_w  (Cin, Cout, kH, kW)
+    conv_transpose2d_backward_weight(grad_y, x, geom)  -> grad_w  (Cin, Cout/G, kH, kW)
     conv2d_backward_bias(grad_y)  (conv2d's op: the same reduction)  -> (Cout,)
 
 This op is the adjoint of conv2d, so the file holds no loops of its own: every tier's three
@@ -27,10 +29,13 @@ live in the kernels/conv2d/ package, whose __init__ explains them:
     forward          = scatter(x, w, b)              (the numba tier runs it as sH*sW stride-1
                                                       conv2d's over the output phases)
     backward_input   = gather(grad_y, w)             conv2d of grad_y with the same weight,
-                                                      stride and padding: grad_x[n, ci, iy, ix]
-                                                      = sum grad_y[n, co, iy*sH+ky-top, ..] w[ci, co, ky, kx]
-    backward_weight  = weight(x, grad_y)             grad_w[ci, co, ky, kx]
-                                                      = sum x[n, ci, iy, ix] grad_y[n, co, iy*sH+ky-top, ..]
+                                                      stride, padding, dilation and groups:
+                                                      grad_x[n, ci, iy, ix] = sum
+                                                      grad_y[n, co, iy*sH+ky*dH-top, ..] w[ci, co, ky, kx]
+    backward_weight  = weight(x, grad_y)             grad_w[ci, co, ky, kx] = sum
+                                                      x[n, ci, iy, ix] grad_y[n, co, iy*sH+ky*dH-top, ..]
+(co within ci's group). The cores take w's first axis in `groups` blocks either way, so the
+transposed conv's groups are conv2d's read backwards, as its weight is.
 Rows of grad_y past the output (negative pad_bottom) are read as zeros by every core.
 
 Nearest upsampling by a whole factor followed by a conv2d is also this op, of the small image
@@ -61,7 +66,8 @@ FAMILY = describe(Family(
             _cost)),
     geometry=geometry.conv_transpose2d_arrays,
     inputs=partial(conv_inputs, transposed=True),
-    sample={"x": (2, 3, 5, 5), "w": (3, 4, 3, 3), "stride": 2, "padding": 1, "output_padding": 1},
+    sample={"x": (2, 4, 5, 5), "w": (4, 2, 3, 3), "stride": 2, "padding": 1, "output_padding": 1,
+            "dilation": 2, "groups": 2},
     torch=conv_torch_counterpart))
 
 
@@ -69,49 +75,58 @@ FAMILY = describe(Family(
 
 @register("conv_transpose2d_forward", "ref")
 def conv_transpose2d_forward_ref(x, w, b, geom):
-    return scatter_ref(x, w, b, geom.stride, geom.pads, geom.out_hw)
+    return scatter_ref(x, w, b, geom.stride, geom.pads, geom.out_hw,
+                       geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_input", "ref")
 def conv_transpose2d_backward_input_ref(grad_y, w, geom):
     # w: (Cin, Cout, kH, kW) read as a conv2d weight with Cin outputs and Cout inputs
-    return gather_ref(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
+    return gather_ref(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w),
+                      geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_weight", "ref")
 def conv_transpose2d_backward_weight_ref(grad_y, x, geom):
-    return weight_ref(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w))
+    return weight_ref(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w),
+                      geom.dilation, geom.groups)
 
 
 # numba cpu: packed buffers, stride phases as stride-1 conv2d's, see conv2d/direct.py
 
 @register("conv_transpose2d_forward", "numba")
 def conv_transpose2d_forward_numba(x, w, b, geom):
-    return scatter_numba(x, w, b, geom.stride, geom.pads, geom.out_hw)
+    return scatter_numba(x, w, b, geom.stride, geom.pads, geom.out_hw,
+                         geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_input", "numba")
 def conv_transpose2d_backward_input_numba(grad_y, w, geom):
-    return gather_numba(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
+    return gather_numba(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w),
+                        geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_weight", "numba")
 def conv_transpose2d_backward_weight_numba(grad_y, x, geom):
-    return weight_numba(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w))
+    return weight_numba(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w),
+                        geom.dilation, geom.groups)
 
 
 # numba cuda: one thread per output element, gathers only, see conv2d/cuda.py
 
 @register("conv_transpose2d_forward", "cuda")
 def conv_transpose2d_forward_cuda(x, w, b, geom):
-    return scatter_cuda(x, w, b, geom.stride, geom.pads, geom.out_hw)
+    return scatter_cuda(x, w, b, geom.stride, geom.pads, geom.out_hw,
+                        geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_input", "cuda")
 def conv_transpose2d_backward_input_cuda(grad_y, w, geom):
-    return gather_cuda(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w))
+    return gather_cuda(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w),
+                       geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_weight", "cuda")
 def conv_transpose2d_backward_weight_cuda(grad_y, x, geom):
-    return weight_cuda(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w))
+    return weight_cuda(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w),
+                       geom.dilation, geom.groups)

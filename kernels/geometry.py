@@ -6,12 +6,15 @@ integers for the padding on each side and explicit output sizes. All validation 
 error that names the argument instead of an index error from deep inside a loop.
 
 Conventions (PyTorch's, NCHW):
-- conv2d:            out = (in + pad_before + pad_after - kernel) // stride + 1
+- conv2d:            out = (in + pad_before + pad_after - span) // stride + 1, where
+                     span = dilation * (kernel - 1) + 1 is the dilated kernel's extent
 - max_pool2d:        out = floor_or_ceil((in + 2*pad - kernel) / stride) + 1, and in ceil mode the
                      last window must start inside the input or the left padding
-- conv_transpose2d:  out = (in - 1) * stride - pad_before - pad_after + kernel + output_padding
-- TensorFlow 'same': out = ceil(in / stride); the total padding max((out-1)*stride + k - in, 0) is
-                     split with the extra pixel at the bottom/right.
+- conv_transpose2d:  out = (in - 1) * stride - pad_before - pad_after + span + output_padding
+- TensorFlow 'same': out = ceil(in / stride); the total padding max((out-1)*stride + span - in, 0)
+                     is split with the extra pixel at the bottom/right.
+- groups (both convs): the channels split into `groups` independent convs, so in_channels and
+                     out_channels must be multiples of it (PyTorch's rule).
 
 An output of more than MAX_OUTPUT_ELEMENTS elements is refused here, naming the arguments that
 make it, rather than by the allocator after the work that came before it.
@@ -49,8 +52,10 @@ class Geometry:
 
 @dataclass(frozen=True)
 class Conv2dGeometry(Geometry):
-    """conv2d: x (n, c_in, h, w), weight (c_out, c_in, k_h, k_w) -> y (n, c_out, out_h, out_w);
-    pads on each side, explicit (TF's 'same' may differ before and after)."""
+    """conv2d: x (n, c_in, h, w), weight (c_out, c_in // groups, k_h, k_w) -> y (n, c_out, out_h,
+    out_w); pads on each side, explicit (TF's 'same' may differ before and after). Tap (ky, kx)
+    reads input offset (ky * dilation_h, kx * dilation_w); dilation and groups default to 1, so
+    a geometry written without them is the plain conv."""
     n: int
     c_in: int
     h: int
@@ -66,10 +71,26 @@ class Conv2dGeometry(Geometry):
     pad_right: int
     out_h: int
     out_w: int
+    dilation_h: int = 1
+    dilation_w: int = 1
+    groups: int = 1
 
     @property
     def stride(self):
         return (self.stride_h, self.stride_w)
+
+    @property
+    def dilation(self):
+        return (self.dilation_h, self.dilation_w)
+
+    @property
+    def span_h(self):
+        """Rows the dilated kernel covers: dilation_h * (k_h - 1) + 1."""
+        return span(self.k_h, self.dilation_h)
+
+    @property
+    def span_w(self):
+        return span(self.k_w, self.dilation_w)
 
     @property
     def pads(self):
@@ -83,9 +104,10 @@ class Conv2dGeometry(Geometry):
 
 @dataclass(frozen=True)
 class ConvTranspose2dGeometry(Conv2dGeometry):
-    """conv_transpose2d: x (n, c_in, h, w), weight (c_in, c_out, k_h, k_w) -> y (n, c_out, out_h,
-    out_w). Output pixel (oy, ox) sits at (oy + pad_top, ox + pad_left) of the uncropped result
-    of size (h - 1) * stride_h + k_h; pad_bottom / pad_right may be negative (output_padding)."""
+    """conv_transpose2d: x (n, c_in, h, w), weight (c_in, c_out // groups, k_h, k_w) -> y (n, c_out,
+    out_h, out_w). Output pixel (oy, ox) sits at (oy + pad_top, ox + pad_left) of the uncropped
+    result of size (h - 1) * stride_h + span_h; pad_bottom / pad_right may be negative
+    (output_padding)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +128,60 @@ class MaxPool2dGeometry(Geometry):
     out_w: int
 
 
+# ---- avg_pool2d and adaptive_avg_pool2d (issue 17) ----
+@dataclass(frozen=True)
+class AvgPool2dGeometry(Geometry):
+    """avg_pool2d: x (n, c, h, w) -> y (n, c, out_h, out_w); the windows are max_pool2d's
+    (`windows`), and what each window's sum is divided by comes from the rest: the padding
+    after the input (pad_bottom, pad_right; TF's 'same' may differ from pad_top, pad_left),
+    whether padded positions count, and a divisor that replaces the count (None: no override)."""
+    n: int
+    c: int
+    h: int
+    w: int
+    k_h: int
+    k_w: int
+    stride_h: int
+    stride_w: int
+    pad_top: int
+    pad_bottom: int
+    pad_left: int
+    pad_right: int
+    out_h: int
+    out_w: int
+    count_include_pad: bool
+    divisor_override: "int | None"     # a nonzero int replaces every window's count
+
+    @property
+    def windows(self):
+        """The same windows as a MaxPool2dGeometry (one place checks and sizes them)."""
+        return MaxPool2dGeometry(n=self.n, c=self.c, h=self.h, w=self.w, k_h=self.k_h,
+                                 k_w=self.k_w, stride_h=self.stride_h, stride_w=self.stride_w,
+                                 pad_top=self.pad_top, pad_left=self.pad_left, out_h=self.out_h,
+                                 out_w=self.out_w)
+
+
+@dataclass(frozen=True)
+class AdaptiveAvgPool2dGeometry(Geometry):
+    """adaptive_avg_pool2d: x (n, c, h, w) -> y (n, c, out_h, out_w); output row o averages the
+    input rows adaptive_bins(h, out_h)[o] (and the same for columns)."""
+    n: int
+    c: int
+    h: int
+    w: int
+    out_h: int
+    out_w: int
+
+    @property
+    def bins_h(self):
+        return adaptive_bins(self.h, self.out_h)
+
+    @property
+    def bins_w(self):
+        return adaptive_bins(self.w, self.out_w)
+# ---- end of avg_pool2d and adaptive_avg_pool2d ----
+
+
 @dataclass(frozen=True)
 class InterpolateGeometry(Geometry):
     """interpolate: x (n, c, h, w) -> y (n, c, out_h, out_w); scale_h / scale_w: the factor from
@@ -122,19 +198,44 @@ class InterpolateGeometry(Geometry):
     scale_w: float
 
 
-def _check_weight(w_shape, x_shape, c_in, layout):
-    """The conv weight's (Cout, Cin) or (Cin, Cout) and kernel size, checked against the input's
-    channels; layout: "Cout, Cin" (conv2d) or "Cin, Cout" (conv_transpose2d)."""
+def span(kernel, dilation):
+    """The extent of a dilated kernel along one axis: its taps sit `dilation` apart."""
+    return dilation * (kernel - 1) + 1
+
+
+def count(value, name):
+    """`value` as an int >= 1 (groups), or TypeError / ValueError naming `name`."""
+    if not _is_int(value):
+        raise TypeError(f"{name} must be an int, got {shown(value)}")
+    if int(value) < 1:
+        raise ValueError(f"{name} must be >= 1, got {shown(value)}")
+    return int(value)
+
+
+def _check_weight(w_shape, x_shape, c_in, layout, groups=1):
+    """The conv's output channels and kernel size, the weight checked against the input's
+    channels and `groups`; layout: "Cout, Cin" (conv2d: w (Cout, Cin // groups, kH, kW)) or
+    "Cin, Cout" (conv_transpose2d: w (Cin, Cout // groups, kH, kW))."""
     if len(w_shape) != 4:
         raise ValueError(f"weight must be 4-D ({layout}, kH, kW), got shape {tuple(w_shape)}")
     first, second, k_h, k_w = (int(s) for s in w_shape)
-    c_out, w_c_in = (first, second) if layout == "Cout, Cin" else (second, first)
-    if min(c_out, k_h, k_w) < 1:
+    if min(first, second, k_h, k_w) < 1:
         raise ValueError(f"weight must have every dimension >= 1, got shape {tuple(w_shape)}")
-    if w_c_in != c_in:
+    if c_in % groups:
+        raise ValueError(f"groups={groups} must divide the input channels, but input has {c_in} "
+                         f"channels (shape {tuple(x_shape)})")
+    if layout == "Cout, Cin":
+        c_out, w_c_in, per_group = first, second, c_in // groups
+        if c_out % groups:
+            raise ValueError(f"groups={groups} must divide the output channels, but weight has "
+                             f"{c_out} (shape {tuple(w_shape)})")
+    else:
+        c_out, w_c_in, per_group = second * groups, first, c_in
+    if w_c_in != per_group:
+        each = "" if groups == 1 else f" per group (groups={groups})"
         raise ValueError(
-            f"weight expects {w_c_in} input channels (shape {tuple(w_shape)}) but input has "
-            f"{c_in} channels (shape {tuple(x_shape)})")
+            f"weight expects {w_c_in} input channels{each} (shape {tuple(w_shape)}) but input "
+            f"has {c_in} channels (shape {tuple(x_shape)})")
     return c_out, k_h, k_w
 
 
@@ -208,28 +309,36 @@ def resolve_padding(padding, in_hw, kernel_hw, stride_hw, name="padding"):
     return (pad_h, pad_h, pad_w, pad_w)
 
 
-def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, b_shape=None):
-    """Validate conv2d arguments; return a dict with everything a kernel needs.
+def conv2d_geometry(x_shape, w_shape, stride=1, padding=0, b_shape=None, dilation=1, groups=1):
+    """Validate conv2d arguments; return the Conv2dGeometry every kernel reads.
 
-    x: (N, Cin, H, W), w: (Cout, Cin, kH, kW) -> out: (N, Cout, outH, outW)
+    x: (N, Cin, H, W), w: (Cout, Cin // groups, kH, kW) -> out: (N, Cout, outH, outW), with
+    outH = (H + pads - dilation * (kH - 1) - 1) // stride + 1; 'same' pads for the dilated kernel.
     """
     n, c_in, h, w = check_input_4d(x_shape, "input")
-    c_out, k_h, k_w = _check_weight(w_shape, x_shape, c_in, "Cout, Cin")
+    groups = count(groups, "groups")
+    c_out, k_h, k_w = _check_weight(w_shape, x_shape, c_in, "Cout, Cin", groups)
     if b_shape is not None and tuple(b_shape) != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
     stride_h, stride_w = pair(stride, "stride")
-    top, bottom, left, right = resolve_padding(padding, (h, w), (k_h, k_w), (stride_h, stride_w))
-    if h + top + bottom < k_h or w + left + right < k_w:
+    dilation_h, dilation_w = pair(dilation, "dilation")
+    span_h, span_w = span(k_h, dilation_h), span(k_w, dilation_w)
+    top, bottom, left, right = resolve_padding(padding, (h, w), (span_h, span_w),
+                                               (stride_h, stride_w))
+    if h + top + bottom < span_h or w + left + right < span_w:
+        dilated = "" if (dilation_h, dilation_w) == (1, 1) else \
+            f" dilated by {(dilation_h, dilation_w)} to ({span_h}, {span_w})"
         raise ValueError(
-            f"kernel size ({k_h}, {k_w}) is larger than the padded input "
+            f"kernel size ({k_h}, {k_w}){dilated} is larger than the padded input "
             f"({h + top + bottom}, {w + left + right}) (input {h}x{w}, padding {padding!r})")
-    out_h = (h + top + bottom - k_h) // stride_h + 1
-    out_w = (w + left + right - k_w) // stride_w + 1
+    out_h = (h + top + bottom - span_h) // stride_h + 1
+    out_w = (w + left + right - span_w) // stride_w + 1
     check_output_size("conv2d", (n, c_out, out_h, out_w),
                       f"padding={shown(padding)} with weight {tuple(w_shape)}")
     return Conv2dGeometry(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
                           stride_h=stride_h, stride_w=stride_w, pad_top=top, pad_bottom=bottom,
-                          pad_left=left, pad_right=right, out_h=out_h, out_w=out_w)
+                          pad_left=left, pad_right=right, out_h=out_h, out_w=out_w,
+                          dilation_h=dilation_h, dilation_w=dilation_w, groups=groups)
 
 
 def _pool_axis(in_size, kernel, stride, pad, ceil_mode):
@@ -277,6 +386,70 @@ def max_pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=
                              out_w=out_w)
 
 
+# ---- avg_pool2d and adaptive_avg_pool2d (issue 17) ----
+def _divisor_override(value):
+    """None, or a nonzero int (PyTorch's rule), else TypeError / ValueError naming it."""
+    if value is None:
+        return None
+    if not _is_int(value):
+        raise TypeError(f"divisor_override must be None or an int, got {shown(value)}")
+    if int(value) == 0:
+        raise ValueError("divisor_override must not be zero, got 0")
+    return int(value)
+
+
+def avg_pool2d_geometry(x_shape, kernel_size, stride=None, padding=0, ceil_mode=False,
+                        count_include_pad=True, divisor_override=None):
+    """Validate avg_pool2d arguments.
+
+    x: (N, C, H, W) -> out: (N, C, outH, outW). The windows and the output size are max_pool2d's
+    (max_pool2d_geometry: PyTorch's ceil mode, padding <= kernel / 2, TF's 'same' / 'valid').
+    Each window's sum is divided by divisor_override when given, else by its count of positions:
+    inside the input only (count_include_pad=False), or inside the input and its padding
+    (count_include_pad=True; PyTorch's rule: a window that ceil mode extends past the padding
+    after the input counts only up to that padding's edge). For 'same' the padding after the
+    input is TF's (pad_bottom, pad_right, which take the odd pixel).
+    """
+    windows = max_pool2d_geometry(x_shape, kernel_size, stride, padding, ceil_mode)
+    if not isinstance(count_include_pad, bool):
+        raise TypeError(f"count_include_pad must be a bool, got {shown(count_include_pad)}")
+    divisor = _divisor_override(divisor_override)
+    if isinstance(padding, str):
+        _, bottom, _, right = resolve_padding(padding, (windows.h, windows.w),
+                                              (windows.k_h, windows.k_w),
+                                              (windows.stride_h, windows.stride_w))
+    else:
+        bottom, right = windows.pad_top, windows.pad_left
+    return AvgPool2dGeometry(**{**windows.as_dict(), "pad_bottom": bottom, "pad_right": right},
+                             count_include_pad=bool(count_include_pad), divisor_override=divisor)
+
+
+def adaptive_bins(in_size, out_size):
+    """PyTorch's adaptive-pooling bins along one axis: output o covers the input positions
+    floor(o * in / out) <= i < ceil((o + 1) * in / out). Bins overlap where out does not divide
+    in, and repeat positions when out > in."""
+    return tuple((o * in_size // out_size, -(-(o + 1) * in_size // out_size))
+                 for o in range(out_size))
+
+
+def adaptive_avg_pool2d_geometry(x_shape, output_size):
+    """Validate adaptive_avg_pool2d arguments. x: (N, C, H, W) -> out: (N, C, outH, outW);
+    output_size: an int, or a pair whose entries are ints or None (None keeps that input size,
+    as PyTorch does)."""
+    n, c, h, w = check_input_4d(x_shape, "input")
+    sizes = output_size if isinstance(output_size, (tuple, list)) else (output_size, output_size)
+    if len(sizes) != 2 or not all(s is None or _is_int(s) for s in sizes):
+        raise TypeError(f"output_size must be an int or a pair of ints (or None), got "
+                        f"{shown(output_size)}")
+    out_h, out_w = (size if s is None else int(s) for s, size in zip(sizes, (h, w)))
+    if min(out_h, out_w) < 1:
+        raise ValueError(f"output_size must be >= 1, got {shown(output_size)}")
+    check_output_size("adaptive_avg_pool2d", (n, c, out_h, out_w),
+                      f"output_size={shown(output_size)}")
+    return AdaptiveAvgPool2dGeometry(n=n, c=c, h=h, w=w, out_h=out_h, out_w=out_w)
+# ---- end of avg_pool2d and adaptive_avg_pool2d ----
+
+
 def _keras_transpose_crop(in_size, kernel, stride, output_padding, mode, keras_padding):
     """(crop_before, crop_after) of the full transposed result, (in - 1) * stride + kernel, for
     Keras' 'same' / 'valid' on one axis; crop_after < 0 extends the output past the full result."""
@@ -291,13 +464,14 @@ def _keras_transpose_crop(in_size, kernel, stride, output_padding, mode, keras_p
 
 
 def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padding=0,
-                              b_shape=None):
+                              b_shape=None, dilation=1, groups=1):
     """Validate conv_transpose2d arguments.
 
-    x: (N, Cin, H, W), w: (Cin, Cout, kH, kW) -> out: (N, Cout, outH, outW) with
-    outH = (H - 1) * stride - pad_top - pad_bottom + kH (output_padding is folded into pad_bottom
-    as a negative crop). Output pixel (oy, ox) sits at (oy + pad_top, ox + pad_left) of the
-    uncropped "full" result of size (H - 1) * stride + kH.
+    x: (N, Cin, H, W), w: (Cin, Cout // groups, kH, kW) -> out: (N, Cout, outH, outW) with
+    outH = (H - 1) * stride - pad_top - pad_bottom + span (output_padding is folded into
+    pad_bottom as a negative crop; span = dilation * (kH - 1) + 1, kH itself when undilated).
+    Output pixel (oy, ox) sits at (oy + pad_top, ox + pad_left) of the uncropped "full" result
+    of size (H - 1) * stride + span. Below, kH stands for the span.
 
     Integer padding is PyTorch's: pad_top = padding, pad_bottom = padding - output_padding.
     'same' / 'valid' are Keras' Conv2DTranspose:
@@ -310,10 +484,13 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
     at the bottom; an outH beyond the full result ends in rows only the bias reaches.
     """
     n, c_in, h, w = check_input_4d(x_shape, "input")
-    c_out, k_h, k_w = _check_weight(w_shape, x_shape, c_in, "Cin, Cout")
+    groups = count(groups, "groups")
+    c_out, k_h, k_w = _check_weight(w_shape, x_shape, c_in, "Cin, Cout", groups)
     if b_shape is not None and tuple(b_shape) != (c_out,):
         raise ValueError(f"bias must have shape ({c_out},), got {tuple(b_shape)}")
     stride_h, stride_w = pair(stride, "stride")
+    dilation_h, dilation_w = pair(dilation, "dilation")
+    span_h, span_w = span(k_h, dilation_h), span(k_w, dilation_w)
     out_pad_h, out_pad_w = pair(output_padding, "output_padding", minimum=0)
     if out_pad_h >= stride_h or out_pad_w >= stride_w:
         raise ValueError(f"output_padding must be smaller than stride {(stride_h, stride_w)}, "
@@ -325,24 +502,25 @@ def conv_transpose2d_geometry(x_shape, w_shape, stride=1, padding=0, output_padd
         # output_padding=0 means "not given" here, as Keras' output_padding=None (PyTorch has no
         # string padding for transposed convs, so no other meaning is taken).
         keras_padding = (out_pad_h, out_pad_w) != (0, 0)
-        top, bottom = _keras_transpose_crop(h, k_h, stride_h, out_pad_h, mode, keras_padding)
-        left, right = _keras_transpose_crop(w, k_w, stride_w, out_pad_w, mode, keras_padding)
+        top, bottom = _keras_transpose_crop(h, span_h, stride_h, out_pad_h, mode, keras_padding)
+        left, right = _keras_transpose_crop(w, span_w, stride_w, out_pad_w, mode, keras_padding)
     else:
         pad_h, pad_w = pair(padding, "padding", minimum=0)
         top, left = pad_h, pad_w
         bottom, right = pad_h - out_pad_h, pad_w - out_pad_w
-    out_h = (h - 1) * stride_h + k_h - top - bottom
-    out_w = (w - 1) * stride_w + k_w - left - right
+    out_h = (h - 1) * stride_h + span_h - top - bottom
+    out_w = (w - 1) * stride_w + span_w - left - right
     if out_h < 1 or out_w < 1:
         raise ValueError(f"padding {padding!r} crops the whole output: the output size would be "
                          f"({out_h}, {out_w}) for input {h}x{w}, kernel ({k_h}, {k_w}), stride "
-                         f"{(stride_h, stride_w)}")
+                         f"{(stride_h, stride_w)}, dilation {(dilation_h, dilation_w)}")
     check_output_size("conv_transpose2d", (n, c_out, out_h, out_w),
                       f"stride={shown(stride)} with weight {tuple(w_shape)}")
     return ConvTranspose2dGeometry(n=n, c_in=c_in, h=h, w=w, c_out=c_out, k_h=k_h, k_w=k_w,
                                    stride_h=stride_h, stride_w=stride_w, pad_top=top,
                                    pad_bottom=bottom, pad_left=left, pad_right=right,
-                                   out_h=out_h, out_w=out_w)
+                                   out_h=out_h, out_w=out_w, dilation_h=dilation_h,
+                                   dilation_w=dilation_w, groups=groups)
 
 
 def _scale_pair(scale_factor):
@@ -425,12 +603,15 @@ def nearest_fold_geometry(upsample_geom, conv_geom):
     upsample_geom: from interpolate_geometry; conv_geom: from conv2d_geometry on the upsampled
     shape. None when the pair does not fold: another mode, a factor that is not a whole number,
     a source table that is not r // s (PyTorch's float32 rule can differ for odd factors), a
-    conv stride > 1, or padding wider than kernel - 1 (whole rows of padding).
+    conv stride > 1, dilation or groups, or padding wider than kernel - 1 (whole rows of
+    padding).
     """
     from .upsample import NEAREST_TABLES  # lazy: upsample.py is a kernel module
 
     g, c = upsample_geom, conv_geom
     if g.mode not in NEAREST_TABLES or (c.stride_h, c.stride_w) != (1, 1):
+        return None
+    if c.dilation != (1, 1) or c.groups != 1:       # the fold is derived for the plain conv
         return None
     factors = []
     for axis in ("h", "w"):
@@ -485,37 +666,53 @@ def _of_kind(geom, kind):
     """Refuse anything but a geometry of `kind` (a conv geometry is no max-pool geometry)."""
     if type(geom) is not kind:     # exact: a transposed conv's geometry is no conv2d geometry
         maker = {Conv2dGeometry: "conv2d_geometry", ConvTranspose2dGeometry: "conv_transpose2d_geometry",
-                 MaxPool2dGeometry: "max_pool2d_geometry", InterpolateGeometry: "interpolate_geometry"}[kind]
+                 MaxPool2dGeometry: "max_pool2d_geometry", InterpolateGeometry: "interpolate_geometry",
+                 AvgPool2dGeometry: "avg_pool2d_geometry"}[kind]
         raise TypeError(f"geom must be a {kind.__name__} (from geometry.{maker}), got "
                         f"{type(geom).__name__}")
 
 
+def _conv_fields(geom):
+    """The sizes every conv geometry must hold: n, c_in, h, w, c_out, k_h, k_w, stride, spans
+    and groups, each an int >= 1, groups dividing both channel counts."""
+    n, c_in, h, w, c_out, k_h, k_w, s_h, s_w, d_h, d_w, groups = _fields(
+        geom, 1, "n", "c_in", "h", "w", "c_out", "k_h", "k_w", "stride_h", "stride_w",
+        "dilation_h", "dilation_w", "groups")
+    if c_in % groups or c_out % groups:
+        raise ValueError(f"geom.groups is {groups}, which does not divide c_in={c_in} and "
+                         f"c_out={c_out}")
+    return n, c_in, h, w, c_out, k_h, k_w, s_h, s_w, span(k_h, d_h), span(k_w, d_w), groups
+
+
 def conv2d_arrays(geom):
-    """{role: shape} of a conv2d geometry: input, weight (Cout, Cin, kH, kW), bias, output."""
+    """{role: shape} of a conv2d geometry: input, weight (Cout, Cin // groups, kH, kW), bias,
+    output."""
     _of_kind(geom, Conv2dGeometry)
-    n, c_in, h, w, c_out, k_h, k_w, s_h, s_w = _fields(
-        geom, 1, "n", "c_in", "h", "w", "c_out", "k_h", "k_w", "stride_h", "stride_w")
+    n, c_in, h, w, c_out, k_h, k_w, s_h, s_w, span_h, span_w, groups = _conv_fields(geom)
     top, bottom, left, right = _fields(geom, 0, "pad_top", "pad_bottom", "pad_left", "pad_right")
     _fields(geom, 1, "out_h", "out_w")
-    _formula(geom, "out_h", (h + top + bottom - k_h) // s_h + 1, "(h + pads - k_h) // stride_h + 1")
-    _formula(geom, "out_w", (w + left + right - k_w) // s_w + 1, "(w + pads - k_w) // stride_w + 1")
-    return {"input": (n, c_in, h, w), "weight": (c_out, c_in, k_h, k_w), "bias": (c_out,),
-            "output": (n, c_out, geom.out_h, geom.out_w)}
+    _formula(geom, "out_h", (h + top + bottom - span_h) // s_h + 1,
+             "(h + pads - span_h) // stride_h + 1")
+    _formula(geom, "out_w", (w + left + right - span_w) // s_w + 1,
+             "(w + pads - span_w) // stride_w + 1")
+    return {"input": (n, c_in, h, w), "weight": (c_out, c_in // groups, k_h, k_w),
+            "bias": (c_out,), "output": (n, c_out, geom.out_h, geom.out_w)}
 
 
 def conv_transpose2d_arrays(geom):
-    """{role: shape} of a conv_transpose2d geometry: input, weight (Cin, Cout, kH, kW), bias,
-    output. pad_bottom / pad_right may be negative (output_padding)."""
+    """{role: shape} of a conv_transpose2d geometry: input, weight (Cin, Cout // groups, kH, kW),
+    bias, output. pad_bottom / pad_right may be negative (output_padding)."""
     _of_kind(geom, ConvTranspose2dGeometry)
-    n, c_in, h, w, c_out, k_h, k_w, s_h, s_w = _fields(
-        geom, 1, "n", "c_in", "h", "w", "c_out", "k_h", "k_w", "stride_h", "stride_w")
+    n, c_in, h, w, c_out, k_h, k_w, s_h, s_w, span_h, span_w, groups = _conv_fields(geom)
     top, left = _fields(geom, 0, "pad_top", "pad_left")
     bottom, right = _fields(geom, None, "pad_bottom", "pad_right")
     _fields(geom, 1, "out_h", "out_w")
-    _formula(geom, "out_h", (h - 1) * s_h + k_h - top - bottom, "(h - 1) * stride_h + k_h - pads")
-    _formula(geom, "out_w", (w - 1) * s_w + k_w - left - right, "(w - 1) * stride_w + k_w - pads")
-    return {"input": (n, c_in, h, w), "weight": (c_in, c_out, k_h, k_w), "bias": (c_out,),
-            "output": (n, c_out, geom.out_h, geom.out_w)}
+    _formula(geom, "out_h", (h - 1) * s_h + span_h - top - bottom,
+             "(h - 1) * stride_h + span_h - pads")
+    _formula(geom, "out_w", (w - 1) * s_w + span_w - left - right,
+             "(w - 1) * stride_w + span_w - pads")
+    return {"input": (n, c_in, h, w), "weight": (c_in, c_out // groups, k_h, k_w),
+            "bias": (c_out,), "output": (n, c_out, geom.out_h, geom.out_w)}
 
 
 def max_pool2d_arrays(geom):
@@ -534,6 +731,24 @@ def max_pool2d_arrays(geom):
             raise ValueError(f"geom.{name} is {out}: the last window would start past the "
                              f"input ({size})")
     return {"input": (n, c, h, w), "output": (n, c, out_h, out_w)}
+
+
+# ---- avg_pool2d (issue 17) ----
+def avg_pool2d_arrays(geom):
+    """{role: shape} of an avg_pool2d geometry: input, output. Its windows must pass
+    max_pool2d_arrays' checks; the padding after the input is >= 0, count_include_pad a bool and
+    divisor_override None or a nonzero int, so every window divides by a nonzero number."""
+    _of_kind(geom, AvgPool2dGeometry)
+    roles = max_pool2d_arrays(geom.windows)
+    _fields(geom, 0, "pad_bottom", "pad_right")
+    if not isinstance(geom.count_include_pad, bool):
+        raise ValueError(f"geom.count_include_pad must be a bool, got {shown(geom.count_include_pad)}")
+    if geom.divisor_override is not None and (not _is_int(geom.divisor_override)
+                                              or geom.divisor_override == 0):
+        raise ValueError(f"geom.divisor_override must be None or a nonzero int, got "
+                         f"{shown(geom.divisor_override)}")
+    return roles
+# ---- end of avg_pool2d ----
 
 
 def interpolate_arrays(geom):

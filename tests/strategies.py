@@ -54,12 +54,25 @@ MAX_HW = 5 if TINY else 9
 MAX_OUT = 7 if TINY else 12
 
 
+def conv_channels(draw, max_c, grouped):
+    """(c_in, c_out, groups): groups 1 unless `grouped`; then 1, 2 or c_in (depthwise, c_out a
+    multiple of c_in), the channel counts multiples of groups."""
+    kind = draw(st.sampled_from(["plain", "two", "depthwise"])) if grouped else "plain"
+    if kind == "plain":
+        return draw(st.integers(1, max_c)), draw(st.integers(1, max_c)), 1
+    if kind == "two":
+        return 2 * draw(st.integers(1, max(1, max_c - 1))), 2 * draw(st.integers(1, max(1, max_c - 1))), 2
+    c_in = draw(st.integers(1, max_c + 1))
+    return c_in, c_in * draw(st.integers(1, 2)), c_in
+
+
 @st.composite
-def conv2d_cases(draw, max_n=None, max_c=None, max_hw=None):
-    """(x shape, w shape, stride, padding) for a valid conv2d."""
+def conv2d_cases(draw, max_n=None, max_c=None, max_hw=None, dilation_groups=False):
+    """(x shape, w shape, stride, padding) for a valid conv2d; with dilation_groups, also
+    (dilation, groups) at the end: dilation 1-3 per axis, groups 1, 2 or Cin (depthwise)."""
     max_n, max_c, max_hw = max_n or MAX_N, max_c or MAX_C, max_hw or MAX_HW
-    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
-                      draw(st.integers(1, max_c)))
+    n = draw(st.integers(1, max_n))
+    c_in, c_out, groups = conv_channels(draw, max_c, dilation_groups)
     h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
     stride = draw(st.one_of(st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3))))
     form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
@@ -71,22 +84,28 @@ def conv2d_cases(draw, max_n=None, max_c=None, max_hw=None):
         pad_h, pad_w = padding
     else:
         padding, pad_h, pad_w = form, 0, 0
-    # 'same' pads whatever the kernel needs; otherwise the kernel fits in the padded input
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilation_groups else (1, 1)
+    # 'same' pads whatever the kernel needs; otherwise the dilated kernel, dilation * (k - 1) + 1,
+    # fits in the padded input
     limit_h = h + 2 if form == "same" else h + 2 * pad_h
     limit_w = w + 2 if form == "same" else w + 2 * pad_w
-    kernel = (draw(st.integers(1, limit_h)), draw(st.integers(1, limit_w)))
-    return (n, c_in, h, w), (c_out, c_in) + kernel, stride, padding
+    kernel = (draw(st.integers(1, (limit_h - 1) // dilation[0] + 1)),
+              draw(st.integers(1, (limit_w - 1) // dilation[1] + 1)))
+    case = (n, c_in, h, w), (c_out, c_in // groups) + kernel, stride, padding
+    return case + (dilation, groups) if dilation_groups else case
 
 
 @st.composite
-def conv_transpose2d_cases(draw, max_n=None, max_c=None, max_hw=None):
-    """(x shape, w shape, stride, padding, output_padding) for a valid conv_transpose2d."""
+def conv_transpose2d_cases(draw, max_n=None, max_c=None, max_hw=None, dilation_groups=False):
+    """(x shape, w shape, stride, padding, output_padding) for a valid conv_transpose2d; with
+    dilation_groups, also (dilation, groups) at the end, drawn as conv2d_cases draws them."""
     max_n, max_c, max_hw = max_n or MAX_N, max_c or MAX_C, max_hw or MAX_HW
-    n, c_in, c_out = (draw(st.integers(1, max_n)), draw(st.integers(1, max_c)),
-                      draw(st.integers(1, max_c)))
+    n = draw(st.integers(1, max_n))
+    c_in, c_out, groups = conv_channels(draw, max_c, dilation_groups)
     h, w = draw(st.integers(1, max_hw)), draw(st.integers(1, max_hw))
     kernel = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilation_groups else (1, 1)
     form = draw(st.sampled_from(["int", "pair", "same", "valid"]))
     output_padding = 0
     if form in ("same", "valid"):
@@ -95,12 +114,14 @@ def conv_transpose2d_cases(draw, max_n=None, max_c=None, max_hw=None):
         padding = draw(st.integers(0, 3)) if form == "int" else \
             (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
         output_padding = (draw(st.integers(0, stride[0] - 1)), draw(st.integers(0, stride[1] - 1)))
+    w_shape = (c_in, c_out // groups) + kernel
     try:  # padding larger than the full result crops everything: not a valid case
-        geometry.conv_transpose2d_geometry((n, c_in, h, w), (c_in, c_out) + kernel, stride,
-                                           padding, output_padding)
+        geometry.conv_transpose2d_geometry((n, c_in, h, w), w_shape, stride, padding,
+                                           output_padding, dilation=dilation, groups=groups)
     except ValueError:
         assume(False)
-    return (n, c_in, h, w), (c_in, c_out) + kernel, stride, padding, output_padding
+    case = (n, c_in, h, w), w_shape, stride, padding, output_padding
+    return case + (dilation, groups) if dilation_groups else case
 
 
 @st.composite

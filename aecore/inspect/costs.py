@@ -59,6 +59,7 @@ KERNEL_FUNCTIONS = {
                         "backward_input": "conv_transpose2d_backward_input",
                         "backward_weight": "conv_transpose2d_backward_weight"},
     "MaxPool2d": {"forward": "max_pool2d_forward", "backward": "max_pool2d_backward"},
+    "AvgPool2d": {"forward": "avg_pool2d_forward", "backward": "avg_pool2d_backward"},
 }
 
 

@@ -7,6 +7,7 @@ from .layers import (Conv2d, ConvTranspose2d, Cropping2D, Flatten, Identity, Lam
                      LeakyReLU, Linear, MaxPool2d, ReLU, Reshape, Sequential, Sigmoid, Softplus,
                      Tanh, Unflatten, Upsample, UpsampleConv2d, ZeroPad2d, ZeroPadding2D)
 from .module import Module, Parameter, RemovableHandle  # noqa: F401
+from .layers import AdaptiveAvgPool2d, AvgPool2d  # noqa: F401,E402  (issue 17: average pooling)
 # (issue 17) normalization, dropout, more activations, containers and loss modules
 from .activation import ELU, GELU, LogSoftmax, Softmax  # noqa: F401,E402
 from .containers import ModuleDict, ModuleList  # noqa: F401,E402

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import ops
-from ..kernels.geometry import INTERPOLATE_MODES, pair
+from ..kernels.geometry import INTERPOLATE_MODES, count, pair
 from . import init
 from .module import Module, Parameter
 
@@ -66,27 +66,49 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-class Conv2d(Module):
-    """2-D convolution; weight (out_channels, in_channels, kH, kW). padding: int, pair, 'same', 'valid'."""
+# ---------------------------------------------------------------------------- conv layers: dilation, groups
+def _conv_groups(groups, in_channels, out_channels):
+    """`groups` checked as PyTorch's conv layers check it: an int >= 1 dividing both channel
+    counts; and the dilation/groups part of a conv layer's repr (empty for the defaults)."""
+    groups = count(groups, "groups")
+    for channels, name in ((in_channels, "in_channels"), (out_channels, "out_channels")):
+        if channels % groups:
+            raise ValueError(f"{name} must be divisible by groups={groups}, got {channels}")
+    return groups
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=np.float32, *, weight_init=None, bias_init=None):
+
+def _dilation_groups_repr(layer):
+    return ((f", dilation={layer.dilation}" if layer.dilation != (1, 1) else "")
+            + (f", groups={layer.groups}" if layer.groups != 1 else ""))
+
+
+class Conv2d(Module):
+    """2-D convolution; weight (out_channels, in_channels // groups, kH, kW). padding: int, pair,
+    'same', 'valid'. PyTorch's arguments, in its order (dilation, groups before bias)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 groups=1, bias=True, dtype=np.float32, *, weight_init=None, bias_init=None):
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels")
         self.out_channels = _positive_int(out_channels, "out_channels")
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
         self.padding = padding if isinstance(padding, str) else pair(padding, "padding", minimum=0)
-        self.weight = Parameter(np.zeros((self.out_channels, self.in_channels) + self.kernel_size, dtype))
+        self.dilation = pair(dilation, "dilation")
+        self.groups = _conv_groups(groups, self.in_channels, self.out_channels)
+        self.weight = Parameter(np.zeros((self.out_channels, self.in_channels // self.groups)
+                                         + self.kernel_size, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
         _initialize(self.weight, self.bias, weight_init, bias_init)
 
     def forward(self, x):
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}" + ("" if self.bias is not None else ", bias=False"))
+                f"stride={self.stride}, padding={self.padding!r}" + _dilation_groups_repr(self)
+                + ("" if self.bias is not None else ", bias=False"))
 
 
 class UpsampleConv2d(Conv2d):
@@ -99,8 +121,8 @@ class UpsampleConv2d(Conv2d):
     def __init__(self, in_channels, out_channels, kernel_size, size, mode="nearest", stride=1,
                  padding=0, bias=True, fold=True, dtype=np.float32, *, weight_init=None,
                  bias_init=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias, dtype,
-                         weight_init=weight_init, bias_init=bias_init)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, bias=bias,
+                         dtype=dtype, weight_init=weight_init, bias_init=bias_init)
         self.size = pair(size, "size")
         if mode not in INTERPOLATE_MODES:
             raise ValueError(f"mode must be one of {', '.join(map(repr, INTERPOLATE_MODES))}, "
@@ -120,14 +142,15 @@ class UpsampleConv2d(Conv2d):
 
 
 class ConvTranspose2d(Module):
-    """Transposed 2-D convolution; weight (in_channels, out_channels, kH, kW).
+    """Transposed 2-D convolution; weight (in_channels, out_channels // groups, kH, kW).
 
     padding: PyTorch's ints, or Keras' 'same' / 'valid' (with Keras' output_padding rule; see
-    aecore.kernels.geometry.conv_transpose2d_geometry)."""
+    aecore.kernels.geometry.conv_transpose2d_geometry). PyTorch's arguments, in its order
+    (groups before bias, dilation after it)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
-                 output_padding=0, bias=True, dtype=np.float32, *, weight_init=None,
-                 bias_init=None):
+                 output_padding=0, groups=1, bias=True, dilation=1, dtype=np.float32, *,
+                 weight_init=None, bias_init=None):
         super().__init__()
         self.in_channels = _positive_int(in_channels, "in_channels")
         self.out_channels = _positive_int(out_channels, "out_channels")
@@ -135,17 +158,21 @@ class ConvTranspose2d(Module):
         self.stride = pair(stride, "stride")
         self.padding = padding if isinstance(padding, str) else pair(padding, "padding", minimum=0)
         self.output_padding = pair(output_padding, "output_padding", minimum=0)
-        self.weight = Parameter(np.zeros((self.in_channels, self.out_channels) + self.kernel_size, dtype))
+        self.dilation = pair(dilation, "dilation")
+        self.groups = _conv_groups(groups, self.in_channels, self.out_channels)
+        self.weight = Parameter(np.zeros((self.in_channels, self.out_channels // self.groups)
+                                         + self.kernel_size, dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype)) if bias else None
         _initialize(self.weight, self.bias, weight_init, bias_init)
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
-                                  self.output_padding)
+                                  self.output_padding, self.groups, self.dilation)
 
     def extra_repr(self):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}, output_padding={self.output_padding}")
+                f"stride={self.stride}, padding={self.padding!r}, output_padding={self.output_padding}"
+                + _dilation_groups_repr(self))
 
 
 class MaxPool2d(Module):
@@ -162,6 +189,48 @@ class MaxPool2d(Module):
     def extra_repr(self):
         return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}, "
                 f"ceil_mode={self.ceil_mode}")
+
+
+# ---- avg_pool2d's modules (issue 17) ----
+class AvgPool2d(Module):
+    """F.avg_pool2d as a layer: MaxPool2d's arguments, and PyTorch's divisor options. Keras'
+    AveragePooling2D(padding='same') is AvgPool2d(k, padding='same', count_include_pad=False).
+    (Not a MaxPool2d subclass: an average pool is no max pool to isinstance.)"""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False,
+                 count_include_pad=True, divisor_override=None):
+        super().__init__()
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride")
+        self.padding = padding if isinstance(padding, str) else pair(padding, "padding", minimum=0)
+        self.ceil_mode = bool(ceil_mode)
+        self.count_include_pad = count_include_pad      # checked, with divisor_override, by F
+        self.divisor_override = divisor_override
+
+    def forward(self, x):
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode,
+                            self.count_include_pad, self.divisor_override)
+
+    def extra_repr(self):
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding!r}, "
+                f"ceil_mode={self.ceil_mode}, count_include_pad={self.count_include_pad}, "
+                f"divisor_override={self.divisor_override}")
+
+
+class AdaptiveAvgPool2d(Module):
+    """F.adaptive_avg_pool2d as a layer: output_size an int or a pair (None keeps that input
+    size); AdaptiveAvgPool2d(1) is global average pooling."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def forward(self, x):
+        return F.adaptive_avg_pool2d(x, self.output_size)
+
+    def extra_repr(self):
+        return f"output_size={self.output_size}"
+# ---- end of avg_pool2d's modules ----
 
 
 class Upsample(Module):

@@ -3,8 +3,9 @@
 Layout. The input is copied once ("packed") into a zero-padded, channel-major buffer
     buf: (Cin, sH, sW, N, Hq, Wq) + slack,  buf[c, ry, rx, n, a, q] = xpad[n, c, a*sH + ry, q*sW + rx]
 so that, per input channel and stride phase, the padded images of the whole batch lie end to end.
-Every kernel tap (ky, kx) is then ONE contiguous slice of it (offset (ky//sH)*Wq + kx//sW in phase
-(ky%sH, kx%sW)), and the output of a block of B images is computed at every position of the
+Every kernel tap (ky, kx) is then ONE contiguous slice of it: it reads row ky*dH of the window
+(dH the dilation, 1 for a plain conv), at offset (ky*dH//sH)*Wq + kx*dW//sW in phase
+(ky*dH%sH, kx*dW%sW); the output of a block of B images is computed at every position of the
 flattened padded plane -- the few positions outside (outH, outW) are junk that the final copy
 skips. Why: the innermost loop runs over B*Hq*Wq contiguous values (about 2000) instead of over
 outW (14), so LLVM's vector loop does the work rather than its scalar remainder.
@@ -14,13 +15,16 @@ outW (14), so LLVM's vector loop does the work rather than its scalar remainder.
                             and written once per input channel; fastmath "contract" makes FMAs
     scatter_by_phases(...)  the transposed conv (conv_transpose2d forward, conv2d's input gradient)
                             as sH*sW stride-1 conv2d's, one per output phase, with flipped
-                            sub-kernels: no scatter, no atomics
+                            sub-kernels (dilated ones when the conv is): no scatter, no atomics
     weight_numba(...)       the weight gradient: one parallel task per chunk of positions that
                             stays in L2, reducing 8 (or 4, or 1) rows of g against 3 taps of x per
                             pass; fastmath "reassoc" vectorizes the reductions (the sum order
                             changes; the result is deterministic)
     bias_backward_numba(g)  the bias gradient in one parallel pass
 
+Dilation only changes where each tap's slice starts (computed once per pass, outside the inner
+loops), so a plain conv runs the very same loops. Groups are independent convs of channel
+slices (reference.by_groups), run one after another.
 Inner loops index slices (`xr = buf[base:base+L]; xr[p]`), never `buf[base + p]`: Numba's
 negative-index wraparound on a computed index keeps LLVM from vectorizing. Each parallel loop is
 a one-line prange over tasks calling a serial "task" function: Numba's parfor passes are slow on
@@ -28,11 +32,13 @@ big loop bodies. winograd.py reuses rows4_taps9 / rows1_taps9; this module impor
 Figures and what was tried: kernels/NOTES.md, "conv2d".
 """
 
+import math
+
 import numpy as np
 
 from .. import memory
 from ..compile import SERIAL_MAX_VALUES, cpu_kernel, cpu_kernel_serial, prange
-from .reference import bias_backward_ref, bias_or_zeros
+from .reference import bias_backward_ref, bias_or_zeros, weight_by_groups
 
 # Inner-loop targets: about 2048 positions per pass keeps the 4 accumulator rows (32 KiB in
 # float32) in L1; lengths are rounded up to ROUND so the vector loop has no scalar remainder.
@@ -155,9 +161,10 @@ def add_bias_row(dst, src, bias):
 _add_bias_row = cpu_kernel_serial(add_bias_row)
 
 
-def gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
+def gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
                 out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
     # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; w: (Cout, Cin, kH, kW); b: (Cout,)
+    # dh, dw: the dilation (tap (ky, kx) reads window row ky*dh, column kx*dw)
     # y: flat output (N, Cout, y_rows, y_cols); result (oy, ox) goes to
     # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step) (transposed conv phases use the steps).
     # One task = (a block of images, 4 output channels).
@@ -188,8 +195,9 @@ def gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
                 ci = tap // (k_h * k_w)
                 ky = (tap // k_w) % k_h
                 kx = tap % k_w
-                offs[t] = (((ci * sh + ky % sh) * sw + kx % sw) * n_ + n0) * plane \
-                    + (ky // sh) * wq + kx // sw
+                ry, rx = ky * dh, kx * dw                 # the tap's row and column in the window
+                offs[t] = (((ci * sh + ry % sh) * sw + rx % sw) * n_ + n0) * plane \
+                    + (ry // sh) * wq + rx // sw
                 for c in range(channels):
                     wt[c, t] = w[c0 + c, ci, ky, kx]
         if channels == 4:
@@ -215,11 +223,11 @@ def gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
 _gather_task = cpu_kernel_serial(gather_task, fastmath=_FMA)
 
 
-def gather_loops(buf, w, b, y, n_, sh, sw, hq, wq, block,
+def gather_loops(buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
                  out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
     tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
     for task in prange(tasks):
-        _gather_task(task, buf, w, b, y, n_, sh, sw, hq, wq, block,
+        _gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
                      out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step)
 
 
@@ -234,22 +242,23 @@ def image_block(n_, plane, c_blocks):
     return block
 
 
-def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), step=(1, 1)):
+def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), step=(1, 1),
+                dilation=(1, 1)):
     """Run the packed conv2d loops; results land at y[.., offset + i*step] of the flat y.
 
     y_flat: (N*Cout*y_rows*y_cols,) viewed as y_shape (N, Cout, y_rows, y_cols); x: (N, Cin, H, W);
     w: (Cout, Cin, kH, kW); out_hw: the (rows, cols) computed.
     """
-    sh, sw = stride
+    (sh, sw), (dh, dw) = stride, dilation
     k_h, k_w = w.shape[2], w.shape[3]
     oh, ow = out_hw
-    hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
+    hq, wq = oh + dh * (k_h - 1) // sh, ow + dw * (k_w - 1) // sw
     buf = pack(x, pads[0], pads[1], stride, hq, wq)
     w = np.ascontiguousarray(w, dtype=x.dtype)
     b = bias_or_zeros(np, b, w.shape[0], x.dtype)
     n_ = x.shape[0]
     block = image_block(n_, hq * wq, (w.shape[0] + 3) // 4)
-    _gather_loops(buf, w, b, y_flat, n_, sh, sw, hq, wq, block, oh, ow,
+    _gather_loops(buf, w, b, y_flat, n_, sh, sw, dh, dw, hq, wq, block, oh, ow,
                   y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1])
 
 
@@ -257,18 +266,32 @@ def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), s
 # transposed conv (scatter) as stride-1 gathers, one per output phase
 # ----------------------------------------------------------------------------------------------
 
-def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into):
+def phase_taps(phase, stride, dilation, kernel):
+    """(first, every) for one axis of the transposed conv: the taps first, first + every, ... (all
+    below `kernel`) are those that reach full-result rows fy with fy % stride == phase; None when
+    no tap does. Tap k lands on row iy*stride + k*dilation, so k*dilation % stride == phase;
+    the taps that do repeat every stride / gcd(stride, dilation)."""
+    every = stride // math.gcd(stride, dilation)
+    for first in range(min(every, kernel)):
+        if first * dilation % stride == phase:
+            return first, every
+    return None
+
+
+def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dilation=(1, 1)):
     """Transposed conv as sH*sW stride-1 conv2d's, one per output phase (no scatter at all).
 
     x: (N, Cin, H, W), w: (Cin, Cout, kH, kW) -> y: (N, Cout, out_hw). Full-result row
-    fy = oy + top = iy*sH + ky.  Output rows with fy % sH == ry only meet taps
-    ky = ry + sH*j, at input rows iy = fy//sH - j: a stride-1 correlation of x with the
-    flipped sub-kernel w[:, :, ry::sH][..., ::-1], written to every sH-th output row.
-    Each phase runs through `conv_into` (gather_into's signature): the direct loops here; the
-    tier passes its own, which takes Winograd where that pays (at stride 1 the single phase is
-    a plain conv2d with the flipped kernel).
+    fy = oy + top = iy*sH + ky*dH.  Output rows with fy % sH == r only meet the taps
+    ky = first + every*j of phase_taps (without dilation: ky = r + sH*j), at input rows
+    iy = (fy - first*dH)/sH - j*dH' with dH' = dH / gcd(sH, dH): a stride-1 correlation of x,
+    dilated by dH', with the flipped sub-kernel w[:, :, first::every][..., ::-1], written to
+    every sH-th output row. Rows no tap reaches (kernel < stride, or a phase the dilation skips)
+    get only the bias. Each phase runs through `conv_into` (gather_into's signature): the direct
+    loops here; the tier passes its own, which takes Winograd where that pays (at stride 1 the
+    single phase is a plain conv2d with the flipped kernel).
     """
-    sh, sw = stride
+    (sh, sw), (dh, dw) = stride, dilation
     top, left = pads
     c_out = w.shape[1]
     oh, ow = out_hw
@@ -277,20 +300,25 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into):
     for ry in range(sh):
         oy0 = (ry - top) % sh            # first output row of this phase
         rows = -(-(oh - oy0) // sh)
+        taps_y = phase_taps(ry, sh, dh, w.shape[2])
         for rx in range(sw):
             ox0 = (rx - left) % sw
             cols = -(-(ow - ox0) // sw)
             if rows <= 0 or cols <= 0:
                 continue
-            sub = w[:, :, ry::sh, rx::sw]
-            if sub.shape[2] == 0 or sub.shape[3] == 0:   # kernel < stride: rows get only the bias
+            taps_x = phase_taps(rx, sw, dw, w.shape[3])
+            if taps_y is None or taps_x is None:          # rows no tap reaches: only the bias
                 y[:, :, oy0::sh, ox0::sw] = 0 if b is None else b.reshape(1, -1, 1, 1)
                 continue
+            (first_y, every_y), (first_x, every_x) = taps_y, taps_x
+            sub = w[:, :, first_y::every_y, first_x::every_x]
             sub = np.ascontiguousarray(sub[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            m0, l0 = (oy0 + top - ry) // sh, (ox0 + left - rx) // sw
+            sub_dilation = (dh // math.gcd(sh, dh), dw // math.gcd(sw, dw))
+            m0, l0 = (oy0 + top - first_y * dh) // sh, (ox0 + left - first_x * dw) // sw
             conv_into(y_flat, y.shape, x, sub, b, (1, 1),
-                      (sub.shape[2] - 1 - m0, sub.shape[3] - 1 - l0), (rows, cols),
-                      offset=(oy0, ox0), step=(sh, sw))
+                      ((sub.shape[2] - 1) * sub_dilation[0] - m0,
+                       (sub.shape[3] - 1) * sub_dilation[1] - l0), (rows, cols),
+                      offset=(oy0, ox0), step=(sh, sw), dilation=sub_dilation)
     return y
 
 
@@ -455,9 +483,9 @@ def dot1(g0, x0, gw, c, ci, ky, kx, length):
 _dot1 = cpu_kernel_serial(dot1, fastmath=_FMA_REDUCE)
 
 
-def weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
+def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
     # gbuf: packed g (A, 1, 1, N, Hq, Wq), zero outside (outH, outW); buf: packed x
-    # (B, sH, sW, N, Hq, Wq) + slack; partial: (tasks, A, B, kH, kW) zeros.
+    # (B, sH, sW, N, Hq, Wq) + slack; partial: (tasks, A, B, kH, kW) zeros; dh, dw: dilation.
     # One task = one chunk of positions (of the flattened N*Hq*Wq planes), ALL channel pairs:
     # the chunk's rows of g and x (A + B*sH*sW rows of `chunk` values) stay in L2 while every
     # (4 rows of g, 1 channel of x) pair is reduced over them, so g and x are read from memory
@@ -474,17 +502,20 @@ def weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
         g_start = c0 * total + q0
         for ci in range(c_in):
             for ky in range(k_h):
+                ry = ky * dh                   # the tap's row in the window
                 kx = 0
                 while kx < k_w:
                     taps = 3 if kx + 3 <= k_w else 1
                     # where tap (ky, kx + t) starts in the packed x: phase plane, then shift
-                    o0 = ((ci * sh + ky % sh) * sw + kx % sw) * total + q0 + (ky // sh) * wq + kx // sw
+                    rx = kx * dw
+                    o0 = ((ci * sh + ry % sh) * sw + rx % sw) * total + q0 + (ry // sh) * wq + rx // sw
                     x0 = buf[o0:o0 + length]
                     if taps == 3:
-                        o1 = ((ci * sh + ky % sh) * sw + (kx + 1) % sw) * total + q0 \
-                            + (ky // sh) * wq + (kx + 1) // sw
-                        o2 = ((ci * sh + ky % sh) * sw + (kx + 2) % sw) * total + q0 \
-                            + (ky // sh) * wq + (kx + 2) // sw
+                        rx1, rx2 = rx + dw, rx + 2 * dw
+                        o1 = ((ci * sh + ry % sh) * sw + rx1 % sw) * total + q0 \
+                            + (ry // sh) * wq + rx1 // sw
+                        o2 = ((ci * sh + ry % sh) * sw + rx2 % sw) * total + q0 \
+                            + (ry // sh) * wq + rx2 // sw
                         x1, x2 = buf[o1:o1 + length], buf[o2:o2 + length]
                         if channels == 8:
                             _dots8_taps3(gbuf, g_start, total, x0, x1, x2, gw, c0, ci, ky, kx, length)
@@ -508,9 +539,9 @@ def weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
 _weight_task = cpu_kernel_serial(weight_task, fastmath=_FMA_REDUCE)
 
 
-def weight_loops(gbuf, buf, partial, n_, sh, sw, hq, wq, chunk):
+def weight_loops(gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
     for task in prange(partial.shape[0]):                 # one chunk of positions each
-        _weight_task(task, gbuf, buf, partial, n_, sh, sw, hq, wq, chunk)
+        _weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk)
 
 
 _weight_loops = cpu_kernel(weight_loops)
@@ -523,20 +554,22 @@ def weight_chunk(total, rows):
     return -(-chunk // _ROUND) * _ROUND
 
 
-def weight_numba(g, x, stride, pads, kernel_hw):
-    """grad_w (A, B, kH, kW) from g (N, A, outH, outW) and x (N, B, H, W): both packed, then
-    one parallel task per chunk of positions, the chunks' partial sums added at the end."""
-    sh, sw = stride
+def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1):
+    """grad_w (A, B/groups, kH, kW) from g (N, A, outH, outW) and x (N, B, H, W): both packed,
+    then one parallel task per chunk of positions, the chunks' partial sums added at the end."""
+    if groups > 1:
+        return weight_by_groups(weight_numba, g, x, groups, stride, pads, kernel_hw, dilation)
+    (sh, sw), (dh, dw) = stride, dilation
     k_h, k_w = kernel_hw
     oh, ow = g.shape[2], g.shape[3]
-    hq, wq = oh + (k_h - 1) // sh, ow + (k_w - 1) // sw
+    hq, wq = oh + dh * (k_h - 1) // sh, ow + dw * (k_w - 1) // sw
     buf = pack(x, pads[0], pads[1], stride, hq, wq)
     gbuf = pack(g, 0, 0, (1, 1), hq, wq)
     c_a, c_b = g.shape[1], x.shape[1]
     chunk = weight_chunk(x.shape[0] * hq * wq, c_a + c_b * sh * sw)
     tasks = -(-(x.shape[0] * hq * wq) // chunk)
     partial = memory.zeros((tasks, c_a, c_b, k_h, k_w), x.dtype)
-    _weight_loops(gbuf, buf, partial, x.shape[0], sh, sw, hq, wq, chunk)
+    _weight_loops(gbuf, buf, partial, x.shape[0], sh, sw, dh, dw, hq, wq, chunk)
     return partial.sum(axis=0)
 
 

@@ -1,6 +1,7 @@
 """conv2d and conv_transpose2d kernels: every tier against the reference (forward and both
-backward outputs), the reference against slow per-element definitions, the backward kernels
-against finite differences (the adjoint identity), and geometry errors."""
+backward outputs), the reference against slow per-element definitions and against PyTorch, the
+backward kernels against finite differences (the adjoint identity), and geometry errors; all on
+drawn geometry with dilation 1-3 and groups 1, 2 or Cin (depthwise)."""
 
 import numpy as np
 import pytest
@@ -29,17 +30,19 @@ seeds = st.integers(0, 2**32 - 1)
 # ------------------------------------------------------------------------------------------------
 
 def conv_arrays(case, seed, dtype, with_bias=True):
-    """(x, w, b, grad_y, geom) of `dtype` for a conv2d case."""
-    x_shape, w_shape, stride, padding = case
-    geom = geometry.conv2d_geometry(x_shape, w_shape, stride, padding, b_shape=(w_shape[0],))
+    """(x, w, b, grad_y, geom) of `dtype` for a conv2d case (conv2d_cases(dilation_groups=True))."""
+    x_shape, w_shape, stride, padding, dilation, groups = case
+    geom = geometry.conv2d_geometry(x_shape, w_shape, stride, padding, b_shape=(w_shape[0],),
+                                    dilation=dilation, groups=groups)
     return _arrays(x_shape, w_shape, w_shape[0], geom, seed, dtype, with_bias)
 
 
 def convt_arrays(case, seed, dtype, with_bias=True):
-    x_shape, w_shape, stride, padding, output_padding = case
+    x_shape, w_shape, stride, padding, output_padding, dilation, groups = case
     geom = geometry.conv_transpose2d_geometry(x_shape, w_shape, stride, padding, output_padding,
-                                              b_shape=(w_shape[1],))
-    return _arrays(x_shape, w_shape, w_shape[1], geom, seed, dtype, with_bias)
+                                              b_shape=(w_shape[1] * groups,), dilation=dilation,
+                                              groups=groups)
+    return _arrays(x_shape, w_shape, w_shape[1] * groups, geom, seed, dtype, with_bias)
 
 
 def _arrays(x_shape, w_shape, c_out, geom, seed, dtype, with_bias):
@@ -56,42 +59,58 @@ def _arrays(x_shape, w_shape, c_out, geom, seed, dtype, with_bias):
 # ------------------------------------------------------------------------------------------------
 
 def brute_conv2d(x, w, b, grad_y, geom):
-    """Textbook conv2d: y[n, co, oy, ox] = b[co] + sum x[n, ci, oy*s + ky - top, ...] w[co, ci, ky, kx];
-    grad_x and grad_w accumulate grad_y times the other factor of every product."""
-    n_, c_in, h, w_in = x.shape
-    c_out, _, k_h, k_w = w.shape
+    """Textbook conv2d: y[n, co, oy, ox] = b[co] + sum x[n, c0 + ci, oy*s + ky*d - top, ...]
+    w[co, ci, ky, kx], c0 the first input channel of co's group; grad_x and grad_w accumulate
+    grad_y times the other factor of every product."""
+    n_, _, h, w_in = x.shape
+    c_out, c_in_group, k_h, k_w = w.shape
     sh, sw, top, left = geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left
+    dh, dw = geom.dilation
     y = np.zeros((n_, c_out, geom.out_h, geom.out_w))
     grad_x, grad_w = np.zeros(x.shape), np.zeros(w.shape)
     for n in range(n_):
         for co in range(c_out):
+            c0 = co // (c_out // geom.groups) * c_in_group
             for oy in range(geom.out_h):
                 for ox in range(geom.out_w):
                     y[n, co, oy, ox] = 0.0 if b is None else b[co]
-                    for ci in range(c_in):
+                    for ci in range(c_in_group):
                         for ky in range(k_h):
                             for kx in range(k_w):
-                                iy, ix = oy * sh + ky - top, ox * sw + kx - left
+                                iy, ix = oy * sh + ky * dh - top, ox * sw + kx * dw - left
                                 if 0 <= iy < h and 0 <= ix < w_in:
-                                    y[n, co, oy, ox] += x[n, ci, iy, ix] * w[co, ci, ky, kx]
-                                    grad_x[n, ci, iy, ix] += grad_y[n, co, oy, ox] * w[co, ci, ky, kx]
-                                    grad_w[co, ci, ky, kx] += grad_y[n, co, oy, ox] * x[n, ci, iy, ix]
+                                    y[n, co, oy, ox] += x[n, c0 + ci, iy, ix] * w[co, ci, ky, kx]
+                                    grad_x[n, c0 + ci, iy, ix] += grad_y[n, co, oy, ox] * w[co, ci, ky, kx]
+                                    grad_w[co, ci, ky, kx] += grad_y[n, co, oy, ox] * x[n, c0 + ci, iy, ix]
     return y, grad_x, grad_w
 
 
 def brute_conv_transpose2d(x, w, b, grad_y, geom):
-    """Scatter each input pixel times the kernel into the full ((H-1)*s + k) result, then take
-    the window at (pad_top, pad_left) of the output size (zeros past the end), plus the bias."""
+    """Scatter each input pixel times every tap of the kernel into the full
+    ((H-1)*s + d*(k-1) + 1) result, tap (ky, kx) (ky*d, kx*d) away, into the output channels
+    of the pixel's group; then take the window at (pad_top, pad_left) of the output size (zeros
+    past the end), plus the bias."""
     n_, c_in, h, w_in = x.shape
-    _, c_out, k_h, k_w = w.shape
+    _, c_out_group, k_h, k_w = w.shape
+    c_out = c_out_group * geom.groups
     sh, sw, top, left = geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left
+    dh, dw = geom.dilation
     out_h, out_w = geom.out_h, geom.out_w
-    full = np.zeros((n_, c_out, (h - 1) * sh + k_h, (w_in - 1) * sw + k_w))
+
+    def taps(ci, iy, ix):
+        """(output channels of ci's group, full row, full column, ky, kx) of every tap."""
+        group = ci // (c_in // geom.groups)
+        channels = slice(group * c_out_group, (group + 1) * c_out_group)
+        return [(channels, iy * sh + ky * dh, ix * sw + kx * dw, ky, kx)
+                for ky in range(k_h) for kx in range(k_w)]
+
+    full = np.zeros((n_, c_out, (h - 1) * sh + geom.span_h, (w_in - 1) * sw + geom.span_w))
     for n in range(n_):
         for ci in range(c_in):
             for iy in range(h):
                 for ix in range(w_in):
-                    full[n, :, iy * sh:iy * sh + k_h, ix * sw:ix * sw + k_w] += x[n, ci, iy, ix] * w[ci]
+                    for channels, fy, fx, ky, kx in taps(ci, iy, ix):
+                        full[n, channels, fy, fx] += x[n, ci, iy, ix] * w[ci, :, ky, kx]
     y = np.zeros((n_, c_out, out_h, out_w)) + (0.0 if b is None else b.reshape(1, -1, 1, 1))
     for oy in range(out_h):
         for ox in range(out_w):
@@ -107,9 +126,9 @@ def brute_conv_transpose2d(x, w, b, grad_y, geom):
         for ci in range(c_in):
             for iy in range(h):
                 for ix in range(w_in):
-                    patch = grad_full[n, :, iy * sh:iy * sh + k_h, ix * sw:ix * sw + k_w]
-                    grad_x[n, ci, iy, ix] += np.sum(patch * w[ci])
-                    grad_w[ci] += x[n, ci, iy, ix] * patch
+                    for channels, fy, fx, ky, kx in taps(ci, iy, ix):
+                        grad_x[n, ci, iy, ix] += np.sum(grad_full[n, channels, fy, fx] * w[ci, :, ky, kx])
+                        grad_w[ci, :, ky, kx] += x[n, ci, iy, ix] * grad_full[n, channels, fy, fx]
     return y, grad_x, grad_w
 
 
@@ -137,8 +156,8 @@ def check_tier(ops, tier, x, w, b, grad_y, geom, dtype):
 
 
 # family -> (its three ops, the strategy that draws its geometry, the arrays for a drawn case)
-FAMILIES = {"conv2d": (CONV, conv2d_cases(), conv_arrays),
-            "conv_transpose2d": (CONVT, conv_transpose2d_cases(), convt_arrays)}
+FAMILIES = {"conv2d": (CONV, conv2d_cases(dilation_groups=True), conv_arrays),
+            "conv_transpose2d": (CONVT, conv_transpose2d_cases(dilation_groups=True), convt_arrays)}
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "float64"])
@@ -215,9 +234,11 @@ def test_bias_gradient_on_both_sides_of_the_serial_limit(tier):
 # ------------------------------------------------------------------------------------------------
 
 BRUTE_FORCE = {
-    "conv2d": (CONV, conv2d_cases(max_n=2, max_c=2, max_hw=7), conv_arrays, brute_conv2d),
-    "conv_transpose2d": (CONVT, conv_transpose2d_cases(max_n=2, max_c=2, max_hw=7), convt_arrays,
-                         brute_conv_transpose2d),
+    "conv2d": (CONV, conv2d_cases(max_n=2, max_c=2, max_hw=7, dilation_groups=True), conv_arrays,
+               brute_conv2d),
+    "conv_transpose2d": (CONVT, conv_transpose2d_cases(max_n=2, max_c=2, max_hw=7,
+                                                       dilation_groups=True),
+                         convt_arrays, brute_conv_transpose2d),
 }
 
 
@@ -363,3 +384,181 @@ def test_backward_passes_are_deterministic(tier):
                      ("conv_transpose2d_backward_weight", (out, grad_y, tgeom))):
         first, second = run_twice(op, tier, *args)
         assert first.tobytes() == second.tobytes(), op
+
+
+# ------------------------------------------------------------------------------------------------
+# dilation and groups: sizes, errors, the numba tier's choice of path, PyTorch, gradcheck, layers
+# ------------------------------------------------------------------------------------------------
+
+def test_dilated_output_sizes_and_grouped_weight_shapes():
+    """out = (in + pads - d*(k-1) - 1) // s + 1; TF's 'same' pads for the dilated kernel; the
+    weight is (Cout, Cin/groups, ..) for conv2d and (Cin, Cout/groups, ..) transposed."""
+    g = geometry.conv2d_geometry((1, 4, 9, 8), (6, 2, 3, 2), 1, 0, dilation=(2, 3), groups=2)
+    assert (g.out_h, g.out_w, g.span_h, g.span_w) == (5, 5, 5, 4)
+    assert geometry.conv2d_arrays(g)["weight"] == (6, 2, 3, 2)
+    g = geometry.conv2d_geometry((1, 3, 9, 9), (3, 1, 3, 3), 2, "same", dilation=2, groups=3)
+    assert (g.out_h, g.pad_top, g.pad_bottom) == (5, 2, 2)        # total (5-1)*2 + 5 - 9 = 4
+    g = geometry.conv_transpose2d_geometry((1, 4, 5, 5), (4, 3, 3, 3), 2, 1, 1, dilation=2,
+                                           groups=2)
+    assert (g.c_out, g.out_h) == (6, (5 - 1) * 2 - 2 + 2 * 2 + 1 + 1)
+    assert geometry.conv_transpose2d_arrays(g)["weight"] == (4, 3, 3, 3)
+    g = geometry.conv_transpose2d_geometry((1, 1, 7, 5), (1, 1, 3, 3), 2, "valid", dilation=2)
+    assert (g.out_h, g.out_w) == (6 * 2 + 5, 4 * 2 + 5)          # Keras: (H-1)*s + span
+
+
+@pytest.mark.parametrize("make, error, message", [
+    (lambda: geometry.conv2d_geometry((1, 3, 5, 5), (2, 1, 3, 3), groups=3), ValueError,
+     "groups=3 must divide the output channels"),
+    (lambda: geometry.conv2d_geometry((1, 3, 5, 5), (2, 1, 3, 3), groups=2), ValueError,
+     "groups=2 must divide the input channels"),
+    (lambda: geometry.conv2d_geometry((1, 4, 5, 5), (2, 4, 3, 3), groups=2), ValueError,
+     "weight expects 4 input channels per group"),
+    (lambda: geometry.conv2d_geometry((1, 1, 5, 5), (1, 1, 3, 3), dilation=0), ValueError,
+     "dilation must be >= 1"),
+    (lambda: geometry.conv2d_geometry((1, 1, 5, 5), (1, 1, 3, 3), dilation=(1, -2)), ValueError,
+     "dilation must be >= 1"),
+    (lambda: geometry.conv2d_geometry((1, 1, 5, 5), (1, 1, 3, 3), dilation=1.5), TypeError,
+     "dilation must be an int"),
+    (lambda: geometry.conv2d_geometry((1, 1, 5, 5), (1, 1, 3, 3), groups=0), ValueError,
+     "groups must be >= 1"),
+    (lambda: geometry.conv2d_geometry((1, 1, 5, 5), (1, 1, 3, 3), groups=True), TypeError,
+     "groups must be an int"),
+    (lambda: geometry.conv2d_geometry((1, 1, 5, 5), (1, 1, 3, 3), dilation=3), ValueError,
+     r"kernel size \(3, 3\) dilated by \(3, 3\) to \(7, 7\) is larger"),
+    (lambda: geometry.conv_transpose2d_geometry((1, 3, 5, 5), (3, 1, 3, 3), groups=2), ValueError,
+     "groups=2 must divide the input channels"),
+    (lambda: geometry.conv_transpose2d_geometry((1, 2, 5, 5), (2, 1, 3, 3), dilation=0),
+     ValueError, "dilation must be >= 1"),
+])
+def test_dilation_and_groups_errors(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
+
+
+def test_a_geometry_with_groups_that_do_not_divide_is_refused():
+    geom = geometry.conv2d_geometry((1, 4, 5, 5), (4, 2, 3, 3), groups=2).replace(groups=3)
+    with pytest.raises(ValueError, match="geom.groups is 3"):
+        geometry.conv2d_arrays(geom)
+    geom = geometry.conv2d_geometry((1, 4, 5, 5), (4, 2, 3, 3), groups=2).replace(dilation_h=0)
+    with pytest.raises(ValueError, match="geom.dilation_h"):
+        geometry.conv2d_arrays(geom)
+
+
+def test_winograd_takes_only_undilated_convs():
+    from aecore.kernels import conv2d
+    assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (1, 1))
+    assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (2, 2))
+    assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (1, 2))
+
+
+@pytest.mark.parametrize("tier", tier_params(*CONV, compiled_only=True))
+@pytest.mark.parametrize("dilation, groups", [((2, 2), 1), ((1, 1), 2), ((3, 1), 2), ((1, 1), 16)])
+def test_winograd_shaped_convs_with_dilation_or_groups_match_reference(tier, dilation, groups):
+    """3x3 stride-1 convs with many channels, the shape the numba tier sends to Winograd: a
+    dilated one must take the direct loops, a grouped one runs per group (Winograd for groups
+    of 8+ channels, the direct loops for the 1-channel groups of the depthwise conv)."""
+    if TINY:
+        pytest.skip("too large for the CUDA simulator")
+    rng = np.random.default_rng(groups)
+    x = rng.standard_normal((3, 16, 11, 10)).astype(np.float32)
+    w = rng.standard_normal((16, 16 // groups, 3, 3)).astype(np.float32)
+    geom = geometry.conv2d_geometry(x.shape, w.shape, 1, "same", dilation=dilation, groups=groups)
+    grad_y = rng.standard_normal((3, 16, geom.out_h, geom.out_w)).astype(np.float32)
+    check_tier(CONV, tier, x, w, rng.standard_normal(16).astype(np.float32), grad_y, geom,
+               np.float32)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@few_examples
+@given(data=st.data(), seed=seeds, with_bias=st.booleans())
+def test_reference_matches_torch(family, data, seed, with_bias):
+    """The reference's forward and both gradients against PyTorch's F.conv2d /
+    F.conv_transpose2d and autograd, float64, with PyTorch's dilation and groups."""
+    torch = pytest.importorskip("torch")
+    ops, cases, arrays = FAMILIES[family]
+    x, w, b, grad_y, geom = arrays(data.draw(cases, label="case"), seed, np.float64, with_bias)
+    transposed = family == "conv_transpose2d"
+    output_padding = (geom.pad_top - geom.pad_bottom, geom.pad_left - geom.pad_right)
+    if (geom.pad_top, geom.pad_left) != (geom.pad_bottom, geom.pad_right) and not transposed or \
+            transposed and not all(0 <= p < s for p, s in zip(output_padding, geom.stride)):
+        return                                       # a padding PyTorch cannot express
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = None if b is None else torch.tensor(b)
+    pads = (geom.pad_top, geom.pad_left)
+    if transposed:
+        y = torch.nn.functional.conv_transpose2d(xt, wt, bt, geom.stride, pads, output_padding,
+                                                 geom.groups, geom.dilation)
+    else:
+        y = torch.nn.functional.conv2d(xt, wt, bt, geom.stride, pads, geom.dilation, geom.groups)
+    y.backward(torch.tensor(grad_y))
+    forward, backward_input, backward_weight = ops
+    tol = TOL[np.float64]
+    np.testing.assert_allclose(call(forward, "ref", x, w, b, geom), y.detach().numpy(), **tol)
+    np.testing.assert_allclose(call(backward_input, "ref", grad_y, w, geom), xt.grad.numpy(), **tol)
+    np.testing.assert_allclose(call(backward_weight, "ref", grad_y, x, geom), wt.grad.numpy(), **tol)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@few_examples
+@given(data=st.data(), seed=seeds)
+def test_reference_gradcheck_with_dilation_and_groups(family, data, seed):
+    """aecore.gradcheck (float64, central differences) of F.conv2d / F.conv_transpose2d on the
+    reference tier, over drawn dilation and groups."""
+    import aecore as ae
+    import aecore.functional as F
+    case = data.draw(FAMILIES[family][1], label="case")
+    rng = np.random.default_rng(seed)
+    x_shape, w_shape = case[0], case[1]
+    *geometry_args, dilation, groups = case[2:]
+    c_out = w_shape[1] * groups if family == "conv_transpose2d" else w_shape[0]
+    inputs = [ae.tensor(rng.standard_normal(shape), dtype=np.float64, requires_grad=True)
+              for shape in (x_shape, w_shape, (c_out,))]
+    if family == "conv2d":
+        def run(x, w, b):
+            return F.conv2d(x, w, b, *geometry_args, dilation=dilation, groups=groups)
+    else:
+        def run(x, w, b):
+            return F.conv_transpose2d(x, w, b, *geometry_args, groups=groups, dilation=dilation)
+    with ae.use_tier("ref"):
+        assert ae.gradcheck(run, inputs)
+
+
+def test_conv_layers_take_dilation_and_groups():
+    """nn.Conv2d / nn.ConvTranspose2d: PyTorch's argument order and weight shapes, the same
+    values as the functional call, and channel counts that groups must divide."""
+    import aecore as ae
+    import aecore.functional as F
+    from aecore import nn
+    x = ae.tensor(np.random.default_rng(0).standard_normal((2, 4, 9, 9)), dtype=np.float32)
+    conv = nn.Conv2d(4, 6, 3, 1, 2, 2, 2)              # stride, padding, dilation, groups
+    assert conv.weight.shape == (6, 2, 3, 3) and (conv.dilation, conv.groups) == ((2, 2), 2)
+    assert "dilation=(2, 2), groups=2" in conv.extra_repr()
+    np.testing.assert_array_equal(conv(x).numpy(), F.conv2d(x, conv.weight, conv.bias, 1, 2,
+                                                            dilation=2, groups=2).numpy())
+    depthwise = nn.ConvTranspose2d(4, 8, 3, 2, 1, 1, 4, True, 2)   # ..., groups, bias, dilation
+    assert depthwise.weight.shape == (4, 2, 3, 3)
+    y = depthwise(x)
+    assert y.shape == (2, 8, (9 - 1) * 2 - 2 + 2 * 2 + 1 + 1, 20)
+    np.testing.assert_array_equal(y.numpy(), F.conv_transpose2d(
+        x, depthwise.weight, depthwise.bias, 2, 1, 1, groups=4, dilation=2).numpy())
+    with pytest.raises(ValueError, match="out_channels must be divisible by groups=4, got 6"):
+        nn.Conv2d(4, 6, 3, groups=4)
+    with pytest.raises(ValueError, match="in_channels must be divisible by groups=2, got 3"):
+        nn.ConvTranspose2d(3, 4, 3, groups=2)
+    with pytest.raises(ValueError, match="dilation must be >= 1"):
+        nn.Conv2d(4, 4, 3, dilation=0)
+
+
+def test_grouped_conv_flops_and_bytes():
+    """Each output meets Cin/groups channels: groups divide the multiply-adds and the weight;
+    dilation spreads the taps without adding any."""
+    from aecore.inspect.costs import op_cost
+    plain = geometry.conv2d_geometry((2, 8, 9, 9), (8, 8, 3, 3), 1, "same")
+    depthwise = geometry.conv2d_geometry((2, 8, 9, 9), (8, 1, 3, 3), 1, "same", groups=8,
+                                         dilation=2)
+    for op in CONV:
+        flops, moved = op_cost(op, plain)
+        assert flops == 2 * 2 * 81 * 8 * 8 * 9
+        assert op_cost(op, depthwise) == (flops // 8, moved - 4 * (8 * 8 * 9 - 8 * 9))
+    transposed = geometry.conv_transpose2d_geometry((2, 8, 5, 5), (8, 2, 3, 3), 2, 1, groups=4)
+    assert op_cost("conv_transpose2d_forward", transposed)[0] == 2 * 2 * 25 * 8 * 2 * 9
