@@ -11,15 +11,19 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=["aecore", "aecore.nn", "aecore.data", "aecore.io", "aecore.models", "aecore.inspect",
-              "aecore.train", "aecore.cli", "aecore.viz", "aecore.optim", "aecore.kernels",
-              "aecore.kernels.conv2d"],
+              "aecore.train", "aecore.cli", "aecore.viz", "aecore.optim", "aecore.onnx",
+              "aecore.kernels", "aecore.kernels.conv2d"],
     package_dir={"aecore": "aecore", "aecore.kernels": "kernels"},
     install_requires=["numpy>=1.22", "numba>=0.58"],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80", "numba-cuda[cu13]>=0.20"],
+        # the whole suite: ONNX export is checked in onnxruntime, ae.save read back by safetensors
+        "test": ["pytest>=7", "hypothesis>=6.80", "numba-cuda[cu13]>=0.20", "safetensors>=0.4",
+                 "onnx>=1.14", "onnxruntime>=1.16"],
         "viz": ["matplotlib>=3.5"],
         "images": ["pillow>=9"],
         "cuda": ["cupy-cuda13x>=13", "numba-cuda[cu13]>=0.20"],
+        "safetensors": ["safetensors>=0.4"],          # ae.save writes safetensors (else npz)
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],  # ae.onnx.export, and running the files
     },
     entry_points={"console_scripts": ["aecore=aecore.cli:main"]},
 )

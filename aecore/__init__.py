@@ -31,7 +31,7 @@ from . import kernels  # noqa: F401,E402  (registers every kernel tier)
 
 # The submodules reachable as attributes (ae.nn, ae.models, ...), imported on first use.
 _SUBMODULES = ("backend", "data", "functional", "inspect", "io", "kernels", "losses", "models", "nn",
-               "ops", "optim", "random", "settings")
+               "onnx", "ops", "optim", "random", "settings")
 
 # module -> the names `aecore` takes from it, imported on first use.
 _NAMES_FROM = {
@@ -47,6 +47,7 @@ _NAMES_FROM = {
     "gradcheck": ("GradcheckError", "gradcheck"),
     "kernels.registry": ("use_tier",),
     "inspect.profiler": ("profile",),      # with aecore.profile() as prof
+    "io.save": ("load", "save"),           # ae.save(model, "m.safetensors"); ae.load(path)
 }
 _MODULE_OF = {name: module for module, names in _NAMES_FROM.items() for name in names}
 

@@ -11,6 +11,7 @@
     aecore score RUN_DIR --data PATH      anomaly scores -> scores.csv, scores.json
     aecore embed RUN_DIR [--out DIR]      codes for TensorBoard's embedding projector ->
                                           DIR/tensors.tsv, metadata.tsv, sprite.png, ...
+    aecore export RUN_DIR --onnx FILE     the model (--part whole|encoder|decoder) as ONNX
     aecore inspect graph|summary|stats    look inside a model
     aecore bench kernels|models           the benchmarks of a source checkout
 
@@ -26,7 +27,8 @@ Exit status (each failure is reported in one message, without a traceback):
     130  interrupted (Ctrl-C; `--resume` continues from the last checkpoint)
 
 A module per command group: train.py (`aecore train`), runs.py (reconstruct, sample,
-interpolate, score), embed.py (embed), inspect.py, bench.py; common.py holds what they share.
+interpolate, score), embed.py (embed), export.py (export), inspect.py, bench.py; common.py holds
+what they share.
 This module builds the parser from them and runs a command: `main` checks the AECORE_* settings
 once, then turns each kind of failure into its message and exit status.
 """
@@ -38,7 +40,7 @@ import difflib
 import os
 import sys
 
-from . import bench, embed, inspect, runs, train
+from . import bench, embed, export, inspect, runs, train
 from .common import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_DONE, EXIT_INTERRUPTED, EXIT_USAGE,
                      UsageError)
 from .train import parse_noise
@@ -81,7 +83,7 @@ def build_parser():
                      epilog="Run 'aecore COMMAND --help' for a command's options.")
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for group in (train, runs, embed, inspect, bench):
+    for group in (train, runs, embed, export, inspect, bench):
         group.add_subcommands(sub)
     parser.subcommands = dict(sub.choices)
     return parser
