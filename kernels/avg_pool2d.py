@@ -245,22 +245,30 @@ def avg_pool2d_forward_loops(x, divisor, y, zero, k_h, k_w, stride_h, stride_w, 
 _avg_pool2d_forward_loops = cpu_kernel(avg_pool2d_forward_loops)
 
 
-def avg_pool2d_backward_loops(grad_y, divisor, grad_x, zero, k_h, k_w, stride_h, stride_w,
-                              pad_top, pad_left):
+def window_ranges(in_size, kernel, stride, pad, out_size):
+    """For each input index i along one axis, the outputs whose windows hold it: o in
+    [first[i], last[i]), the windows starting at o * stride - pad in (i - kernel, i]. Computed
+    once per call on the host, so the backward's inner loops do no integer division."""
+    i = np.arange(in_size)
+    first = np.maximum(-((kernel - 1 - i - pad) // stride), 0)     # ceil((i + pad - k + 1) / s)
+    last = np.minimum((i + pad) // stride + 1, out_size)
+    return first.astype(np.int64), np.maximum(last, first).astype(np.int64)
+
+
+def avg_pool2d_backward_loops(scaled_grad, rows_first, rows_last, cols_first, cols_last, grad_x,
+                              zero):
+    # scaled_grad = grad_y / divisor: (P, outH, outW); rows_*: (H,), cols_*: (W,) window_ranges
+    # per element the sum runs over oy, then ox, as the reference's scatter-add does
     planes, h, w = grad_x.shape
-    out_h, out_w = divisor.shape
     for p in prange(planes):
         for ih in range(h):
-            oy_from = max((ih + pad_top - k_h + stride_h) // stride_h, 0)  # ceil((ih+pad-k+1)/s)
-            oy_to = min((ih + pad_top) // stride_h + 1, out_h)
-            for iw in range(w):
-                ox_from = max((iw + pad_left - k_w + stride_w) // stride_w, 0)
-                ox_to = min((iw + pad_left) // stride_w + 1, out_w)
-                total = zero
-                for oy in range(oy_from, oy_to):
-                    for ox in range(ox_from, ox_to):
-                        total += grad_y[p, oy, ox] / divisor[oy, ox]
-                grad_x[p, ih, iw] = total
+            row = grad_x[p, ih]
+            row[:] = zero
+            for oy in range(rows_first[ih], rows_last[ih]):
+                source = scaled_grad[p, oy]
+                for iw in range(w):
+                    for ox in range(cols_first[iw], cols_last[iw]):
+                        row[iw] += source[ox]
 
 
 _avg_pool2d_backward_loops = cpu_kernel(avg_pool2d_backward_loops)
@@ -285,9 +293,11 @@ def avg_pool2d_forward_numba(x, geom):
 def avg_pool2d_backward_numba(grad_y, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom.h, geom.w), grad_y.dtype)     # every element written
-    _avg_pool2d_backward_loops(np.ascontiguousarray(grad_y).reshape(n * c, out_h, out_w),
-                               divisor_table(geom, grad_y.dtype), grad_x, grad_y.dtype.type(0),
-                               *_geometry_scalars(geom))
+    scaled = (grad_y / divisor_table(geom, grad_y.dtype)).reshape(n * c, out_h, out_w)
+    _avg_pool2d_backward_loops(scaled,
+                               *window_ranges(geom.h, geom.k_h, geom.stride_h, geom.pad_top, out_h),
+                               *window_ranges(geom.w, geom.k_w, geom.stride_w, geom.pad_left, out_w),
+                               grad_x, grad_y.dtype.type(0))
     return grad_x.reshape(n, c, geom.h, geom.w)
 
 
