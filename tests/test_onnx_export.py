@@ -182,6 +182,17 @@ def test_max_pool2d_padding_forms(in_hw, kernel, stride, padding, ceil_mode, tmp
     assert check_export(pool, images((1, 2) + in_hw), tmp_path / "pool.onnx") == ["MaxPool"]
 
 
+@pytest.mark.parametrize("in_hw, kernel, stride, padding, ceil_mode, count_include_pad, divisor", [
+    ((7, 8), 2, 2, "same", False, False, None), ((7, 7), 3, 2, "same", False, True, None),
+    ((7, 8), 3, 2, 1, True, True, None), ((8, 7), 3, 2, 1, True, False, None),
+    ((9, 9), 3, 1, "valid", False, True, 5), ((6, 6), 2, 2, 0, False, True, None),
+])
+def test_avg_pool2d_every_divisor_rule(in_hw, kernel, stride, padding, ceil_mode,
+                                       count_include_pad, divisor, tmp_path):
+    pool = nn.AvgPool2d(kernel, stride, padding, ceil_mode, count_include_pad, divisor)
+    assert check_export(pool, images((1, 2) + in_hw), tmp_path / "avg.onnx") == ["Conv", "Div"]
+
+
 # ---------------------------------------------------------------------------- other ops
 def test_elementwise_reductions_slicing_and_padding(tmp_path):
     def forward(x):

@@ -9,6 +9,7 @@ sizes), a reshape's in_shape, a transpose's axes.
     ConvTranspose2d   ConvTranspose; a negative pad_bottom / pad_right (PyTorch's
                       output_padding, Keras' 'same' / 'valid' sizes) is ONNX's output_padding
     MaxPool2d         MaxPool, the bottom / right pads that give the engine's output size
+    AvgPool2d         a depthwise Conv of ones (the window sums), then Div by the divisor table
     Upsample          Resize or the engine's own tables (resize.py explains when)
     Linear            MatMul with the folded W.T, then Add of the bias (F.linear's two ops)
     UpsampleConv2d    nearest by a whole factor: ConvTranspose with the folded weight (what it
@@ -17,6 +18,8 @@ sizes), a reshape's in_shape, a transpose's axes.
 """
 
 import numpy as np
+
+from ..kernels.avg_pool2d import divisor_table
 
 from .graph import OnnxExportError
 from .resize import (NEAREST_ATTRIBUTES, bilinear_matrices, bilinear_resize_matches,
@@ -191,6 +194,21 @@ def max_pool2d(b, f, inputs, output):
                   strides=[g.stride_h, g.stride_w], pads=[g.pad_top, g.pad_left, bottom, right])
 
 
+def avg_pool2d(b, f, inputs, output):
+    """Each window's sum as a depthwise Conv of ones over zero padding (the padding adds
+    nothing, as in the engine), then a Div by the engine's own divisor table: exact for every
+    divisor rule (count_include_pad, ceil mode, TF 'same', divisor_override), where ONNX's
+    AveragePool has no divisor_override and its own rule at ceil-mode edges."""
+    g, x = f.geom, inputs[0]
+    bottom = _pool_end_pad(g.h, g.k_h, g.stride_h, g.pad_top, g.out_h)
+    right = _pool_end_pad(g.w, g.k_w, g.stride_w, g.pad_left, g.out_w)
+    ones = np.ones((g.c, 1, g.k_h, g.k_w), dtype=x.dtype)                 # (C, 1, kH, kW)
+    sums = b.node("Conv", [b.value(x), b.constant(ones, "avg_pool_ones")],
+                  kernel_shape=[g.k_h, g.k_w], strides=[g.stride_h, g.stride_w],
+                  pads=[g.pad_top, g.pad_left, bottom, right], group=g.c)
+    return b.node("Div", [sums, b.constant(divisor_table(g, x.dtype), "avg_pool_divisor")])
+
+
 def upsample(b, f, inputs, output):
     """Resize when it gives the engine's values (resize.py); else the engine's own operator:
     a Gather of its source table per axis (nearest), or its interpolation matrices (bilinear)."""
@@ -221,7 +239,7 @@ CONVERTERS.update({
     "Sum": _reduce("ReduceSum"), "Mean": _reduce("ReduceMean"), "Extremum": extremum,
     "Reshape": reshape, "Transpose": transpose, "Concat": concat, "GetItem": getitem,
     "Pad": pad, "Conv2d": conv2d, "ConvTranspose2d": conv_transpose2d, "MaxPool2d": max_pool2d,
-    "Upsample": upsample,
+    "AvgPool2d": avg_pool2d, "Upsample": upsample,
 })
 
 
