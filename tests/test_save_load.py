@@ -2,6 +2,7 @@
 from the file's bytes, atomic writes, one-line errors naming the file; and the README's
 load_run example (encode new images, decode codes)."""
 
+import importlib.util
 import os
 import sys
 import warnings
@@ -159,3 +160,14 @@ def test_the_readme_load_run_example_encodes_new_images_and_decodes_codes(tmp_pa
     assert config["model"] == "ae" and checkpoint.epoch == 1
     np.testing.assert_allclose(decoded.numpy(), model.reconstruct(images).numpy(), atol=1e-6)
     assert float(decoded.numpy().min()) >= 0 and float(decoded.numpy().max()) <= 1
+
+
+def test_a_zero_dimensional_buffer_keeps_its_shape(tmp_path):
+    """BatchNorm's num_batches_tracked is 0-d: it must come back 0-d from either format."""
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2))
+    for fmt in ("npz",) + (("safetensors",) if importlib.util.find_spec("safetensors") else ()):
+        path = tmp_path / f"m.{fmt}"
+        ae.save(model, path, format=fmt)
+        loaded = ae.load(path)
+        assert loaded["1.num_batches_tracked"].shape == ()
+        model.load_state_dict(loaded)

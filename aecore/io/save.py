@@ -67,7 +67,7 @@ def _arrays_of(obj):
         if not hasattr(data, "dtype"):
             raise TypeError(f"save: {name!r} must be a Tensor or an array, got "
                             f"{type(value).__name__}")
-        array = np.ascontiguousarray(to_device(data, "cpu"))
+        array = np.asarray(to_device(data, "cpu"), order="C")   # (ascontiguousarray makes 0-d 1-d)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"save: {name!r} has dtype {array.dtype}; only bool, integer and "
                             "float arrays can be saved")
