@@ -40,8 +40,9 @@ class Normalize(Function):
         dx = inv_std / n * (n g - sum(g) - x_hat * sum(g x_hat))     (sums over axes)
     (the last two terms are the paths through the mean and through the variance)."""
 
-    def forward(self, x, mean, inv_std, axes):
+    def forward(self, x, mean, inv_std, axes, eps):
         self.axes = axes
+        self.eps = eps            # not used here: inv_std holds it; ONNX export recomputes
         self.count = int(np.prod([x.shape[axis] for axis in axes]))
         self.inv_std = inv_std
         x_hat = (x - mean) * inv_std
@@ -137,7 +138,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             for running, batch in ((running_mean, mean), (running_var, unbiased)):
                 running.data *= 1 - momentum
                 running.data += (momentum * batch.reshape(channels)).astype(running.dtype)
-        x_hat = Normalize.apply(input, mean=mean, inv_std=inv_std, axes=axes)
+        x_hat = Normalize.apply(input, mean=mean, inv_std=inv_std, axes=axes, eps=eps)
     else:
         xp = input.xp
         mean = running_mean.data.astype(input.dtype).reshape(per_channel)
@@ -178,7 +179,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     eps = check_number(eps, "eps", op_name)
     axes = tuple(range(input.ndim - len(shape), input.ndim))
     mean, _, inv_std = _statistics(input.data, axes, eps)
-    x_hat = Normalize.apply(input, mean=mean, inv_std=inv_std, axes=axes)
+    x_hat = Normalize.apply(input, mean=mean, inv_std=inv_std, axes=axes, eps=eps)
     return _affine(x_hat, weight, bias, shape)
 
 

@@ -193,6 +193,23 @@ def test_avg_pool2d_every_divisor_rule(in_hw, kernel, stride, padding, ceil_mode
     assert check_export(pool, images((1, 2) + in_hw), tmp_path / "avg.onnx") == ["Conv", "Div"]
 
 
+@pytest.mark.parametrize("layers, expected_op", [
+    ((nn.GELU(),), "Erf"), ((nn.GELU(approximate="tanh"),), "Tanh"), ((nn.ELU(0.7),), "Elu"),
+    ((nn.Softmax(1),), "Softmax"), ((nn.LogSoftmax(3),), "LogSoftmax"),
+    ((nn.LayerNorm((7, 6)),), "ReduceMean"),
+    ((nn.Conv2d(2, 2, 3, padding=1), nn.BatchNorm2d(2), nn.Dropout(0.5)), "Conv"),  # eval mode
+    ((nn.AdaptiveAvgPool2d((4, 5)),), "MatMul"), ((nn.AdaptiveAvgPool2d(1),), "Conv"),
+], ids=lambda v: v if isinstance(v, str) else "-".join(type(m).__name__ for m in v))
+def test_normalization_activations_and_adaptive_pooling(layers, expected_op, tmp_path):
+    model = nn.Sequential(*layers)
+    for module in model.modules():          # running statistics that are not the defaults
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.data[...] = [0.3, -0.2]
+            module.running_var.data[...] = [2.0, 0.5]
+    model.eval()                            # the engine's side too: running statistics, no dropout
+    assert expected_op in check_export(model, images((1, 2, 7, 6)), tmp_path / "m.onnx")
+
+
 # ---------------------------------------------------------------------------- other ops
 def test_elementwise_reductions_slicing_and_padding(tmp_path):
     def forward(x):

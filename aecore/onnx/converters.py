@@ -10,6 +10,9 @@ sizes), a reshape's in_shape, a transpose's axes.
                       output_padding, Keras' 'same' / 'valid' sizes) is ONNX's output_padding
     MaxPool2d         MaxPool, the bottom / right pads that give the engine's output size
     AvgPool2d         a depthwise Conv of ones (the window sums), then Div by the divisor table
+    AdaptiveAvgPool2d uneven bins: two MatMuls with averaging matrices
+    Normalize         layer_norm: ReduceMean, Sub, Sqrt, Div (the statistics in the graph)
+    GELU, ELU, Softmax, LogSoftmax   Erf / Tanh arithmetic, Elu, Softmax, LogSoftmax
     Upsample          Resize or the engine's own tables (resize.py explains when)
     Linear            MatMul with the folded W.T, then Add of the bias (F.linear's two ops)
     UpsampleConv2d    nearest by a whole factor: ConvTranspose with the folded weight (what it
@@ -17,9 +20,12 @@ sizes), a reshape's in_shape, a transpose's axes.
     ...               elementwise ops, reductions, reshape / transpose / slicing, concat, pad
 """
 
+import math
+
 import numpy as np
 
 from ..kernels.avg_pool2d import divisor_table
+from ..kernels.geometry import adaptive_bins
 
 from .graph import OnnxExportError
 from .resize import (NEAREST_ATTRIBUTES, bilinear_matrices, bilinear_resize_matches,
@@ -209,6 +215,59 @@ def avg_pool2d(b, f, inputs, output):
     return b.node("Div", [sums, b.constant(divisor_table(g, x.dtype), "avg_pool_divisor")])
 
 
+def adaptive_avg_pool2d(b, f, inputs, output):
+    """Uneven bins (even ones ran avg_pool2d): rows @ x @ cols with averaging matrices, row o of
+    `rows` holding 1 / len over bin o (kernels.geometry.adaptive_bins)."""
+    g, x = f.geom, inputs[0]
+
+    def averaging(in_size, out_size):                              # (out_size, in_size)
+        matrix = np.zeros((out_size, in_size), dtype=x.dtype)
+        for o, (start, end) in enumerate(adaptive_bins(in_size, out_size)):
+            matrix[o, start:end] = 1.0 / (end - start)
+        return matrix
+    name = b.node("MatMul", [b.constant(averaging(g.h, g.out_h), "pool_rows"), b.value(x)])
+    return b.node("MatMul", [name, b.constant(averaging(g.w, g.out_w).T.copy(), "pool_cols")])
+
+
+# ---------------------------------------------------------------------------- normalization, activations
+def normalize(b, f, inputs, output):
+    """layer_norm's (and batch_norm's, in training) x_hat = (x - mean) / sqrt(var + eps) over
+    f.axes, the statistics recomputed in the graph (the engine takes them from the data)."""
+    x = inputs[0]
+    axes = b.int64s(list(f.axes), "axes")
+    centered = b.node("Sub", [b.value(x), b.node("ReduceMean", [b.value(x), axes], keepdims=1)])
+    var = b.node("ReduceMean", [b.node("Mul", [centered, centered]), axes], keepdims=1)
+    std = b.node("Sqrt", [b.node("Add", [var, _scalar(b, f.eps, x, "eps")])])
+    return b.node("Div", [centered, std])
+
+
+def gelu(b, f, inputs, output):
+    """x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)), or the tanh form (opset 18 has no Gelu)."""
+    x = inputs[0]
+    name = b.value(x)
+    if f.approximate == "tanh":                    # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube = b.node("Mul", [b.node("Mul", [name, name]), name])
+        inner = b.node("Add", [name, b.node("Mul", [cube, _scalar(b, 0.044715, x, "gelu_cubic")])])
+        curve = b.node("Tanh", [b.node("Mul", [inner, _scalar(b, math.sqrt(2 / math.pi), x,
+                                                               "sqrt_2_over_pi")])])
+    else:
+        curve = b.node("Erf", [b.node("Div", [name, _scalar(b, math.sqrt(2), x, "sqrt_2")])])
+    one_plus = b.node("Add", [curve, _scalar(b, 1.0, x, "one")])
+    return b.node("Mul", [b.node("Mul", [name, one_plus]), _scalar(b, 0.5, x, "half")])
+
+
+def elu(b, f, inputs, output):
+    return b.node("Elu", [b.value(inputs[0])], alpha=float(f.alpha))
+
+
+def softmax(b, f, inputs, output):
+    return b.node("Softmax", [b.value(inputs[0])], axis=int(f.dim))
+
+
+def log_softmax(b, f, inputs, output):
+    return b.node("LogSoftmax", [b.value(inputs[0])], axis=int(f.dim))
+
+
 def upsample(b, f, inputs, output):
     """Resize when it gives the engine's values (resize.py); else the engine's own operator:
     a Gather of its source table per axis (nearest), or its interpolation matrices (bilinear)."""
@@ -239,7 +298,9 @@ CONVERTERS.update({
     "Sum": _reduce("ReduceSum"), "Mean": _reduce("ReduceMean"), "Extremum": extremum,
     "Reshape": reshape, "Transpose": transpose, "Concat": concat, "GetItem": getitem,
     "Pad": pad, "Conv2d": conv2d, "ConvTranspose2d": conv_transpose2d, "MaxPool2d": max_pool2d,
-    "AvgPool2d": avg_pool2d, "Upsample": upsample,
+    "AvgPool2d": avg_pool2d, "AdaptiveAvgPool2d": adaptive_avg_pool2d, "Upsample": upsample,
+    "Normalize": normalize, "GELU": gelu, "ELU": elu, "Softmax": softmax,
+    "LogSoftmax": log_softmax,
 })
 
 
