@@ -147,6 +147,52 @@ def time_cpu_interleaved(functions, repeats=10, warmup=2):
     return result
 
 
+# Each library alone, in a process of its own: the process that is not timing sits blocked on
+# a pipe, and everyone pauses between blocks, so no library's thread pool (OpenMP's, BLAS',
+# Numba's) is still spinning while another library's block runs. The issue this answers:
+# PyTorch's dense AE step took 6.9 ms alone but 18.8 ms in a child timed while the parent's
+# pools spun.
+PAUSE_BETWEEN_BLOCKS_S = 0.25
+
+
+def time_blocks_alternating(workers, repeats=10, warmup=2, block=5,
+                            pause_s=PAUSE_BETWEEN_BLOCKS_S):
+    """Median step time of each worker (name -> object with .block(k, first=False) -> [ms per
+    step], each step timed inside its own process after one untimed step that wakes its thread
+    pools; first=True times that one too), in rounds of `block` steps per worker: only one
+    worker runs at a time, the order flips every round, and all wait pause_s between blocks.
+
+    The first `warmup` steps of each worker are untimed (its first step, the JIT compile, is
+    reported as first_call_ms). Returns {name: summary (as time_cpu)} plus "ratios": per round,
+    each other worker's median step / the first worker's, as median and quartiles."""
+    repeats, warmup, block = max(1, int(repeats)), max(1, int(warmup)), max(1, int(block))
+    names = list(workers)
+    first_ms, times = {}, {name: [] for name in names}
+    for name in names:                                        # warmup, one worker at a time
+        warm = workers[name].block(warmup, first=True)
+        first_ms[name] = warm[0]
+        time.sleep(pause_s)
+    per_round = {name: [] for name in names}
+    rounds = -(-repeats // block)
+    for round_index in range(rounds):
+        steps = min(block, repeats - round_index * block)
+        order = names if round_index % 2 == 0 else names[::-1]
+        for name in order:
+            block_ms = workers[name].block(steps)
+            times[name].extend(block_ms)
+            per_round[name].append(statistics.median(block_ms))
+            time.sleep(pause_s)
+    result = {name: _summary(times[name], first_ms[name], warmup) for name in names}
+    ratios = {}
+    for name in names[1:]:
+        ratio = [other / ours for other, ours in zip(per_round[name], per_round[names[0]])]
+        quartiles = statistics.quantiles(ratio, n=4) if len(ratio) > 1 else ratio * 3
+        ratios[name] = {"median": float(statistics.median(ratio)), "q1": float(quartiles[0]),
+                        "q3": float(quartiles[-1])}
+    result["ratios"] = ratios
+    return result
+
+
 class _L2Flusher:
     """Writes a buffer a few times the size of the GPU's L2 cache (evicts what is cached)."""
 

@@ -12,10 +12,11 @@ result is measured. PyTorch runs the resize and the conv as two ops.
 One training step is exactly what a training loop does per batch:
     optimizer.zero_grad(); loss, _ = model.loss(x); loss.backward(); optimizer.step()
 with Adam (lr 1e-3). The step is timed `steps` times after `warmup` untimed steps (JIT compile,
-first allocations); the figure is the median. On the CPU, our step and PyTorch's alternate round
-by round (both see the same load on a shared machine), and the per-round ratio's quartiles are
-reported beside the ratio of the medians, so the noise is visible. PyTorch's CPU step runs in a
-child process, so the two libraries do not share a memory allocator (see TorchProcess).
+first allocations); the figure is the median. On the CPU each library runs alone in a process of
+its own, as a user runs it: one process works at a time, each step is timed inside its process,
+everyone pauses between blocks of 5 steps, and the blocks alternate round by round (both see the
+same load on a shared machine); the per-round ratio's quartiles are reported beside the ratio of
+the medians, so the noise is visible (see StepProcess).
 
 The PyTorch side is the same architecture written with torch.nn in this file, built from OUR
 model object (its layers, sizes, activations, paddings), and loaded with our initial weights:
@@ -284,64 +285,98 @@ def torch_mirror(torch, model):
     return mirror
 
 
-# ----------------------------------------------------------------- PyTorch's step, in its own process
-# On the CPU, PyTorch's step runs in a child process, and the rounds still alternate (the parent
-# asks for one step and waits). In one process the two libraries share malloc: aecore's host
-# cache (aecore.kernels.memory) keeps its buffers, so glibc never raises its mmap threshold, and
-# PyTorch's large arrays then come as fresh pages every step. Measured: PyTorch's CAE step took
-# 239-403 ms beside the cache, 223-259 ms beside aecore with the cache off
-# (AECORE_HOST_CACHE_MB=0). In its own process each library meets the allocator as it does when
-# a user runs it. A pipe round trip adds well under a millisecond to a step of hundreds.
+# ------------------------------------------------------------ each library alone, in its own process
+# On the CPU every timed step runs in a process of its own: aecore's (and aecore's with the
+# resizes not folded) and PyTorch's, each as a user runs it. The parent builds nothing it times:
+# it asks one worker for a block of steps, the worker times each step itself (no pipe inside a
+# timed step) and replies; the parent waits idle, everyone pauses between blocks (so no thread
+# pool still spins when the next block starts), and blocks alternate round by round
+# (common.time_blocks_alternating). In one process the two libraries would also share malloc:
+# aecore's host cache keeps its buffers, so glibc never raises its mmap threshold and PyTorch's
+# large arrays come as fresh pages every step (its CAE step: 239-403 ms beside the cache,
+# 223-259 ms without it).
 
-def _torch_worker(connection, name, batch):
-    """The child: the same model, mirror and batch as the parent builds; one step per request."""
+WORKER_KINDS = ("aecore", "aecore-unfolded", "torch")
+
+
+def _step_worker(connection, kind, name, batch):
+    """The child: MODELS[name] with seed 0 and Adam (lr 1e-3), as `kind` (WORKER_KINDS); on each
+    ("block", k, first) request, one step that wakes the thread pools after the pause (timed
+    only when `first`: the very first step, the JIT compile), then k training steps, each timed
+    here; replies with the list of ms."""
+    import time
     ae = common.import_aecore()
+    from aecore import optim
     from aecore.models import build_model
-    torch = common.import_torch()
     options = dict(MODELS[name])
     ae.manual_seed(0)
-    mirror = torch_mirror(torch, build_model(options.pop("kind"), **options))
-    x = torch.from_numpy(_batch(batch))
-    optimizer = torch.optim.Adam(mirror.parameters(), lr=1e-3)
+    model = build_model(options.pop("kind"), **options)
+    x_host = _batch(batch)
+    if kind == "torch":
+        torch = common.import_torch()
+        model = torch_mirror(torch, model)
+        x = torch.from_numpy(x_host)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+        def loss():
+            return model.loss(x)
+    else:
+        for layer in model.modules():
+            if kind == "aecore-unfolded" and getattr(layer, "fold", False):
+                layer.fold = False
+        x = ae.tensor(x_host)
+        optimizer = optim.Adam(model.parameters(), lr=1e-3)
+
+        def loss():
+            return model.loss(x)[0]
     connection.send("ready")
-    while connection.recv() == "step":
-        optimizer.zero_grad()
-        loss = mirror.loss(x)
-        loss.backward()
-        optimizer.step()
-        connection.send("done")
+    while True:
+        request = connection.recv()
+        if request[0] != "block":
+            break
+        times = []
+        for index in range(request[1] + 1):       # the first wakes the pools after the pause
+            started = time.perf_counter()
+            optimizer.zero_grad()
+            loss().backward()
+            optimizer.step()
+            if index or request[2]:
+                times.append((time.perf_counter() - started) * 1e3)
+        connection.send(times)
     connection.close()
 
 
-class TorchProcess:
-    """PyTorch's training step of MODELS[name] at `batch`, run in a child process on request."""
+class StepProcess:
+    """A training step of MODELS[name] at `batch`, in a child process of its own (kind: one of
+    WORKER_KINDS); block(k) runs k steps there and returns their times in ms."""
 
-    def __init__(self, name, batch):
+    def __init__(self, kind, name, batch):
         import multiprocessing
         context = multiprocessing.get_context("spawn")   # a fresh interpreter: no forked threads
+        self.kind = kind
         self.connection, child_end = context.Pipe()
         self.process = context.Process(target=common.call_in_module, daemon=True,
-                                       args=("bench.models", "_torch_worker", child_end, name, batch))
+                                       args=("bench.models", "_step_worker", child_end, kind,
+                                             name, batch))
         self.process.start()
         child_end.close()
-        self._expect("ready")
+        self._receive("ready")
 
-    def _expect(self, reply):
+    def _receive(self, what):
         try:
-            got = self.connection.recv()
+            return self.connection.recv()
         except EOFError:
-            raise RuntimeError(f"the PyTorch benchmark process exited (code "
-                               f"{self.process.exitcode}) before replying {reply!r}") from None
-        if got != reply:
-            raise RuntimeError(f"the PyTorch benchmark process replied {got!r}, expected {reply!r}")
+            raise RuntimeError(f"the {self.kind} benchmark process exited (code "
+                               f"{self.process.exitcode}) before sending {what}") from None
 
-    def step(self):
-        self.connection.send("step")
-        self._expect("done")
+    def block(self, steps, first=False):
+        """The times of `steps` steps, after one untimed step (timed too when first=True)."""
+        self.connection.send(("block", int(steps), bool(first)))
+        return self._receive(f"the times of {steps} steps")
 
     def close(self):
         if self.process.is_alive():
-            self.connection.send("stop")
+            self.connection.send(("stop",))
             self.process.join(timeout=30)
         self.connection.close()
 
@@ -450,13 +485,8 @@ def run(models=("cae", "ae", "vae"), batch=200, steps=None, torch=True, out=None
                 for layer in folding:
                     layer.fold = True
 
-        worker = None
-        if mirror is None:
-            torch_step = None
-        elif device == "cpu":
-            worker = TorchProcess(name, batch)
-            torch_step = worker.step
-        else:
+        torch_step = None
+        if mirror is not None and device == "cuda":
             torch = torch_module
             xt = torch.from_numpy(x_host).to(torch_device)
             torch_optimizer = torch.optim.Adam(mirror.parameters(), lr=1e-3)
@@ -478,19 +508,23 @@ def run(models=("cae", "ae", "vae"), batch=200, steps=None, torch=True, out=None
                 record.update(torch_ms=timing["median_ms"], torch_first_call_ms=timing["first_call_ms"],
                               torch_times_ms=timing["times_ms"])
         else:
-            # the steps alternate, round by round: all of them see the same machine load
-            functions = {"ours": step}
-            if torch_step is not None:
-                functions["torch"] = torch_step
+            # each library alone in its own process, blocks alternating round by round
+            kinds = {"ours": "aecore"}
+            if mirror is not None:
+                kinds["torch"] = "torch"
             if folding:
-                functions["unfolded"] = unfolded_step
+                kinds["unfolded"] = "aecore-unfolded"
+            workers = {}
             try:
-                timing = common.time_cpu_interleaved(functions, steps, warmup)
+                for label, kind in kinds.items():
+                    workers[label] = StepProcess(kind, name, batch)
+                timing = common.time_blocks_alternating(workers, steps, warmup,
+                                                        block=min(5, steps))
             finally:
-                if worker is not None:
+                for worker in workers.values():
                     worker.close()
             record.update(timing["ours"])
-            if torch_step is not None:
+            if "torch" in workers:
                 record.update(torch_ms=timing["torch"]["median_ms"],
                               torch_first_call_ms=timing["torch"]["first_call_ms"],
                               torch_times_ms=timing["torch"]["times_ms"],

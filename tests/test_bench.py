@@ -149,21 +149,45 @@ def test_model_bench_quick(tmp_path):
     assert payload["benchmark"] == "models" and len(payload["results"]) == 3
 
 
-def test_torch_step_runs_in_its_own_process():
-    """bench/models.py times PyTorch's CPU step in a child process (no shared allocator);
-    a child that fails says so instead of hanging the benchmark."""
-    pytest.importorskip("torch")
+@pytest.mark.parametrize("kind", ["aecore", "torch"])
+def test_each_library_steps_in_a_process_of_its_own(kind):
+    """bench/models.py times every CPU step inside a child process of its library (no shared
+    allocator, no other library's pool spinning); a child that fails says so, never hangs."""
+    if kind == "torch":
+        pytest.importorskip("torch")
     bench_models = load_bench("models")
-    worker = bench_models.TorchProcess("ae", 4)
+    worker = bench_models.StepProcess(kind, "ae", 4)
     try:
         assert worker.process.pid != os.getpid()
-        worker.step()
-        worker.step()
+        first = worker.block(2, first=True)
+        later = worker.block(3)
+        assert len(first) == 3 and len(later) == 3 and all(t > 0 for t in first + later)
     finally:
         worker.close()
     assert not worker.process.is_alive() and worker.process.exitcode == 0
-    with pytest.raises(RuntimeError, match="PyTorch benchmark process exited"):
-        bench_models.TorchProcess("no such model", 4)
+    with pytest.raises(RuntimeError, match=f"the {kind} benchmark process exited"):
+        bench_models.StepProcess(kind, "no such model", 4)
+
+
+def test_blocks_alternate_one_worker_at_a_time():
+    """time_blocks_alternating: warmup first, then rounds whose order flips; ratios per round."""
+    common = load_bench("common")
+    calls = []
+
+    class Fake:
+        def __init__(self, name, ms):
+            self.name, self.ms = name, ms
+
+        def block(self, steps, first=False):
+            calls.append((self.name, steps, first))
+            return [self.ms] * (steps + first)
+
+    timing = common.time_blocks_alternating({"ours": Fake("ours", 2.0), "torch": Fake("torch", 5.0)},
+                                            repeats=7, warmup=1, block=3, pause_s=0)
+    assert calls == [("ours", 1, True), ("torch", 1, True), ("ours", 3, False), ("torch", 3, False),
+                     ("torch", 3, False), ("ours", 3, False), ("ours", 1, False), ("torch", 1, False)]
+    assert timing["ours"]["repeats"] == 7 and timing["ours"]["median_ms"] == 2.0
+    assert timing["ratios"]["torch"]["median"] == 2.5
 
 
 def test_conv_paths_quick(tmp_path):
