@@ -18,6 +18,16 @@ import os
 
 from .. import backend
 
+# Numba's OpenMP workers spin after each parallel kernel (GNU OpenMP: 300,000 spins before they
+# sleep). With as many threads as cores they then take the cores from OpenBLAS's threads in the
+# matmul that follows, and a dense step slows threefold (the dense VAE 784-400-20: 48 ms against
+# 15 ms; kernels/NOTES.md, "thread pools"). A short spin keeps most of the benefit of spinning
+# between back-to-back kernels. Set before the OpenMP runtime starts, and only when the user
+# has chosen neither a spin count nor a wait policy.
+OMP_SPIN_COUNT = "10000"
+if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = OMP_SPIN_COUNT
+
 try:  # Numba is a core requirement, but aecore still runs (slower) with NumPy alone.
     import numba
     from numba import njit, prange

@@ -126,3 +126,22 @@ def test_import_survives_a_bad_value_and_check_environment_names_it():
     assert checked.returncode == 0, checked.stderr
     lines = checked.stdout.splitlines()
     assert len(lines) == 1 and "AECORE_HOST_CACHE_MB" in lines[0] and "'abc'" in lines[0]
+
+
+def _spin_count_seen(extra_env):
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    env.update(extra_env)
+    code = "import os, aecore.kernels; print(os.environ.get('GOMP_SPINCOUNT'))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_a_short_openmp_spin_is_the_default_unless_the_user_chose():
+    """kernels/compile.py shortens GNU OpenMP's spin (the two thread pools on a 2-core machine:
+    kernels/NOTES.md, "thread pools"), and leaves a user's own choice alone."""
+    from aecore.kernels.compile import OMP_SPIN_COUNT
+    assert _spin_count_seen({}) == OMP_SPIN_COUNT
+    assert _spin_count_seen({"GOMP_SPINCOUNT": "5"}) == "5"
+    assert _spin_count_seen({"OMP_WAIT_POLICY": "ACTIVE"}) == "None"
