@@ -18,6 +18,10 @@ PUBLIC_NAMES = [
     "manual_seed", "matmul", "mean", "models", "nn", "no_grad", "ones", "ops", "optim", "permute",
     "profile", "rand", "randn", "random", "relu", "reshape", "settings", "sigmoid", "softplus",
     "sqrt", "sum", "tanh", "tensor", "transpose", "use_tier", "zeros",
+    # PyTorch's spellings (issue 17): factories, joins, reductions, comparisons, files, export
+    "arange", "linspace", "full", "empty", "zeros_like", "ones_like", "full_like", "rand_like",
+    "randn_like", "from_numpy", "stack", "max", "min", "argmax", "argmin", "var", "std", "eq",
+    "save", "load", "onnx",
 ]
 NOT_LOADED_BY_THE_GRAPH_LAYER = ("aecore.models", "aecore.inspect", "aecore.data", "aecore.train",
                                  "aecore.cli", "aecore.viz", "aecore.functional", "aecore.nn")
@@ -64,7 +68,7 @@ def test_every_public_name_resolves_and_is_listed():
     result = json.loads(out)
     assert result["missing"] == []
     modules = {"backend", "data", "functional", "inspect", "io", "kernels", "losses", "models", "nn",
-               "ops", "optim", "random", "settings"}
+               "onnx", "ops", "optim", "random", "settings"}
     assert {n for n, is_module in result["kinds"].items() if is_module} == modules
     assert result["grad"] == [[2.0, 4.0]] and result["ok"]
 
