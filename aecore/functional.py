@@ -295,7 +295,7 @@ class Pad(Function):
     and puts zeros back where it cropped."""
 
     def forward(self, x, widths, value):
-        self.widths = widths
+        self.widths, self.value = widths, value
         return _pad_array(x, widths, value)
 
     def backward(self, grad):

@@ -221,6 +221,11 @@ def test_elementwise_reductions_slicing_and_padding(tmp_path):
     check_export(nn.Lambda(forward), images((1, 2, 5, 6)), tmp_path / "ops.onnx")
 
 
+def test_pad_exports_its_fill_value(tmp_path):
+    padded = nn.Lambda(lambda x: F.pad(x, (1, 2, -1, 3), value=0.5))
+    assert check_export(padded, images((1, 2, 4, 5)), tmp_path / "pad.onnx") == ["Pad"]
+
+
 def test_a_fixed_batch_export_and_a_reshape_across_the_batch(tmp_path):
     across = nn.Lambda(lambda x: x.reshape(-1))
     with pytest.raises(OnnxExportError, match="changes the batch axis.*dynamic_batch=False"):

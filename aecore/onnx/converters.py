@@ -146,23 +146,17 @@ def getitem(b, f, inputs, output):
 
 
 def pad(b, f, inputs, output):
-    """Constant padding (negative widths crop); the fill value is read off the output."""
+    """Constant padding by f.widths (negative widths crop) with f.value."""
     widths = [(int(before), int(after)) for before, after in f.widths]
-    value = 0.0
-    for axis, (before, after) in enumerate(widths):
-        if before > 0 or after > 0:
-            value = np.take(output, 0 if before > 0 else -1, axis=axis).flat[0]
-            break
     pads = [before for before, _ in widths] + [after for _, after in widths]
     return b.node("Pad", [b.value(inputs[0]), b.int64s(pads, "pads"),
-                          _scalar(b, value, inputs[0], "pad_value")], mode="constant")
+                          _scalar(b, f.value, inputs[0], "pad_value")], mode="constant")
 
 
 # ---------------------------------------------------------------------------- conv family
 def _dilations_and_groups(g):
-    """ONNX's dilations and group of a conv geometry (1 where the geometry has none)."""
-    return dict(dilations=[getattr(g, "dilation_h", 1), getattr(g, "dilation_w", 1)],
-                group=getattr(g, "groups", 1))
+    """ONNX's dilations and group of a conv geometry."""
+    return dict(dilations=[g.dilation_h, g.dilation_w], group=g.groups)
 
 
 def conv2d(b, f, inputs, output):
