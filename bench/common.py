@@ -5,8 +5,9 @@ Timing rules (llm.c's dev/cuda style):
 - warm-up calls are excluded (the first call of a Numba kernel compiles it or loads it from the
   cache; its time is reported separately as `first_call_ms`);
 - the figure is the MEDIAN of the repeats (robust to the odd slow repeat on a shared machine);
-- CPU: time.perf_counter around each call; where two implementations are compared (a training
-  step, ours and PyTorch's), they are timed in alternating rounds (time_cpu_interleaved);
+- CPU: time.perf_counter around each call; where two implementations are compared they are
+  timed in alternating rounds (time_cpu_interleaved), and whole training steps of two libraries
+  each alone in a process of its own, blocks alternating (time_blocks_alternating);
 - GPU: CUDA events on the current stream, and a large buffer written between repeats so that the
   L2 cache does not hold the inputs from the previous repeat (otherwise a small kernel would be
   timed from cache, not from memory).
