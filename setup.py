@@ -12,7 +12,7 @@ setup(
     python_requires=">=3.9",
     packages=["aecore", "aecore.nn", "aecore.data", "aecore.io", "aecore.models", "aecore.inspect",
               "aecore.train", "aecore.cli", "aecore.viz", "aecore.optim", "aecore.onnx",
-              "aecore.kernels", "aecore.kernels.conv2d"],
+              "aecore.distributed", "aecore.kernels", "aecore.kernels.conv2d"],
     package_dir={"aecore": "aecore", "aecore.kernels": "kernels"},
     install_requires=["numpy>=1.22", "numba>=0.58"],
     extras_require={
@@ -24,6 +24,9 @@ setup(
         "cuda": ["cupy-cuda13x>=13", "numba-cuda[cu13]>=0.20"],
         "safetensors": ["safetensors>=0.4"],          # ae.save writes safetensors (else npz)
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],  # ae.onnx.export, and running the files
+        # data-parallel training: `mpiexec -n 4 aecore train` (mpich brings mpiexec; a cluster's
+        # own MPI works too, with mpi4py built against it)
+        "mpi": ["mpi4py>=4", "mpich>=4"],
     },
     entry_points={"console_scripts": ["aecore=aecore.cli:main"]},
 )

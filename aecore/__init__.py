@@ -27,11 +27,16 @@ if importlib.util.find_spec(__name__ + ".kernels") is None:
     raise ImportError(f"cannot import aecore.kernels: {__path__[0]} is aecore's source folder, not "
                       "an installed package; run `pip install -e .` in the repository root first")
 
+# Under mpiexec, each rank's share of the cores, before NumPy's BLAS and Numba start their
+# threads (aecore.distributed.launch; nothing changes when the user set a thread count).
+from .distributed import launch as _launch  # noqa: E402
+_launch.set_rank_threads()
+
 from . import kernels  # noqa: F401,E402  (registers every kernel tier)
 
 # The submodules reachable as attributes (ae.nn, ae.models, ...), imported on first use.
-_SUBMODULES = ("backend", "data", "functional", "inspect", "io", "kernels", "losses", "models", "nn",
-               "onnx", "ops", "optim", "random", "settings")
+_SUBMODULES = ("backend", "data", "distributed", "functional", "inspect", "io", "kernels", "losses",
+               "models", "nn", "onnx", "ops", "optim", "random", "settings")
 
 # module -> the names `aecore` takes from it, imported on first use.
 _NAMES_FROM = {

@@ -2,13 +2,22 @@
 
 `manual_seed(n)` makes every run repeatable. `get_rng_state()` / `set_rng_state()` return and
 restore JSON-safe state so a checkpoint can resume a run exactly.
+
+Data-parallel training (aecore.distributed) deals each global batch of n examples across the
+ranks; inside `batch_shard(start, stop, n)` a draw for this rank's examples, one whose leading
+axis has length stop - start, is drawn for the whole batch, (n, ...), and rows start:stop are
+kept. So every rank draws exactly the noise one process would give those examples, and every
+rank's generator stays in step with the others'. Other draws are made as they are.
 """
+
+import contextlib
 
 import numpy as np
 
 from .backend import cupy_module, is_cupy_array
 
 _generator = np.random.default_rng(0)
+_shard = None        # (start, stop, total) inside batch_shard
 
 
 def manual_seed(seed):
@@ -33,6 +42,31 @@ def set_rng_state(state):
     _generator.bit_generator.state = state
 
 
+@contextlib.contextmanager
+def batch_shard(start, stop, total):
+    """Draws for examples start:stop of a batch of `total` come out as the whole batch's rows
+    start:stop (see the module docstring)."""
+    global _shard
+    if not 0 <= start <= stop <= total:
+        raise ValueError(f"batch_shard: need 0 <= start <= stop <= total, got {start}, {stop}, "
+                         f"{total}")
+    previous, _shard = _shard, (int(start), int(stop), int(total))
+    try:
+        yield
+    finally:
+        _shard = previous
+
+
+def _draw(sample, shape):
+    """sample(shape), or, inside batch_shard, this shard's rows of the whole batch's draw."""
+    shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if _shard is not None and shape:
+        start, stop, total = _shard
+        if shape[0] == stop - start and total != stop - start:
+            return sample((total,) + shape[1:])[start:stop]
+    return sample(shape)
+
+
 def _to_like(array, like):
     if like is not None and is_cupy_array(like):
         return cupy_module().asarray(array)
@@ -42,17 +76,19 @@ def _to_like(array, like):
 def randn(shape, dtype=np.float32, like=None):
     """Standard normal draws; on the device of `like` (drawn on the host so runs repeat exactly
     across devices; for the VAE's noise this is one small copy per step)."""
-    return _to_like(_generator.standard_normal(shape).astype(dtype, copy=False), like)
+    return _to_like(_draw(_generator.standard_normal, shape).astype(dtype, copy=False), like)
 
 
 def rand(shape, dtype=np.float32, like=None):
     """Uniform [0, 1) draws."""
-    return _to_like(_generator.random(shape).astype(dtype, copy=False), like)
+    return _to_like(_draw(_generator.random, shape).astype(dtype, copy=False), like)
 
 
 def uniform(low, high, shape, dtype=np.float32, like=None):
-    return _to_like(_generator.uniform(low, high, shape).astype(dtype, copy=False), like)
+    draws = _draw(lambda size: _generator.uniform(low, high, size), shape)
+    return _to_like(draws.astype(dtype, copy=False), like)
 
 
 def normal(mean, std, shape, dtype=np.float32, like=None):
-    return _to_like(_generator.normal(mean, std, shape).astype(dtype, copy=False), like)
+    draws = _draw(lambda size: _generator.normal(mean, std, size), shape)
+    return _to_like(draws.astype(dtype, copy=False), like)

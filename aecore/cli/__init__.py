@@ -24,6 +24,7 @@ Exit status (each failure is reported in one message, without a traceback):
          GPU for --device cuda
     3    disk full: a file of the run could not be written (the message names it, the space
          needed and the last good checkpoint; metrics.json records the stop)
+    4    data-parallel runs (`mpiexec -n 4 aecore train`): a rank died or stopped answering
     130  interrupted (Ctrl-C; `--resume` continues from the last checkpoint)
 
 A module per command group: train.py (`aecore train`), runs.py (reconstruct, sample,
@@ -31,6 +32,11 @@ interpolate, score), embed.py (embed), export.py (export), inspect.py, bench.py;
 what they share.
 This module builds the parser from them and runs a command: `main` checks the AECORE_* settings
 once, then turns each kind of failure into its message and exit status.
+
+Under an MPI launcher, `aecore train` joins the job's ranks (aecore.distributed.init) first. A
+failure every rank meets at once (a diverged loss, ranks started differently, a bad run
+directory on rank 0) is reported by rank 0, and every rank exits with its status; a failure of
+one rank alone is reported by that rank, named, and ends the whole job (MPI_Abort).
 """
 
 from __future__ import annotations
@@ -41,8 +47,8 @@ import os
 import sys
 
 from . import bench, embed, export, inspect, runs, train
-from .common import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_DONE, EXIT_INTERRUPTED, EXIT_USAGE,
-                     UsageError)
+from .common import (EXIT_DISK_FULL, EXIT_DIVERGED, EXIT_DONE, EXIT_INTERRUPTED,
+                     EXIT_RANK_LOST, EXIT_USAGE, UsageError)
 from .train import parse_noise
 
 __all__ = ["main", "build_parser", "UsageError", "parse_noise", "EXIT_DONE", "EXIT_DIVERGED",
@@ -93,6 +99,7 @@ def _user_errors():
     """Exception types that mean bad input (exit 2, one message)."""
     from ..data import DatasetNotFoundError, IDXFormatError, MissingDependencyError, \
         NPZFormatError
+    from ..distributed import MissingMPIError, RanksDisagree
     from ..io.checkpoint import CheckpointError
     from ..io.png import PNGFormatError
     from ..io.rundir import RunDirectoryError
@@ -101,7 +108,38 @@ def _user_errors():
     from ..train import ConfigError, DeviceError
     return (UsageError, DatasetNotFoundError, IDXFormatError, NPZFormatError, PNGFormatError,
             MissingDependencyError, CheckpointError, ConfigError, DeviceError, RunDirectoryError,
-            SettingsError, ModelConfigError)
+            SettingsError, ModelConfigError, MissingMPIError, RanksDisagree)
+
+
+class _Ranks:
+    """The ranks this command runs on: none joined (one process) until join()."""
+
+    def __init__(self, command):
+        self.command, self.world = command, None
+
+    def join(self):
+        """Join the launcher's ranks (nothing without a launcher)."""
+        from ..distributed import init, launched_rank
+        try:
+            self.world = init()
+        except ImportError as e:            # started by mpiexec without mpi4py
+            e.collective = True
+            e.print_here = launched_rank() == 0
+            raise
+
+    def fail(self, error, message, status):
+        """Report `error` once: here in one process; on rank 0 when every rank met it
+        (error.collective); else on this rank, named, and then end every rank."""
+        world = self.world
+        if world is None or world.size == 1 or getattr(error, "collective", False):
+            if (world is None or world.is_root) and getattr(error, "print_here", True):
+                print(message, file=sys.stderr)
+            return status
+        start = f"aecore {self.command}"
+        print(message.replace(start, f"{start} (rank {world.rank} of {world.size})", 1),
+              file=sys.stderr)
+        world.abort(status)
+        return status
 
 
 def _command_name(args):
@@ -121,27 +159,30 @@ def main(argv=None):
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    from ..distributed import DistributedError
     from ..io.atomic import DiskFullError
     from ..settings import check_environment
     from ..train import NonFiniteLossError
     user_errors = _user_errors()
     command = _command_name(args)
+    ranks = _Ranks(command)
     try:
         check_environment()  # every setting checked once, before anything is created
+        if args.command == "train":
+            ranks.join()
         return int(args.handler(args) or 0)
     except NonFiniteLossError as e:
-        print(f"aecore {command}: {e}", file=sys.stderr)
-        return EXIT_DIVERGED
+        return ranks.fail(e, f"aecore {command}: {e}", EXIT_DIVERGED)
     except DiskFullError as e:
-        print(f"aecore {command}: error: {e}", file=sys.stderr)
-        return EXIT_DISK_FULL
+        return ranks.fail(e, f"aecore {command}: error: {e}", EXIT_DISK_FULL)
     except user_errors as e:
         message = str(e) if not isinstance(e, KeyError) else e.args[0]
-        print(f"aecore {command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print(f"\naecore {command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return ranks.fail(e, f"aecore {command}: error: {message}", EXIT_USAGE)
+    except DistributedError as e:
+        return ranks.fail(e, f"aecore {command}: error: {e}", EXIT_RANK_LOST)
+    except KeyboardInterrupt as e:           # every rank gets the launcher's SIGINT
+        e.collective = True
+        return ranks.fail(e, f"\naecore {command}: interrupted", EXIT_INTERRUPTED)
     except BrokenPipeError:  # e.g. `aecore score ... | head -1`: the reader left, that is fine
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)

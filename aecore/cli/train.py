@@ -195,6 +195,8 @@ def cmd_train(args):
             trainer = T.train(config, out_dir=out_dir, quiet=args.quiet, data=dataset,
                               overwrite=args.overwrite)
     elapsed = time.perf_counter() - start
+    if not trainer.world.is_root:          # data-parallel: rank 0 reports the run
+        return 0
     report(f"run directory: {trainer.out_dir}")
     report(_epochs_summary(trainer, elapsed))
     if trainer.stop_reason:

@@ -103,20 +103,25 @@ class DataLoader:
             self._start_epoch()
         order = self._order
         nb = len(self)
-        bs = self.batch_size
         for k in range(self._position, nb):
-            idx = order[k * bs:(k + 1) * bs]
+            lo, hi = self._positions(k)        # batch k is order[lo:hi]
             if not self.shuffle:  # contiguous: a slice (a view, no copy)
-                sl = slice(k * bs, min((k + 1) * bs, self.num_samples))
-                xb = self.images[sl]
-                yb = None if self.labels is None else self.labels[sl]
+                xb = self.images[lo:hi]
+                yb = None if self.labels is None else self.labels[lo:hi]
             else:
+                idx = order[lo:hi]
                 xb = self.images[idx]
                 yb = None if self.labels is None else self.labels[idx]
             self._position += 1
             if self._position == nb:
                 self._finish_epoch()
             yield xb, yb
+
+    def _positions(self, k):
+        """(lo, hi): batch k is the epoch's order[lo:hi] (aecore.distributed's ShardedLoader
+        narrows this to one rank's part)."""
+        lo = k * self.batch_size
+        return lo, min(lo + self.batch_size, self.num_samples)
 
     def _finish_epoch(self):
         self._epoch += 1

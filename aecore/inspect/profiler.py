@@ -352,6 +352,10 @@ class _Limited:
     def __len__(self):
         return min(len(self.loader), self.count)
 
+    @property
+    def last_shard(self):               # the Trainer reads which part of a batch it got
+        return self.loader.last_shard
+
     def __iter__(self):
         for index, batch in enumerate(self.loader):
             if index >= self.count:

@@ -34,8 +34,9 @@ import os
 import sys
 
 from .. import random as ae_random
+from ..distributed import current as current_world
 from ..io.atomic import DiskFullError
-from ..io.checkpoint import CheckpointError, load_checkpoint
+from ..io.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from ..io.rundir import RunDirectory
 from .build import build_model, build_optimizer, build_scheduler, load_data
 from .config import (DEFAULT_CONFIG, RESUME_OVERRIDES, Config, ConfigError, DeviceError,
@@ -59,7 +60,9 @@ def train(config=None, out_dir=None, quiet=False, stream=None, callbacks=(), dat
 
     out_dir: the run directory (None: nothing written); one that already holds a run is refused
     unless overwrite=True, which deletes that run's files first. data: a Dataset to use instead
-    of loading config["data"]. pictures: override config["pictures"].
+    of loading config["data"]. pictures: override config["pictures"]. After
+    aecore.distributed.init(), every rank calls train() alike (config["batch_size"] is each
+    rank's) and rank 0 writes the run.
     """
     config = make_config(config)  # the one check (a device that is not here fails now)
     ae_random.manual_seed(int(config["seed"]))
@@ -68,7 +71,7 @@ def train(config=None, out_dir=None, quiet=False, stream=None, callbacks=(), dat
     optimizer = build_optimizer(config, model.parameters())
     trainer = Trainer(model, optimizer, dataset, config, out_dir=out_dir, quiet=quiet,
                       stream=stream, callbacks=callbacks, overwrite=overwrite)
-    trainer.hold_run_dir()
+    trainer.world.on_root(trainer.hold_run_dir)
     try:
         trainer.fit()
         _finish(trainer, pictures)
@@ -87,6 +90,10 @@ def resume(run_dir, overrides=None, quiet=False, stream=None, callbacks=(), data
     damaged or whose contents do not rebuild the run is skipped for the previous pair, with a
     warning; when both are unusable, CheckpointError names both files and what is wrong with
     each. out_dir: write the continued run elsewhere (default: run_dir itself).
+
+    With several ranks (aecore.distributed), rank 0 reads the checkpoint and sends it to the
+    others; any rank count that divides the run's global batch (its batch_size x ranks) may
+    continue it, each rank taking an equal part.
     """
     run_dir = os.fspath(run_dir)
     overrides = dict(overrides or {})
@@ -98,17 +105,21 @@ def resume(run_dir, overrides=None, quiet=False, stream=None, callbacks=(), data
         raise CheckpointError(f"{run_dir}: no such run directory")
     out_dir = os.fspath(out_dir or run_dir)
     same = os.path.abspath(out_dir) == os.path.abspath(run_dir)
+    world = current_world()
     # Locked before the checkpoint is read: no other process can be writing it meanwhile.
-    held = RunDirectory.open(out_dir, mode="resume" if same else
-                             ("overwrite" if overwrite else "new"))
+    held = world.on_root(lambda: RunDirectory.open(out_dir, mode="resume" if same else
+                                                   ("overwrite" if overwrite else "new")))
     try:
         datasets = {}
 
         def restore(checkpoint):
             """A Trainer rebuilt from `checkpoint`, or CheckpointError saying why it cannot be."""
+            saved = {k: v for k, v in checkpoint.config.items()
+                     if k not in ("input_shape", "model_config")}
+            if isinstance(saved.get("batch_size"), int) and isinstance(saved.get("ranks", 1), int):
+                saved["batch_size"] = _batch_per_rank(saved["batch_size"] * saved.get("ranks", 1),
+                                                      world.size)
             try:
-                saved = {k: v for k, v in checkpoint.config.items()
-                         if k not in ("input_shape", "model_config")}
                 config = make_config(dict(saved, **overrides))
             except (ConfigError, TypeError, AttributeError, ValueError) as e:
                 raise CheckpointError(f"{checkpoint.path}: its config is unusable ({e})") from None
@@ -128,10 +139,15 @@ def resume(run_dir, overrides=None, quiet=False, stream=None, callbacks=(), data
                               stream=stream, callbacks=callbacks)
             return trainer.load_state(checkpoint)
 
-        checkpoint = load_checkpoint(run_dir, validate=restore)
-        trainer = checkpoint.extra["validated"]
+        checkpoint = world.on_root(lambda: load_checkpoint(run_dir, validate=restore))
+        if world.size > 1:        # the other ranks rebuild the run from rank 0's checkpoint
+            sent = world.broadcast_object(Checkpoint(checkpoint.arrays, checkpoint.meta,
+                                                     checkpoint.path, checkpoint.fallback_reason)
+                                          if world.is_root else None, "the checkpoint")
+            checkpoint = checkpoint if world.is_root else sent
+        trainer = checkpoint.extra["validated"] if world.is_root else restore(checkpoint)
         trainer.run_dir = held
-        say = (lambda text: None) if quiet else \
+        say = (lambda text: None) if quiet or not world.is_root else \
             (lambda text: print(text, file=stream or sys.stderr))
         if checkpoint.fallback_reason:
             say(f"warning: {checkpoint.fallback_reason}; resuming from the previous checkpoint "
@@ -144,8 +160,20 @@ def resume(run_dir, overrides=None, quiet=False, stream=None, callbacks=(), data
         trainer.fit()
         _finish(trainer, pictures)
     finally:
-        held.close()
+        if held is not None:
+            held.close()
     return trainer
+
+
+def _batch_per_rank(global_batch, ranks):
+    """Each rank's batch when `ranks` ranks continue a run of global batch `global_batch`."""
+    if global_batch % ranks:
+        error = ConfigError(f"the run's global batch is {global_batch} (its batch_size x ranks), "
+                            f"which {ranks} ranks cannot share equally: resume with a number of "
+                            "ranks that divides it")
+        error.collective = True
+        raise error
+    return global_batch // ranks
 
 
 def _finish(trainer, pictures):

@@ -58,7 +58,7 @@ RESUME_OVERRIDES = ("epochs", "patience", "min_delta", "device", "pictures", "re
 
 # Keys a saved config holds besides DEFAULT_CONFIG's (written by the Trainer, see
 # Trainer.full_config); make_config accepts them back.
-SAVED_KEYS = ("input_shape", "model_config", "version")
+SAVED_KEYS = ("input_shape", "model_config", "version", "ranks")
 
 # How many synthetic digits are generated when config["limit"] does not say.
 SYNTHETIC_SIZE = 3000

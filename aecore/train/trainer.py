@@ -25,10 +25,21 @@ good checkpoint stays as it was and metrics.json records why the run stopped.
 The run directory is held for the whole run (aecore.io.rundir): locked against a second
 process, refused when it already holds another run (unless overwrite=True, which deletes the
 old run's files first), and cleared of temporary files a killed writer left behind.
+
+Data-parallel (aecore.distributed; `world` has several ranks): config["batch_size"] is each
+rank's, and the global batch is batch_size x ranks. Each step deals the global batch across
+the ranks (ShardedLoader), every rank's noise is its rows of the whole batch's draw
+(aecore.random.batch_shard), the loss and metrics are averaged over the whole batch and the
+gradients summed with each rank's share as weight, so every rank takes the same step, the one
+a single process with the global batch would take. Validation is dealt the same way. Rank 0
+alone holds the run directory, prints, and writes the files; what fails there is raised on
+every rank (World.on_root), so the ranks stop together. At the start the ranks check that they
+were given the same settings and data, then take rank 0's weights and optimizer state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -38,7 +49,9 @@ import numpy as np
 
 from .. import random as ae_random
 from ..backend import get_array_module
-from ..data import DataLoader, Dataset, split_dataset
+from ..data import Dataset, split_dataset
+from ..distributed import current as current_world
+from ..distributed.sampler import ShardedLoader
 from ..io.atomic import DiskFullError
 from ..io.checkpoint import (CheckpointError, NonFiniteCheckpointError, json_safe,
                              load_checkpoint, pack_optimizer_state, save_checkpoint,
@@ -49,7 +62,7 @@ from ..nn.utils import clip_grad_norm_
 from ..optim.lr_scheduler import ReduceLROnPlateau
 from ..tensor import no_grad, tensor
 from .build import build_scheduler
-from .config import make_config
+from .config import ConfigError, make_config
 from .files import write_json, write_metrics
 from .progress import ProgressBar
 
@@ -63,6 +76,8 @@ VALIDATION_STREAM = 7919
 class NonFiniteLossError(FloatingPointError):
     """Training diverged: the loss became NaN or infinite; .epoch and .batch name the step."""
 
+    collective = True   # with several ranks, every rank meets it at the same step
+
     def __init__(self, message, epoch, batch, value):
         super().__init__(message)
         self.epoch, self.batch, self.value = epoch, batch, value
@@ -75,6 +90,15 @@ class NonFiniteStateError(NonFiniteLossError):
     def __init__(self, message, epoch, batch, tensor):
         super().__init__(message, epoch, batch, float("nan"))
         self.tensor = tensor
+
+
+def _fingerprint(images):
+    """[shape, dtype, a digest of the bytes] of an image array (None for None)."""
+    if images is None:
+        return None
+    array = np.ascontiguousarray(images)
+    digest = hashlib.blake2b(memoryview(array).cast("B"), digest_size=16).hexdigest()
+    return [list(array.shape), str(array.dtype), digest]
 
 
 def _as_images(part):
@@ -123,12 +147,17 @@ class Trainer:
     overwrite: out_dir may hold another run: its files are deleted first (otherwise refused)
     scheduler: an aecore.optim.lr_scheduler scheduler of `optimizer`, stepped once per epoch;
                None: the one config["lr_schedule"] names (none when that is None)
+    world:     the ranks of a data-parallel run (aecore.distributed); None: the one
+               aecore.distributed.init() made, else this process alone
     """
 
     def __init__(self, model, optimizer, data, config=None, out_dir=None, quiet=False,
-                 stream=None, callbacks=(), overwrite=False, scheduler=None):
+                 stream=None, callbacks=(), overwrite=False, scheduler=None, world=None):
         self.config = make_config(config)   # a Config from train() / resume() passes as it is
+        self.world = current_world() if world is None else world
         self.device = self.config["device"]  # checked by make_config: cpu, or a usable cuda
+        if self.device != "cpu" and self.world.size > 1:
+            self.world.use_local_gpu()       # one GPU per rank, before the model moves
         # The one move of the model to the device (train() and resume() build it on the CPU).
         self.model = model.to(self.device) if self.device != "cpu" else model
         self.optimizer = optimizer
@@ -138,10 +167,11 @@ class Trainer:
         # Made after the optimizer and before any state is loaded into it (PyTorch's order).
         self.scheduler = scheduler if scheduler is not None else \
             build_scheduler(self.config, optimizer)
-        self.out_dir = None if out_dir is None else os.fspath(out_dir)
+        # Rank 0 alone keeps the run directory and prints.
+        self.out_dir = None if out_dir is None or not self.world.is_root else os.fspath(out_dir)
         self.overwrite = overwrite
         self.run_dir = None            # the held RunDirectory while training
-        self.quiet = quiet
+        self.quiet = quiet or not self.world.is_root
         self.stream = stream
         self.callbacks = list(callbacks)
         c = self.config
@@ -161,8 +191,12 @@ class Trainer:
             self.val_images, self.val_labels = _as_images(val_part)
         if self.val_images is not None and len(self.val_images) == 0:
             self.val_images = self.val_labels = None
-        self.loader = DataLoader(self.train_images, None, batch_size=c["batch_size"],
-                                 shuffle=True, seed=c["seed"])
+        self.global_batch = c["batch_size"] * self.world.size
+        # Every rank draws the same order of the same global batches; each takes its part.
+        self.loader = ShardedLoader(self.train_images, None, batch_size=self.global_batch,
+                                    shuffle=True, seed=c["seed"], rank=self.world.rank,
+                                    size=self.world.size)
+        self._metric_keys = None       # the model's metric names, in its order (for the ranks)
         self.epoch = 0                 # epochs completed
         self.history = []              # one record per completed epoch
         self.best = None               # best monitored loss so far
@@ -207,31 +241,59 @@ class Trainer:
                 f"{os.path.join(self.out_dir, 'checkpoint.json')}"
                 if self.out_dir and self.epoch > 0 else "no checkpoint was written yet")
 
+    def _batch_loss(self, xb, shard):
+        """(loss Tensor or None, the batch's loss value, its metrics) for this rank's part xb
+        of a batch; shard = (start, stop, total): xb is rows start:stop of the batch of `total`
+        (one process: all of it). The value and metrics are the whole batch's means, the same
+        on every rank; the Tensor is this rank's part's (None when the part is empty)."""
+        start, stop, total = shard
+        loss, value, metrics = None, 0.0, {}
+        if stop > start:
+            with ae_random.batch_shard(start, stop, total):
+                loss, metrics = self.model.loss(self._to_device(xb))
+            value = float(loss.item())
+            self._metric_keys = tuple(metrics)
+        if self.world.size == 1:
+            return loss, value, metrics
+        if total < self.world.size:           # a rank's part is empty: rank 0 names the keys
+            self._metric_keys = self.world.broadcast_object(self._metric_keys)
+        keys, share = self._metric_keys, stop - start
+        sums = np.array([value] + [float(metrics[k]) for k in keys] if share else
+                        [0.0] * (1 + len(keys))) * share
+        means = self.world.allreduce_sum(sums, "the loss allreduce") / total
+        return loss, float(means[0]), dict(zip(keys, means[1:].tolist()))
+
     def train_epoch(self, epoch, progress=None):
         """One pass over the training data -> averaged {"loss": ..., <model metrics>...}.
 
         Each step is checked: a non-finite loss stops before the update, a non-finite parameter
         or optimizer buffer right after it. NumPy's overflow warnings are silenced inside the
-        step, since these checks report the problem in one line.
+        step, since these checks report the problem in one line. With several ranks, each step
+        is the whole global batch's (see the module docstring).
         """
         self.model.train()
+        world = self.world
         sums, seen = {}, 0
         for batch, (xb, _) in enumerate(self.loader, start=1):
-            x = self._to_device(xb)
+            start, stop, total = shard = self.loader.last_shard
+            world.broadcast_buffers(self.model)       # rank 0's running statistics
             with np.errstate(all="ignore"):
-                loss, metrics = self.model.loss(x)
-                value = float(loss.item())
+                loss, value, metrics = self._batch_loss(xb, shard)
                 self._check_finite(value, epoch, batch)
                 self.optimizer.zero_grad()
-                loss.backward()
+                if loss is not None:
+                    loss.backward()
+                # the whole batch's gradient: each rank's weighted by its share of the batch
+                world.allreduce_gradients(self.model.parameters(), (stop - start) / total)
                 if self.config["grad_clip"] is not None:
                     clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
                 self.optimizer.step()
+            if total < world.size:     # an empty part drew no noise: take rank 0's generator
+                ae_random.set_rng_state(world.broadcast_object(ae_random.get_rng_state()))
             self._check_finite_state(epoch, batch)
-            n = len(xb)
-            seen += n
+            seen += total
             for key, v in (("loss", value),) + tuple(metrics.items()):
-                sums[key] = sums.get(key, 0.0) + float(v) * n
+                sums[key] = sums.get(key, 0.0) + float(v) * total
             if progress is not None:
                 progress.update(batch, seen, sums["loss"] / seen)
         return {k: v / seen for k, v in sums.items()}
@@ -241,16 +303,15 @@ class Trainer:
         (a generator seeded from config["seed"], the same every call)."""
         self.model.eval()
         sums, seen = {}, 0
-        loader = DataLoader(images, None, batch_size=max(self.config["batch_size"], 256),
-                            shuffle=False)
+        loader = ShardedLoader(images, None, batch_size=max(self.global_batch, 256),
+                               shuffle=False, rank=self.world.rank, size=self.world.size)
         with fixed_noise([self.config["seed"], VALIDATION_STREAM]), no_grad(), \
                 np.errstate(all="ignore"):
             for batch, (xb, _) in enumerate(loader, start=1):
-                loss, metrics = self.model.loss(self._to_device(xb))
-                value = float(loss.item())
+                _, value, metrics = self._batch_loss(xb, loader.last_shard)
                 if epoch is not None:
                     self._check_finite(value, epoch, batch, where="validation")
-                n = len(xb)
+                n = loader.last_shard[2]
                 seen += n
                 for key, v in (("loss", value),) + tuple(metrics.items()):
                     sums[key] = sums.get(key, 0.0) + float(v) * n
@@ -289,8 +350,8 @@ class Trainer:
     def _fit(self):
         c = self.config
         self.epochs_run = 0
-        if self.out_dir:
-            write_json(self.out_dir, "config.json", self._full_config())
+        self._start_ranks()
+        self.world.on_root(self._write_config)
         if self.finished and self.epoch >= c["epochs"]:
             return self._restore_best()
         self.finished = False
@@ -325,9 +386,7 @@ class Trainer:
                 elif epoch == c["epochs"]:
                     self.stop_reason = f"completed {epoch} epochs"
                 self.finished = self.stop_reason is not None
-                if self.out_dir:
-                    self.save_checkpoint()
-                    self.write_metrics()
+                self.world.on_root(self._write_epoch_files)
                 progress.close(self._summary(record, improved))
                 for callback in self.callbacks:
                     callback(self, record)
@@ -341,6 +400,41 @@ class Trainer:
         if self.stop_reason and self.stop_reason.startswith("early stopping") and not self.quiet:
             print(self.stop_reason, file=self.stream or sys.stderr)
         return self._restore_best()
+
+    def _write_config(self):
+        if self.out_dir:
+            write_json(self.out_dir, "config.json", self._full_config())
+
+    def _write_epoch_files(self):
+        if self.out_dir:
+            self.save_checkpoint()
+            self.write_metrics()
+
+    def _start_ranks(self):
+        """Several ranks: check that every rank was given the same settings and data, then give
+        every rank rank 0's weights, buffers and optimizer state, and say what runs."""
+        world = self.world
+        if world.size == 1:
+            return
+        world.check_same(dict(self._full_config(), epoch=self.epoch,
+                              **{"train data": _fingerprint(self.train_images),
+                                 "validation data": _fingerprint(self.val_images)}),
+                         "settings or data")
+        if len(self.train_images) < world.size:   # the same on every rank, checked just now
+            error = ConfigError(f"the training set has {len(self.train_images)} images, "
+                                f"fewer than the {world.size} ranks: each rank needs one at least")
+            error.collective = True
+            raise error
+        world.broadcast_parameters(self.model)
+        state = world.broadcast_object(self.optimizer.state_dict() if world.is_root else None,
+                                       "the broadcast of the optimizer state")
+        if not world.is_root:
+            self.optimizer.load_state_dict(state)
+        if not self.quiet:
+            threads = os.environ.get("NUMBA_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+            per_rank = f", {threads} thread{'s' * (threads != '1')} each" if threads else ""
+            print(f"data-parallel: {world.size} ranks{per_rank}; batch {self.config['batch_size']}"
+                  f" per rank, global batch {self.global_batch}", file=self.stream or sys.stderr)
 
     def _print_compile_notice(self):
         """Say so when this first run will compile the kernels (seconds per kernel)."""
@@ -364,6 +458,8 @@ class Trainer:
     def _stop_for_disk_full(self, error):
         """A file of the run could not be written: free the half-written temporary files,
         find the last good checkpoint, record the stop, and raise one message saying all that."""
+        if self.out_dir is None:           # another rank's disk: rank 0 reports it
+            raise error
         if self.run_dir is not None:
             self.run_dir.remove_temp_files()
         try:
@@ -422,6 +518,7 @@ class Trainer:
         own config, so that load_run and resume rebuild the exact architecture."""
         config = dict(self.config)
         config["input_shape"] = list(self.train_images.shape[1:])
+        config["ranks"] = self.world.size            # batch_size is per rank
         model_config = getattr(self.model, "config", None)
         if model_config is not None:
             config["model_config"] = json_safe(model_config)
