@@ -4,6 +4,8 @@
     AECORE_HOST_CACHE_MB  the most MiB the host buffer cache may hold (default 2048; 0 turns it off)
     AECORE_DATA           a directory where named data sets are looked for
     AECORE_CACHE_DIR      where measurements of this machine are cached (default ~/.cache/aecore)
+    AECORE_DIST_TIMEOUT   data-parallel runs: seconds a rank waits for the others before it ends
+                          the job (default 300)
 
 An empty variable counts as unset. `check_environment()` checks them all and raises SettingsError,
 one line naming the variable, its value and what is accepted; the CLI calls it before it does
@@ -18,6 +20,7 @@ import os
 from pathlib import Path
 
 DEFAULT_HOST_CACHE_MB = 2048
+DEFAULT_DIST_TIMEOUT = 300.0    # long enough for a slow rank's first compile
 
 
 class SettingsError(ValueError):
@@ -78,15 +81,30 @@ def host_cache_mb():
     value = _read("AECORE_HOST_CACHE_MB")
     if value is None:
         return DEFAULT_HOST_CACHE_MB
+    return _number("AECORE_HOST_CACHE_MB", value, lambda megabytes: megabytes >= 0,
+                   f"expected a finite number of MiB >= 0 (0 turns the host cache off; unset "
+                   f"means {DEFAULT_HOST_CACHE_MB})")
+
+
+def _number(variable, value, acceptable, accepted):
+    """float(value) when it is finite and acceptable(it), else SettingsError saying `accepted`."""
     try:
-        megabytes = float(value)
+        number = float(value)
     except ValueError:
-        megabytes = math.nan
-    if not (math.isfinite(megabytes) and megabytes >= 0):
-        raise SettingsError("AECORE_HOST_CACHE_MB", value,
-                            f"expected a finite number of MiB >= 0 (0 turns the host cache off; "
-                            f"unset means {DEFAULT_HOST_CACHE_MB})")
-    return megabytes
+        number = math.nan
+    if not (math.isfinite(number) and acceptable(number)):
+        raise SettingsError(variable, value, accepted)
+    return number
+
+
+def dist_timeout():
+    """AECORE_DIST_TIMEOUT in seconds (DEFAULT_DIST_TIMEOUT when unset)."""
+    value = _read("AECORE_DIST_TIMEOUT")
+    if value is None:
+        return DEFAULT_DIST_TIMEOUT
+    return _number("AECORE_DIST_TIMEOUT", value, lambda seconds: seconds > 0,
+                   f"expected a positive number of seconds (unset means "
+                   f"{DEFAULT_DIST_TIMEOUT:g})")
 
 
 def host_cache_bytes():
@@ -123,4 +141,5 @@ def cache_dir():
 def check_environment():
     """Check every AECORE_* variable; returns {variable: resolved value} or raises SettingsError."""
     return {"AECORE_TIER": tier(), "AECORE_HOST_CACHE_MB": host_cache_mb(),
-            "AECORE_DATA": data_dir(), "AECORE_CACHE_DIR": cache_dir()}
+            "AECORE_DATA": data_dir(), "AECORE_CACHE_DIR": cache_dir(),
+            "AECORE_DIST_TIMEOUT": dist_timeout()}

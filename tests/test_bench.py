@@ -217,3 +217,19 @@ def test_fold_bench_quick(tmp_path):
     assert row["folded_ms"] > 0 and row["two_ops_ms"] > 0 and row["torch_ms"] is None
     ratio = row["fold_speedup_per_round"]
     assert ratio["q1"] <= ratio["median"] <= ratio["q3"]
+
+
+@pytest.mark.skipif(__import__("shutil").which("mpiexec") is None,
+                    reason="needs mpiexec and mpi4py (pip install 'aecore[mpi]')")
+def test_distributed_bench_quick(tmp_path):
+    """bench/distributed.py runs its three layouts (1 rank x 1 thread, 2 ranks x 1 thread,
+    1 rank x 2 threads), each in processes of its own, and reports the allreduce's share."""
+    bench_distributed = load_bench("distributed")
+    out = tmp_path / "distributed.json"
+    payload = bench_distributed.run(models=("ae",), quick=True, out=out, verbose=False)
+    layouts = payload["results"]["ae"]
+    assert list(layouts) == ["1 rank x 1 thread", "2 ranks x 1 thread", "1 rank x 2 threads"]
+    two = layouts["2 ranks x 1 thread"]
+    assert two["ms_per_step"] > 0 and 0 < two["allreduce_share"] < 1
+    assert layouts["1 rank x 1 thread"]["allreduce_ms_per_step"] is None
+    assert json.loads(out.read_text())["settings"]["global_batch"] == 8

@@ -14,7 +14,8 @@ from aecore.backend import gpu_available
 from aecore.kernels import registry
 from aecore.settings import SettingsError, check_environment
 
-VARIABLES = ("AECORE_TIER", "AECORE_HOST_CACHE_MB", "AECORE_DATA", "AECORE_CACHE_DIR")
+VARIABLES = ("AECORE_TIER", "AECORE_HOST_CACHE_MB", "AECORE_DATA", "AECORE_CACHE_DIR",
+             "AECORE_DIST_TIMEOUT")
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
 
 
@@ -54,6 +55,15 @@ def test_host_cache_mb_must_be_a_finite_number_at_least_zero(monkeypatch, value)
     monkeypatch.setenv("AECORE_HOST_CACHE_MB", value)
     message = _one_line_error("AECORE_HOST_CACHE_MB", value)
     assert ">= 0" in message
+
+
+def test_dist_timeout_is_a_positive_number_of_seconds(monkeypatch):
+    assert check_environment()["AECORE_DIST_TIMEOUT"] == settings.DEFAULT_DIST_TIMEOUT
+    monkeypatch.setenv("AECORE_DIST_TIMEOUT", "12.5")
+    assert settings.dist_timeout() == 12.5
+    for value in ("soon", "0", "-3", "inf", "nan"):
+        monkeypatch.setenv("AECORE_DIST_TIMEOUT", value)
+        assert "a positive number of seconds" in _one_line_error("AECORE_DIST_TIMEOUT", value)
 
 
 @pytest.mark.parametrize("value", ["bogus", "CUDA", "numba,ref"])

@@ -10,8 +10,8 @@ import sys
 from .. import argtypes
 
 __all__ = ["UsageError", "EXIT_DONE", "EXIT_DIVERGED", "EXIT_USAGE", "EXIT_DISK_FULL",
-           "EXIT_RANK_LOST", "EXIT_INTERRUPTED", "MODEL_KINDS", "add_data_flags", "load_or_usage", "report",
-           "group_help"]
+           "EXIT_RANK_LOST", "EXIT_INTERRUPTED", "MODEL_KINDS", "add_data_flags", "load_or_usage",
+           "report", "group_help"]
 
 EXIT_DONE, EXIT_DIVERGED, EXIT_USAGE, EXIT_DISK_FULL, EXIT_RANK_LOST = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130

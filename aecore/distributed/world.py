@@ -20,10 +20,10 @@ weights never drift apart.
 
 Nothing waits forever. Every collective is started non-blocking and then polled; when the other
 ranks have not answered within `timeout` seconds (AECORE_DIST_TIMEOUT, default 300: long enough
-for a first run's compile on a slow rank), DistributedTimeout names the rank, the collective and
-the likely cause. `init()` makes an uncaught exception on any rank abort the whole job (a rank
-that raises would otherwise wait in MPI_Finalize while the others wait for it); mpiexec itself
-ends the job when a rank is killed.
+for a first run's compile on a slow rank; aecore.settings), DistributedTimeout names the rank,
+the collective and the likely cause. `init()` makes an uncaught exception on any rank abort
+the whole job (a rank that raises would otherwise wait in MPI_Finalize while the others wait
+for it); mpiexec itself ends the job when a rank is killed.
 """
 
 from __future__ import annotations
@@ -37,13 +37,12 @@ import time
 
 import numpy as np
 
+from .. import settings
 from ..backend import get_array_module, is_cupy_array
-from . import launch
 
 __all__ = ["SingleProcess", "World", "DistributedError", "DistributedTimeout", "RanksDisagree",
-           "DEFAULT_TIMEOUT", "BUCKET_BYTES", "timeout_from_environment"]
+           "BUCKET_BYTES"]
 
-DEFAULT_TIMEOUT = 300.0
 BUCKET_BYTES = 4 << 20
 ABORT_PAUSE = 1.0      # seconds between a rank's last words and MPI_Abort
 
@@ -60,21 +59,6 @@ class RanksDisagree(DistributedError):
     """The ranks were started with different settings or data; raised on every rank at once."""
 
     collective = True   # every rank raises it: rank 0 reports it, no rank needs to abort
-
-
-def timeout_from_environment():
-    """AECORE_DIST_TIMEOUT in seconds (a positive number), else DEFAULT_TIMEOUT."""
-    text = os.environ.get("AECORE_DIST_TIMEOUT")
-    if text is None:
-        return DEFAULT_TIMEOUT
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise DistributedError(f"AECORE_DIST_TIMEOUT must be a positive number of seconds, "
-                               f"got {text!r}")
-    return value
 
 
 def _differences(descriptions, limit=4):
@@ -157,7 +141,7 @@ class World(SingleProcess):
         local = comm.Split_type(MPI.COMM_TYPE_SHARED, key=self.rank)
         self.local_rank, self.local_size = local.Get_rank(), local.Get_size()
         local.Free()
-        self.timeout = timeout_from_environment() if timeout is None else float(timeout)
+        self.timeout = settings.dist_timeout() if timeout is None else float(timeout)
         self.bucket_bytes = int(bucket_bytes)
         self._nccl = None                 # made on the first CuPy allreduce
         self.seconds_in_allreduce = 0.0   # summed by allreduce_gradients (bench/distributed.py)

@@ -26,8 +26,7 @@ from aecore import distributed
 from aecore import random as ae_random
 from aecore.data import DataLoader
 from aecore.distributed import ShardedLoader, launch, shard_bounds
-from aecore.distributed.world import (DistributedError, SingleProcess, _differences,
-                                      timeout_from_environment)
+from aecore.distributed.world import SingleProcess, _differences
 
 WORKER = str(Path(__file__).with_name("worker.py"))
 MPIEXEC = shutil.which("mpiexec")
@@ -116,14 +115,6 @@ def test_each_rank_gets_its_share_of_the_cores_unless_the_user_chose(monkeypatch
     assert launch.set_rank_threads() is None
 
 
-def test_the_time_limit_is_read_and_checked(monkeypatch):
-    monkeypatch.setenv("AECORE_DIST_TIMEOUT", "12.5")
-    assert timeout_from_environment() == 12.5
-    monkeypatch.setenv("AECORE_DIST_TIMEOUT", "soon")
-    with pytest.raises(DistributedError, match="AECORE_DIST_TIMEOUT must be a positive number"):
-        timeout_from_environment()
-
-
 def test_ranks_that_disagree_are_told_what_differs():
     text = _differences([{"lr": 0.001, "seed": 0}, {"lr": 0.01, "seed": 0}])
     assert text == "lr (rank 0: 0.001, rank 1: 0.01)"
@@ -162,6 +153,16 @@ def test_two_ranks_train_the_weights_of_one_process_with_twice_the_batch(
         scale = max(1.0, float(np.abs(a[name]).max()))
         assert np.abs(a[name] - b[name]).max() <= tolerance * scale, name
     assert a["train_loss"][1] != a["train_loss"][0]          # it trained
+
+
+@needs_mpi
+def test_a_loop_of_ones_own_with_the_multi_node_optimizer_trains_as_one_process(tmp_path):
+    one, two = tmp_path / "one.npz", tmp_path / "two.npz"
+    checked(run([sys.executable, WORKER, "loop", str(one)]))
+    checked(run([sys.executable, WORKER, "loop", str(two)], 2))
+    a, b = np.load(one), np.load(two)
+    for name in a.files:
+        np.testing.assert_allclose(b[name], a[name], rtol=0, atol=1e-12)
 
 
 @needs_mpi
@@ -245,10 +246,10 @@ def test_mpiexec_aecore_train_is_one_process_with_the_global_batch_and_resumes_w
 def test_ranks_started_with_different_settings_or_too_little_data_are_refused(tmp_path):
     flags = ["-m", "aecore", "train", "--model", "ae", "--limit", "301", "--epochs", "1",
              "--no-pictures", "--out", "run"]
-    different = subprocess.run(
-        [MPIEXEC, "-n", "1", sys.executable] + flags + ["--lr", "0.001", ":", "-n", "1",
-                                                          sys.executable] + flags + ["--lr", "0.01"],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    first = [sys.executable] + flags + ["--lr", "0.001"]
+    second = [sys.executable] + flags + ["--lr", "0.01"]
+    different = subprocess.run([MPIEXEC, "-n", "1"] + first + [":", "-n", "1"] + second,
+                               capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert different.returncode == 2
     assert different.stderr.strip().splitlines() == [
         "aecore train: error: the 2 ranks were started with different settings or data: lr "

@@ -4,6 +4,8 @@
 
     train OUT MODEL DTYPE BATCH EPOCHS   Trainer on a small synthetic set; OUT: the final weights,
                                          the per-epoch losses
+    loop OUT                             a training loop of one's own: ShardedLoader and
+                                         MultiNodeOptimizer; OUT: the final weights
     allreduce OUT                        the bucketed gradient allreduce against a plain sum
     sampler OUT                          every rank's indices of every batch of two epochs
     hang | raise | die                   rank 1 stops answering / raises / is killed after the
@@ -48,13 +50,31 @@ def train(world, out, kind, dtype, batch, epochs, n=46):
     optimizer = optim.Adam(model.parameters(), lr=1e-2)
     config = {"batch_size": batch, "epochs": epochs, "val_fraction": 0.2, "seed": 11,
               "model": name}
-    trainer = Trainer(model, optimizer, Dataset(images(n, shape), None, "random", "random(5)"), config,
-                      quiet=True)
+    data = Dataset(images(n, shape), None, "random", "random(5)")
+    trainer = Trainer(model, optimizer, data, config, quiet=True)
     trainer.fit()
     if world.is_root:
         weights = {k: np.asarray(v) for k, v in model.state_dict().items()}
         np.savez(out, **weights, train_loss=[r["train_loss"] for r in trainer.history],
                  val_loss=[r["val_loss"] for r in trainer.history])
+
+
+def loop(world, out):
+    """The README's loop: each rank's loss is the mean of its equal part of the batch of 16."""
+    from aecore.distributed import MultiNodeOptimizer, ShardedLoader
+    name, options, shape = MODELS["ae"]
+    ae.manual_seed(world.rank)                 # different weights: the wrapper sends rank 0's
+    model = build_model(name, shape, **options).double()
+    optimizer = MultiNodeOptimizer(optim.Adam(model.parameters(), lr=1e-2), world, module=model)
+    loader = ShardedLoader(images(48, shape), batch_size=16, seed=2, rank=world.rank,
+                           size=world.size)
+    for _ in range(2):
+        for xb, _ in loader:
+            optimizer.zero_grad()
+            model.loss(xb)[0].backward()
+            optimizer.step()
+    if world.is_root:
+        np.savez(out, **{k: np.asarray(v) for k, v in model.state_dict().items()})
 
 
 def allreduce(world, out):
@@ -111,7 +131,8 @@ def failing(world, out, how):
 
     name, options, shape = MODELS["ae"]
     model = build_model(name, shape, **options)
-    trainer = Trainer(model, optim.Adam(model.parameters()), Dataset(images(45, shape), None, "random", "random(5)"),
+    data = Dataset(images(45, shape), None, "random", "random(5)")
+    trainer = Trainer(model, optim.Adam(model.parameters()), data,
                       {"batch_size": 4, "epochs": 3, "seed": 1}, quiet=True,
                       callbacks=[stop_rank_1])
     trainer.fit()
@@ -123,6 +144,8 @@ if __name__ == "__main__":
     if scenario == "train":
         kind, dtype, batch, epochs = sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
         train(world, out, kind, dtype, batch, epochs)
+    elif scenario == "loop":
+        loop(world, out)
     elif scenario == "allreduce":
         allreduce(world, out)
     elif scenario == "sampler":
