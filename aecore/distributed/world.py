@@ -93,7 +93,7 @@ class SingleProcess:
     def allreduce_sum(self, array, what="an allreduce"):
         return array
 
-    def allreduce_gradients(self, params, weight=1.0):
+    def allreduce_gradients(self, params, weight=1.0, what="the gradient allreduce"):
         """p.grad *= weight (the sum over one rank)."""
         if weight != 1.0:
             for p in params:
@@ -194,7 +194,7 @@ class World(SingleProcess):
             buckets.append(current)
         return buckets
 
-    def allreduce_gradients(self, params, weight=1.0):
+    def allreduce_gradients(self, params, weight=1.0, what="the gradient allreduce"):
         """For every parameter: p.grad <- sum over the ranks of weight * p.grad, bucketed (see
         the module docstring). A parameter without a gradient on this rank counts as zeros."""
         start = time.perf_counter()
@@ -214,7 +214,7 @@ class World(SingleProcess):
                 else:
                     xp.multiply(grad.reshape(-1), weight, out=part)
                 offset += n
-            self.allreduce_sum(flat, "the gradient allreduce")
+            self.allreduce_sum(flat, what)
             offset = 0
             for i in bucket:                                  # unpack: views of the new buffer
                 n = params[i].data.size

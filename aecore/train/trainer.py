@@ -241,7 +241,7 @@ class Trainer:
                 f"{os.path.join(self.out_dir, 'checkpoint.json')}"
                 if self.out_dir and self.epoch > 0 else "no checkpoint was written yet")
 
-    def _batch_loss(self, xb, shard):
+    def _batch_loss(self, xb, shard, where="a batch"):
         """(loss Tensor or None, the batch's loss value, its metrics) for this rank's part xb
         of a batch; shard = (start, stop, total): xb is rows start:stop of the batch of `total`
         (one process: all of it). The value and metrics are the whole batch's means, the same
@@ -260,7 +260,7 @@ class Trainer:
         keys, share = self._metric_keys, stop - start
         sums = np.array([value] + [float(metrics[k]) for k in keys] if share else
                         [0.0] * (1 + len(keys))) * share
-        means = self.world.allreduce_sum(sums, "the loss allreduce") / total
+        means = self.world.allreduce_sum(sums, f"the loss allreduce of {where}") / total
         return loss, float(means[0]), dict(zip(keys, means[1:].tolist()))
 
     def train_epoch(self, epoch, progress=None):
@@ -278,13 +278,15 @@ class Trainer:
             start, stop, total = shard = self.loader.last_shard
             world.broadcast_buffers(self.model)       # rank 0's running statistics
             with np.errstate(all="ignore"):
-                loss, value, metrics = self._batch_loss(xb, shard)
+                where = f"epoch {epoch}, batch {batch}"
+                loss, value, metrics = self._batch_loss(xb, shard, where)
                 self._check_finite(value, epoch, batch)
                 self.optimizer.zero_grad()
                 if loss is not None:
                     loss.backward()
                 # the whole batch's gradient: each rank's weighted by its share of the batch
-                world.allreduce_gradients(self.model.parameters(), (stop - start) / total)
+                world.allreduce_gradients(self.model.parameters(), (stop - start) / total,
+                                          f"the gradient allreduce of {where}")
                 if self.config["grad_clip"] is not None:
                     clip_grad_norm_(self.model.parameters(), self.config["grad_clip"])
                 self.optimizer.step()
@@ -308,7 +310,8 @@ class Trainer:
         with fixed_noise([self.config["seed"], VALIDATION_STREAM]), no_grad(), \
                 np.errstate(all="ignore"):
             for batch, (xb, _) in enumerate(loader, start=1):
-                _, value, metrics = self._batch_loss(xb, loader.last_shard)
+                _, value, metrics = self._batch_loss(xb, loader.last_shard,
+                                                     f"validation batch {batch}")
                 if epoch is not None:
                     self._check_finite(value, epoch, batch, where="validation")
                 n = loader.last_shard[2]

@@ -191,7 +191,8 @@ def test_the_ranks_shards_are_disjoint_complete_and_one_process_order(tmp_path):
 
 @needs_mpi
 @pytest.mark.parametrize("how, says", [
-    ("hang", "no answer from the other ranks for 5 s"),   # our time limit
+    ("hang", "no answer from the other ranks for 5 s in the loss allreduce of epoch 2, "
+             "batch 1"),                                  # our time limit, naming the step
     ("raise", "rank 1 fails on purpose"),                 # the excepthook's MPI_Abort
     ("die", "Killed"),                                    # mpiexec sees the kill
 ])
