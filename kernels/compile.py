@@ -69,6 +69,12 @@ def cpu_kernel(function, fastmath=False):
 
     `fastmath` is passed to njit: a kernel may opt into a named subset such as {"contract"}
     (fused multiply-add) or {"contract", "reassoc"} (vectorized sum reductions).
+
+    One signature per kernel: Numba compiles a function once per distinct argument types, so a
+    serial task called from a prange loop gets its index as np.int64(task) (the parfor's index is
+    uint64, the loop's int64 before the parfor pass: two compiles otherwise), and a helper is
+    called with np.int64(0) rather than the constant 0 (typed Literal[int], a second compile).
+    Figures: kernels/NOTES.md, "compile time".
     """
     if not NUMBA_AVAILABLE:
         return None

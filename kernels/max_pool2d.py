@@ -262,6 +262,7 @@ def forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_l
     # output columns whose 2x2 window lies inside the input: 0 <= 2*ox - pad_left <= w - 2
     ox_from = min((pad_left + 1) // 2, out_w)
     ox_to = max(min((w - 2 + pad_left) // 2 + 1, out_w), ox_from)
+    first = np.int64(0)    # not the constant 0: see compile.py, "one signature per kernel"
     for oy in range(out_h):
         h_start = oy * stride_h - pad_top
         h_end = min(h_start + k_h, h)
@@ -276,11 +277,14 @@ def forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_l
                          argmax_row[ox_from:ox_to], h_start * w + col, (h_start + 1) * w + col,
                          ox_to - ox_from)
             if ox_from > 0:
-                _windows_any(plane, y_row, argmax_row, h_start, h_end, 0, ox_from, k_w, stride_w, pad_left)
+                _windows_any(plane, y_row, argmax_row, h_start, h_end, first, ox_from, k_w,
+                             stride_w, pad_left)
             if ox_to < out_w:
-                _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_to, out_w, k_w, stride_w, pad_left)
+                _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_to, out_w, k_w,
+                             stride_w, pad_left)
         else:
-            _windows_any(plane, y[oy], argmax[oy], h_start, h_end, 0, out_w, k_w, stride_w, pad_left)
+            _windows_any(plane, y[oy], argmax[oy], h_start, h_end, first, out_w, k_w, stride_w,
+                         pad_left)
 
 
 _forward_plane = cpu_kernel_serial(forward_plane)

@@ -90,7 +90,7 @@ _pack_task = cpu_kernel_serial(pack_task)
 
 def pack_loops(x, buf, top, left, sh, sw, hq, wq):
     for task in prange(x.shape[0] * x.shape[1]):            # (channel, image)
-        _pack_task(task, x, buf, top, left, sh, sw, hq, wq)
+        _pack_task(np.int64(task), x, buf, top, left, sh, sw, hq, wq)
 
 
 _pack_loops = cpu_kernel(pack_loops)
@@ -227,7 +227,7 @@ def gather_loops(buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
                  out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
     tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
     for task in prange(tasks):
-        _gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
+        _gather_task(np.int64(task), buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
                      out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step)
 
 
@@ -495,7 +495,7 @@ def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
     total = n_ * hq * wq
     q0 = task * chunk
     length = min(chunk, total - q0)
-    c0 = 0
+    c0 = np.int64(0)       # not the constant 0: see compile.py, "one signature per kernel"
     while c0 < c_out:
         # 8 rows of g per pass while there are 8 left, then 4, then one at a time
         channels = 8 if c_out - c0 >= 8 else min(4, c_out - c0)
@@ -503,7 +503,7 @@ def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
         for ci in range(c_in):
             for ky in range(k_h):
                 ry = ky * dh                   # the tap's row in the window
-                kx = 0
+                kx = np.int64(0)
                 while kx < k_w:
                     taps = 3 if kx + 3 <= k_w else 1
                     # where tap (ky, kx + t) starts in the packed x: phase plane, then shift
@@ -541,7 +541,7 @@ _weight_task = cpu_kernel_serial(weight_task, fastmath=_FMA_REDUCE)
 
 def weight_loops(gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
     for task in prange(partial.shape[0]):                 # one chunk of positions each
-        _weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk)
+        _weight_task(np.int64(task), gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk)
 
 
 _weight_loops = cpu_kernel(weight_loops)
@@ -598,7 +598,7 @@ _bias_task = cpu_kernel_serial(bias_task, fastmath=_FMA_REDUCE)
 
 def bias_loops(g, partial, block):
     for task in prange(partial.shape[0] * partial.shape[1]):     # (image block, channel)
-        _bias_task(task, g, partial, block)
+        _bias_task(np.int64(task), g, partial, block)
 
 
 _bias_loops = cpu_kernel(bias_loops)

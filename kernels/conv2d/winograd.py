@@ -87,7 +87,7 @@ _wino_pack_task = cpu_kernel_serial(wino_pack_task)
 
 def wino_pack_loops(x, xq, top, left):
     for task in prange(xq.shape[0] * xq.shape[1]):            # (image block, channel)
-        _wino_pack_task(task, x, xq, top, left)
+        _wino_pack_task(np.int64(task), x, xq, top, left)
 
 
 _wino_pack_loops = cpu_kernel(wino_pack_loops)
@@ -216,7 +216,7 @@ _wino_task = cpu_kernel_serial(wino_task, fastmath=_FMA)
 
 def wino_loops(xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task):
     for task in prange(xq.shape[0] * -(-tile_rows // rows_per_task)):   # (block, tile rows)
-        _wino_task(task, xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task)
+        _wino_task(np.int64(task), xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task)
 
 
 _wino_loops = cpu_kernel(wino_loops)
