@@ -8,7 +8,8 @@ Kernel modules write their loops as plain Python functions and compile them here
 `cuda.jit` compiles lazily, per argument types, on the first launch.
 
 Numba keeps the compiled CPU kernels on disk (cache=True), so only a fresh install's first run
-compiles them (about a minute); `compile_notice()` is the line a run prints before that wait.
+compiles them (about half a minute on 2 cores); `compile_notice()` is the line a run prints
+before that wait.
 """
 
 import contextlib
@@ -99,7 +100,7 @@ def cpu_kernel_serial(function, fastmath=False):
 # ---------------------------------------------------------------------------------------------
 
 COMPILE_NOTICE = ("compiling aecore's Numba kernels for this machine "
-                  "(first run only, about a minute; cached afterwards)")
+                  "(first run only, about half a minute; cached afterwards)")
 
 
 def _cache_index(kernel):

@@ -1,7 +1,7 @@
 """The `aecore` command.
 
     aecore train                          the default CAE on the built-in synthetic digits
-                                          (about a minute the first time on two CPU cores)
+                                          (under a minute the first time on two CPU cores)
     aecore train --model vae --latent-dim 2 --data mnist --epochs 10 --out runs/vae2
     aecore train --model dae --noise gaussian:0.5 --data fashion-mnist
     aecore train --resume runs/vae2 [--epochs 20]    continue exactly where it stopped

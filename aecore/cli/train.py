@@ -54,7 +54,7 @@ def parse_noise(text):
 def add_subcommands(sub):
     """Add `train` to the `aecore` subparsers."""
     t = sub.add_parser("train", help="train a model (no arguments: the default CAE on the "
-                       "synthetic digits, about a minute the first time)",
+                       "synthetic digits, under a minute the first time)",
                        description="Train a model. Every option has a default: with none, the "
                        "classic CAE trains on the built-in synthetic digits.")
     t.add_argument("--model", choices=MODEL_KINDS, help="model family (default: cae)")

@@ -24,7 +24,7 @@ __all__ = ["DEFAULT_CONFIG", "RESUME_OVERRIDES", "Config", "ConfigError", "Devic
            "make_config", "default_run_dir", "SYNTHETIC_SIZE"]
 
 # The defaults of `aecore train` with no arguments: the classic CAE on the built-in synthetic
-# digits, sized to take about a minute on two CPU cores, first compile included (the README
+# digits, sized to take under a minute on two CPU cores, first compile included (the README
 # gives the measured times).
 DEFAULT_CONFIG = {
     "model": "cae",             # ae | cae | dae | vae
