@@ -64,8 +64,8 @@ def worker(model_name, global_batch, steps, epochs):
     def record(trainer, epoch_record):
         if epoch_record["epoch"] > 1:                      # the first epoch warms up
             timed.append({"ms_per_step": 1e3 * epoch_record["seconds"] / steps,
-                          "allreduce_ms_per_step": 1e3 * world_seconds(world) / steps})
-        reset(world)
+                          "allreduce_ms_per_step": 1e3 * world.seconds_in_allreduce / steps})
+        world.seconds_in_allreduce = 0.0
 
     trainer = Trainer(model, optim.Adam(model.parameters(), lr=1e-3), (images, None),
                       {"batch_size": global_batch // world.size, "epochs": 1 + epochs,
@@ -73,15 +73,6 @@ def worker(model_name, global_batch, steps, epochs):
     trainer.fit()
     if world.is_root:
         print(json.dumps({"ranks": world.size, "epochs": timed}), flush=True)
-
-
-def world_seconds(world):
-    return getattr(world, "seconds_in_allreduce", 0.0)
-
-
-def reset(world):
-    if hasattr(world, "seconds_in_allreduce"):
-        world.seconds_in_allreduce = 0.0
 
 
 # ------------------------------------------------------------------------- the parent

@@ -30,7 +30,7 @@ import sys
 from . import launch
 from .launch import launched_local_size, launched_rank, launched_size
 
-__all__ = ["init", "current", "finalize", "World", "SingleProcess", "ShardedLoader",
+__all__ = ["init", "current", "World", "SingleProcess", "ShardedLoader",
            "shard_bounds", "MultiNodeOptimizer", "create_multi_node_optimizer",
            "DistributedError", "DistributedTimeout", "RanksDisagree", "MissingMPIError",
            "launched_size", "launched_rank", "launched_local_size"]
@@ -81,12 +81,6 @@ def current():
         return _world
     from .world import SingleProcess
     return SingleProcess()
-
-
-def finalize():
-    """Forget the world (tests); MPI itself is finalized by mpi4py at exit."""
-    global _world
-    _world = None
 
 
 def _set_threads():

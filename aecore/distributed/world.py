@@ -75,16 +75,12 @@ def _differences(descriptions, limit=4):
     return "; ".join(parts[:limit]) + ("; ..." if len(parts) > limit else "")
 
 
-def gradient_arrays(params):
-    """[(parameter, gradient array or None)] in parameter order."""
-    return [(p, p.grad) for p in params]
-
-
 class SingleProcess:
     """The world of a run in one process: rank 0 of 1, and every collective does nothing."""
 
     rank, size, local_rank, local_size = 0, 1, 0, 1
     is_root = True
+    seconds_in_allreduce = 0.0      # time inside allreduce_gradients (bench/distributed.py)
 
     def __repr__(self):
         return "SingleProcess()"
@@ -120,9 +116,6 @@ class SingleProcess:
         """function() here (on the root), its result returned."""
         return function()
 
-    def barrier(self, what="a barrier"):
-        return None
-
     def abort(self, code=1):
         sys.exit(code)
 
@@ -144,7 +137,6 @@ class World(SingleProcess):
         self.timeout = settings.dist_timeout() if timeout is None else float(timeout)
         self.bucket_bytes = int(bucket_bytes)
         self._nccl = None                 # made on the first CuPy allreduce
-        self.seconds_in_allreduce = 0.0   # summed by allreduce_gradients (bench/distributed.py)
 
     def __repr__(self):
         return (f"World(rank={self.rank}, size={self.size}, local_rank={self.local_rank}, "
@@ -291,9 +283,6 @@ class World(SingleProcess):
             error.collective = True
             raise error
         return result if self.is_root else value
-
-    def barrier(self, what="a barrier"):
-        self.wait(self.comm.Ibarrier(), what)
 
     def abort(self, code=1):
         """End every rank of the job now (MPI_Abort), after a pause that lets the launcher
