@@ -6,6 +6,8 @@
     AECORE_CACHE_DIR      where measurements of this machine are cached (default ~/.cache/aecore)
     AECORE_DIST_TIMEOUT   data-parallel runs: seconds a rank waits for the others before it ends
                           the job (default 300)
+    AECORE_CUDA_CONV      tiled | naive: which cuda-tier conv kernels run (default tiled; naive
+                          is version 1, one thread per output, kept to read and to compare)
 
 An empty variable counts as unset. `check_environment()` checks them all and raises SettingsError,
 one line naming the variable, its value and what is accepted; the CLI calls it before it does
@@ -107,6 +109,20 @@ def dist_timeout():
                    f"{DEFAULT_DIST_TIMEOUT:g})")
 
 
+CUDA_CONV_VERSIONS = ("tiled", "naive")
+
+
+def cuda_conv():
+    """AECORE_CUDA_CONV: "tiled" (the default) or "naive"."""
+    value = _read("AECORE_CUDA_CONV")
+    if value is None:
+        return CUDA_CONV_VERSIONS[0]
+    if value not in CUDA_CONV_VERSIONS:
+        raise SettingsError("AECORE_CUDA_CONV", value,
+                            f"expected {' or '.join(CUDA_CONV_VERSIONS)} (unset means tiled)")
+    return value
+
+
 def host_cache_bytes():
     """AECORE_HOST_CACHE_MB in bytes."""
     return int(host_cache_mb() * (1 << 20))
@@ -142,4 +158,4 @@ def check_environment():
     """Check every AECORE_* variable; returns {variable: resolved value} or raises SettingsError."""
     return {"AECORE_TIER": tier(), "AECORE_HOST_CACHE_MB": host_cache_mb(),
             "AECORE_DATA": data_dir(), "AECORE_CACHE_DIR": cache_dir(),
-            "AECORE_DIST_TIMEOUT": dist_timeout()}
+            "AECORE_DIST_TIMEOUT": dist_timeout(), "AECORE_CUDA_CONV": cuda_conv()}

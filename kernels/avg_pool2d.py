@@ -46,7 +46,8 @@ import functools
 import numpy as np
 
 from . import geometry, memory
-from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, prange
+from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
+                      needs_wide_index, prange, split_index, window_span, windows_over)
 from .max_pool2d import _padded_slice, _window_origin   # the same windows: the same slices
 from .op import Arg, Family, Op, describe
 from .registry import register
@@ -308,20 +309,14 @@ def avg_pool2d_backward_numba(grad_y, geom):
 # INPUT element (a gather: no atomics, deterministic); the loops are the numba tier's.
 
 def avg_pool2d_forward_kernel(x, divisor, y, zero, total, h, w, out_h, out_w,
-                              k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+                              k_h, k_w, stride_h, stride_w, pad_top, pad_left, wide):
     # x: (P*H*W,) flat; divisor: (outH*outW,); y: (P*outH*outW,)
     t = cuda.grid(1)
     if t >= total:
         return
-    ox = t % out_w
-    oy = (t // out_w) % out_h
-    p = t // (out_w * out_h)
-    h_start = oy * stride_h - pad_top
-    h_end = min(h_start + k_h, h)
-    h_start = max(h_start, 0)
-    w_start = ox * stride_w - pad_left
-    w_end = min(w_start + k_w, w)
-    w_start = max(w_start, 0)
+    p, oy, ox = split_index(t, out_h, out_w, wide)
+    h_start, h_end = window_span(oy, stride_h, pad_top, k_h, h)
+    w_start, w_end = window_span(ox, stride_w, pad_left, k_w, w)
     base = p * h * w
     acc = zero
     for ih in range(h_start, h_end):
@@ -334,18 +329,14 @@ _avg_pool2d_forward_kernel = cuda_kernel(avg_pool2d_forward_kernel)
 
 
 def avg_pool2d_backward_kernel(grad_y, divisor, grad_x, zero, total, h, w, out_h, out_w,
-                               k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+                               k_h, k_w, stride_h, stride_w, pad_top, pad_left, wide):
     # grad_x: (P*H*W,) flat, one thread per element; grad_y: (P*outH*outW,); divisor: (outH*outW,)
     t = cuda.grid(1)
     if t >= total:
         return
-    iw = t % w
-    ih = (t // w) % h
-    p = t // (w * h)
-    oy_from = max((ih + pad_top - k_h + stride_h) // stride_h, 0)
-    oy_to = min((ih + pad_top) // stride_h + 1, out_h)
-    ox_from = max((iw + pad_left - k_w + stride_w) // stride_w, 0)
-    ox_to = min((iw + pad_left) // stride_w + 1, out_w)
+    p, ih, iw = split_index(t, h, w, wide)
+    oy_from, oy_to = windows_over(ih, stride_h, pad_top, k_h, out_h, wide)
+    ox_from, ox_to = windows_over(iw, stride_w, pad_left, k_w, out_w, wide)
     base = p * out_h * out_w
     acc = zero
     for oy in range(oy_from, oy_to):
@@ -382,7 +373,8 @@ def avg_pool2d_forward_cuda(x, geom):
     y = xp.empty((n, c, geom.out_h, geom.out_w), dtype=x.dtype)
     launch_1d(_avg_pool2d_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1),
               _divisor_for_launch(xp, geom, x.dtype), y.reshape(-1), x.dtype.type(0), y.size,
-              h, w, geom.out_h, geom.out_w, *_geometry_scalars(geom))
+              h, w, geom.out_h, geom.out_w, *_geometry_scalars(geom),
+              needs_wide_index(x.size, y.size))
     return y
 
 
@@ -393,7 +385,7 @@ def avg_pool2d_backward_cuda(grad_y, geom):
     launch_1d(_avg_pool2d_backward_kernel, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1),
               _divisor_for_launch(xp, geom, grad_y.dtype), grad_x.reshape(-1),
               grad_y.dtype.type(0), grad_x.size, geom.h, geom.w, geom.out_h, geom.out_w,
-              *_geometry_scalars(geom))
+              *_geometry_scalars(geom), needs_wide_index(grad_x.size, grad_y.size))
     return grad_x
 
 

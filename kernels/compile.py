@@ -17,6 +17,8 @@ import importlib
 import math
 import os
 
+import numpy as np
+
 from .. import backend
 
 # Numba's OpenMP workers spin after each parallel kernel (GNU OpenMP: 300,000 spins before they
@@ -31,7 +33,7 @@ if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
 
 try:  # Numba is a core requirement, but aecore still runs (slower) with NumPy alone.
     import numba
-    from numba import njit, prange
+    from numba import int64, njit, prange, uint32, uint64
     NUMBA_AVAILABLE = True
 except ImportError:  # exercised by tests/test_numpy_only.py
     import warnings
@@ -40,6 +42,7 @@ except ImportError:  # exercised by tests/test_numpy_only.py
     numba = None
     njit = None
     prange = range
+    int64, uint32, uint64 = np.int64, np.uint32, np.uint64
     NUMBA_AVAILABLE = False
 
 CUDA_SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
@@ -154,8 +157,75 @@ def cuda_kernel(function):
     return cuda.jit(function)
 
 
+def cuda_device(function):
+    """Decorator: `function` as a numba.cuda device function, a helper that kernels call (its
+    Python original stays at .py_func); the function itself when numba.cuda is unavailable."""
+    if cuda is None:
+        return function
+    return cuda.jit(device=True)(function)
+
+
 # One block shape for every 1-D launch; grid = ceil(total / threads).
 THREADS_PER_BLOCK = 256
+
+# ---------------------------------------------------------------------------------------------
+# index arithmetic shared by the cuda kernels
+# ---------------------------------------------------------------------------------------------
+# A flat thread index is split into (plane, row, column) by division and remainder. Done on
+# Python's int64 with floor semantics, each `//` and `%` is a 64-bit signed division plus a sign
+# fix-up: tens of instructions on a GPU. On unsigned 32-bit values it is one native division,
+# which is right whenever every index is below 2**31. `narrow` (from needs_wide_index, checked at
+# launch) says which: a branch that is the same for every thread costs nothing.
+
+WIDE_INDEX_LIMIT = 2 ** 31
+
+
+def needs_wide_index(*sizes):
+    """False when every index of arrays of these element counts fits 32 bits (the fast path)."""
+    return max(sizes, default=0) >= WIDE_INDEX_LIMIT
+
+
+@cuda_device
+def split_index(t, h, w, wide):
+    """Flat index t over (planes, h, w) -> (plane, row, column), as int64 values."""
+    if wide:
+        t64, h64, w64 = uint64(t), uint64(h), uint64(w)
+        return int64(t64 // (h64 * w64)), int64((t64 // w64) % h64), int64(t64 % w64)
+    t32, h32, w32 = uint32(t), uint32(h), uint32(w)
+    return (int64(t32 // uint32(h32 * w32)), int64(uint32(t32 // w32) % h32),
+            int64(t32 % w32))
+
+
+@cuda_device
+def split_pair(t, w, wide):
+    """Flat index t over (rows, w) -> (row, column), as int64 values."""
+    if wide:
+        t64, w64 = uint64(t), uint64(w)
+        return int64(t64 // w64), int64(t64 % w64)
+    t32, w32 = uint32(t), uint32(w)
+    return int64(t32 // w32), int64(t32 % w32)
+
+
+@cuda_device
+def quotient(a, b):
+    """a // b for sizes (0 <= a < 2**31, 0 < b), as one unsigned 32-bit division."""
+    return int64(uint32(a) // uint32(b))
+
+
+@cuda_device
+def window_span(o, stride, pad, kernel, size):
+    """The input rows [start, end) of output row o's pooling window, clipped to the input."""
+    start = o * stride - pad
+    return max(start, 0), min(start + kernel, size)
+
+
+@cuda_device
+def windows_over(i, stride, pad, kernel, out, wide):
+    """The output rows [first, end) whose pooling windows cover input row i, the o with
+    o*stride - pad <= i <= o*stride - pad + kernel - 1 (the backward gathers' bounds)."""
+    low = i + pad - kernel + stride      # first = ceil((i + pad - kernel + 1) / stride)
+    first = split_pair(low, stride, wide)[0] if low > 0 else 0
+    return first, min(split_pair(i + pad, stride, wide)[0] + 1, out)
 
 
 # When a list (inside `compile_only()`), launches compile PTX for the arguments' types instead of
@@ -171,24 +241,50 @@ def compile_only():
     """Inside this block, launch_1d compiles each kernel to PTX for the launch's argument types
     (via numba.cuda.compile_ptx, which needs NVRTC but no GPU) and records (name, types, ptx)."""
     global _compiled_instead_of_launched
+    import types
+    from numba.cuda import dispatcher
+    # A device function compiles for the current GPU's compute capability; with no GPU, numba
+    # is told the one PTX is compiled for.
+    asks_device = dispatcher.get_current_device
+    dispatcher.get_current_device = lambda: types.SimpleNamespace(
+        compute_capability=PTX_COMPUTE_CAPABILITY)
     previous, _compiled_instead_of_launched = _compiled_instead_of_launched, []
     try:
         yield _compiled_instead_of_launched
     finally:
         _compiled_instead_of_launched = previous
+        dispatcher.get_current_device = asks_device
 
 
 def launch_1d(kernel, total, *args):
     """Launch `kernel` with one thread per output element on the current CuPy stream."""
+    launch(kernel, (math.ceil(total / THREADS_PER_BLOCK),), (THREADS_PER_BLOCK,), *args)
+
+
+def launch(kernel, grid, block, *args):
+    """Launch `kernel` on a grid of blocks (tuples of 1 to 3 sizes) on the current CuPy stream,
+    or compile it to PTX instead inside compile_only(). A grid with no blocks launches nothing."""
     if _compiled_instead_of_launched is not None:
         types = tuple(numba.typeof(a) for a in args)
         ptx, _ = cuda.compile_ptx(kernel.py_func, types, cc=PTX_COMPUTE_CAPABILITY)
         _compiled_instead_of_launched.append((kernel.py_func.__name__, types, ptx))
         return
-    if total == 0:
+    if 0 in grid:
         return
-    blocks = math.ceil(total / THREADS_PER_BLOCK)
-    kernel[blocks, THREADS_PER_BLOCK, current_stream()](*(_without_sync(a) for a in args))
+    _check_device_arrays(kernel, args)
+    kernel[grid, block, current_stream()](*(_without_sync(a) for a in args))
+
+
+def _check_device_arrays(kernel, args):
+    """On a real GPU every array argument must already be on the device: numba.cuda would copy a
+    NumPy array to the GPU and back on every launch, silently and slowly."""
+    if CUDA_SIMULATOR:
+        return
+    for position, arg in enumerate(args):
+        if isinstance(arg, np.ndarray) and arg.ndim > 0:
+            raise TypeError(f"{kernel.py_func.__name__}: argument {position} is a NumPy "
+                            f"{arg.shape} array; the cuda tier runs on CuPy arrays only (move the "
+                            "tensor with .to('cuda'), or use the ref / numba tier on the CPU)")
 
 
 def _without_sync(arg):
@@ -203,6 +299,10 @@ def _without_sync(arg):
     return cuda.as_cuda_array(arg, sync=False)
 
 
+# One Numba wrapper per CuPy stream, made on first use (a new one per launch costs host time).
+_streams = {}
+
+
 def current_stream():
     """CuPy's current stream as a Numba stream, so launches queue behind CuPy's work (no sync).
 
@@ -214,7 +314,13 @@ def current_stream():
         import cupy
     except ImportError:
         return 0
-    return cuda.external_stream(cupy.cuda.get_current_stream().ptr)
+    pointer = cupy.cuda.get_current_stream().ptr
+    stream = _streams.get(pointer)
+    if stream is None:
+        if len(_streams) > 64:      # streams come and go: keep the table small
+            _streams.clear()
+        stream = _streams[pointer] = cuda.external_stream(pointer)
+    return stream
 
 
 def array_module_of(array):

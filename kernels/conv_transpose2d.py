@@ -46,9 +46,8 @@ decoder, run their 7 -> 14 and 14 -> 28 resizes + convs through these three ops.
 from functools import partial
 
 from . import geometry
-from .conv2d import (conv_cost, conv_inputs, conv_torch_counterpart, gather_cuda, gather_numba,
-                     gather_ref, scatter_cuda, scatter_numba, scatter_ref, weight_cuda,
-                     weight_numba, weight_ref)
+from .conv2d import (conv_cost, conv_inputs, conv_torch_counterpart, cuda_cores, gather_numba,
+                     gather_ref, scatter_numba, scatter_ref, weight_numba, weight_ref)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -112,21 +111,23 @@ def conv_transpose2d_backward_weight_numba(grad_y, x, geom):
                         geom.dilation, geom.groups)
 
 
-# numba cuda: one thread per output element, gathers only, see conv2d/cuda.py
+# numba cuda: the version AECORE_CUDA_CONV selects (conv2d.cuda_cores), gathers only
 
 @register("conv_transpose2d_forward", "cuda")
 def conv_transpose2d_forward_cuda(x, w, b, geom):
-    return scatter_cuda(x, w, b, geom.stride, geom.pads, geom.out_hw,
-                        geom.dilation, geom.groups)
+    scatter = cuda_cores()[1]
+    return scatter(x, w, b, geom.stride, geom.pads, geom.out_hw, geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_input", "cuda")
 def conv_transpose2d_backward_input_cuda(grad_y, w, geom):
-    return gather_cuda(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w),
-                       geom.dilation, geom.groups)
+    gather = cuda_cores()[0]
+    return gather(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w),
+                  geom.dilation, geom.groups)
 
 
 @register("conv_transpose2d_backward_weight", "cuda")
 def conv_transpose2d_backward_weight_cuda(grad_y, x, geom):
-    return weight_cuda(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w),
-                       geom.dilation, geom.groups)
+    weight = cuda_cores()[2]
+    return weight(x, grad_y, geom.stride, geom.pads, (geom.k_h, geom.k_w),
+                  geom.dilation, geom.groups)

@@ -39,7 +39,8 @@ windows keep the general loop. Figures: kernels/NOTES.md, "max_pool2d".
 import numpy as np
 
 from . import geometry, memory
-from .compile import array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d, prange
+from .compile import (array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d,
+                      needs_wide_index, prange, split_index, window_span, windows_over)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -352,20 +353,14 @@ def max_pool2d_backward_numba(grad_y, argmax, geom):
 # INPUT element (a gather: no atomics, deterministic).
 
 def max_pool2d_forward_kernel(x, y, argmax, total, h, w, out_h, out_w,
-                               k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+                               k_h, k_w, stride_h, stride_w, pad_top, pad_left, wide):
     # x: (P*H*W,) flat; y, argmax: (P*outH*outW,) flat.
     t = cuda.grid(1)
     if t >= total:
         return
-    ox = t % out_w
-    oy = (t // out_w) % out_h
-    p = t // (out_w * out_h)
-    h_start = oy * stride_h - pad_top
-    h_end = min(h_start + k_h, h)
-    h_start = max(h_start, 0)
-    w_start = ox * stride_w - pad_left
-    w_end = min(w_start + k_w, w)
-    w_start = max(w_start, 0)
+    p, oy, ox = split_index(t, out_h, out_w, wide)
+    h_start, h_end = window_span(oy, stride_h, pad_top, k_h, h)
+    w_start, w_end = window_span(ox, stride_w, pad_left, k_w, w)
     base = p * h * w
     best = x[base + h_start * w + w_start]
     best_index = h_start * w + w_start
@@ -383,24 +378,20 @@ _max_pool2d_forward_kernel = cuda_kernel(max_pool2d_forward_kernel)
 
 
 def max_pool2d_backward_kernel(grad_y, argmax, grad_x, zero, total, h, w, out_h, out_w,
-                                k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+                                k_h, k_w, stride_h, stride_w, pad_top, pad_left, wide):
     # grad_x: (P*H*W,) flat, one thread per element; windows containing row ih are those with
     # oy * stride_h - pad_top <= ih <= oy * stride_h - pad_top + k_h - 1.
     t = cuda.grid(1)
     if t >= total:
         return
-    iw = t % w
-    ih = (t // w) % h
-    p = t // (w * h)
+    p, ih, iw = split_index(t, h, w, wide)
     me = ih * w + iw
-    oy_lo = max((ih + pad_top - k_h + stride_h) // stride_h, 0)   # ceil((ih+pad-k+1)/stride)
-    oy_hi = min((ih + pad_top) // stride_h, out_h - 1)
-    ox_lo = max((iw + pad_left - k_w + stride_w) // stride_w, 0)
-    ox_hi = min((iw + pad_left) // stride_w, out_w - 1)
+    oy_from, oy_to = windows_over(ih, stride_h, pad_top, k_h, out_h, wide)
+    ox_from, ox_to = windows_over(iw, stride_w, pad_left, k_w, out_w, wide)
     acc = zero
     base = p * out_h * out_w
-    for oy in range(oy_lo, oy_hi + 1):
-        for ox in range(ox_lo, ox_hi + 1):
+    for oy in range(oy_from, oy_to):
+        for ox in range(ox_from, ox_to):
             o = base + oy * out_w + ox
             if argmax[o] == me:
                 acc += grad_y[o]
@@ -420,7 +411,8 @@ def max_pool2d_forward_cuda(x, geom):
     total = y.size
     launch_1d(_max_pool2d_forward_kernel, total, xp.ascontiguousarray(x).reshape(-1), y.reshape(-1),
               argmax.reshape(-1), total, h, w, out_h, out_w, geom.k_h, geom.k_w,
-              geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left)
+              geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left,
+              needs_wide_index(x.size, total))
     return y, argmax
 
 
@@ -434,5 +426,6 @@ def max_pool2d_backward_cuda(grad_y, argmax, geom):
     launch_1d(_max_pool2d_backward_kernel, total, xp.ascontiguousarray(grad_y).reshape(-1),
               xp.ascontiguousarray(argmax, dtype=xp.int64).reshape(-1), grad_x.reshape(-1),
               grad_y.dtype.type(0), total, h, w, out_h, out_w, geom.k_h, geom.k_w,
-              geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left)
+              geom.stride_h, geom.stride_w, geom.pad_top, geom.pad_left,
+              needs_wide_index(total, grad_y.size))
     return grad_x

@@ -59,7 +59,8 @@ from fractions import Fraction
 import numpy as np
 
 from . import geometry, memory
-from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, prange
+from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
+                      needs_wide_index, prange, split_index)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -471,26 +472,23 @@ def _on_device(xp, table):
     return entry[1]
 
 
-def nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w):
+def nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w, wide):
     t = cuda.grid(1)
     if t >= total:
         return
-    ox = t % out_w
-    oy = (t // out_w) % out_h
-    p = t // (out_w * out_h)
+    p, oy, ox = split_index(t, out_h, out_w, wide)
     y[t] = x[(p * h + src_h[oy]) * w + src_w[ox]]
 
 
 _nearest_forward_kernel = cuda_kernel(nearest_forward_kernel)
 
 
-def bilinear_forward_kernel(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y, total, h, w, out_h, out_w):
+def bilinear_forward_kernel(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y, total, h, w, out_h, out_w,
+                            wide):
     t = cuda.grid(1)
     if t >= total:
         return
-    ox = t % out_w
-    oy = (t // out_w) % out_h
-    p = t // (out_w * out_h)
+    p, oy, ox = split_index(t, out_h, out_w, wide)
     row_a = (p * h + h0[oy]) * w
     row_b = (p * h + h1[oy]) * w
     c, d = w0[ox], w1[ox]
@@ -503,13 +501,11 @@ _bilinear_forward_kernel = cuda_kernel(bilinear_forward_kernel)
 
 
 def gather_backward_kernel(grad_y, off_h, tgt_h, wt_h, off_w, tgt_w, wt_w, grad_x, zero,
-                            total, h, w, out_h, out_w):
+                            total, h, w, out_h, out_w, wide):
     t = cuda.grid(1)
     if t >= total:
         return
-    iw = t % w
-    ih = (t // w) % h
-    p = t // (w * h)
+    p, ih, iw = split_index(t, h, w, wide)
     acc = zero
     for e in range(off_h[ih], off_h[ih + 1]):
         row = (p * out_h + tgt_h[e]) * out_w
@@ -533,7 +529,8 @@ def upsample_nearest_forward_cuda(x, geom):
     (src_w, _), = _taps(geom, "w", x.dtype)
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     launch_1d(_nearest_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1),
-              _on_device(xp, src_h), _on_device(xp, src_w), y.reshape(-1), y.size, h, w, out_h, out_w)
+              _on_device(xp, src_h), _on_device(xp, src_w), y.reshape(-1), y.size, h, w, out_h, out_w,
+              needs_wide_index(x.size, y.size))
     return y
 
 
@@ -546,7 +543,7 @@ def upsample_bilinear_forward_cuda(x, geom):
     tables = [_on_device(xp, t) for t in _bilinear_tables(geom, x.dtype)]
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     launch_1d(_bilinear_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1), *tables,
-              y.reshape(-1), y.size, h, w, out_h, out_w)
+              y.reshape(-1), y.size, h, w, out_h, out_w, needs_wide_index(x.size, y.size))
     return y
 
 
@@ -557,7 +554,8 @@ def _upsample_backward_cuda(grad_y, geom):
     tables = [_on_device(xp, t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
     grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
     launch_1d(_gather_backward_kernel, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1), *tables,
-              grad_x.reshape(-1), grad_y.dtype.type(0), grad_x.size, h, w, out_h, out_w)
+              grad_x.reshape(-1), grad_y.dtype.type(0), grad_x.size, h, w, out_h, out_w,
+              needs_wide_index(grad_x.size, grad_y.size))
     return grad_x
 
 

@@ -35,7 +35,12 @@ The algorithms, one module each:
                   contiguous slice, so the inner loop spans a block of images and vectorizes.
     winograd.py   numba Winograd F(2x2, 3x3) for 3x3 stride-1 convs with many channels: 16
                   multiplications per 2x2 outputs and channel pair instead of 36.
-    cuda.py       numba.cuda, one thread per output element: gathers only, so no atomics.
+    cuda.py       numba.cuda version 1, one thread per output element: gathers only, so no
+                  atomics. Simple to read, and slow: no data reuse between threads.
+    cuda_tiled.py numba.cuda version 2, the default: each pass as a matrix product tiled
+                  through shared memory with register blocking (implicit GEMM), the weight
+                  gradient as a two-stage (chunks, then their sum in order) reduction.
+                  AECORE_CUDA_CONV=naive runs version 1 instead.
 The numba tier picks Winograd or the direct loops by shape (uses_winograd, below: undilated
 3x3 stride-1 convs only); the weight gradient always takes the direct loops. The reference and
 the numba tier run groups as one conv per group (reference.by_groups); the cuda kernels index
@@ -52,6 +57,8 @@ from .reference import bias_backward_ref, by_groups, gather_ref, scatter_ref, we
 from .direct import bias_backward_numba, weight_numba
 from .winograd import gather_winograd
 from .cuda import gather_cuda, scatter_cuda, weight_cuda
+from .cuda_tiled import gather_tiled, scatter_tiled, weight_tiled
+from ... import settings
 
 
 # ------------------------------------------------------------------------------------------------
@@ -260,24 +267,35 @@ def conv2d_backward_bias_numba(grad_y):
     return bias_backward_numba(grad_y)
 
 
-# numba cuda
+# numba cuda: version 2 (tiled) unless AECORE_CUDA_CONV=naive asks for version 1
+
+CUDA_VERSIONS = {"tiled": (gather_tiled, scatter_tiled, weight_tiled),
+                 "naive": (gather_cuda, scatter_cuda, weight_cuda)}
+
+
+def cuda_cores():
+    """(gather, scatter, weight) of the cuda version AECORE_CUDA_CONV selects."""
+    return CUDA_VERSIONS[settings.cuda_conv()]
+
 
 @register("conv2d_forward", "cuda")
 def conv2d_forward_cuda(x, w, b, geom):
-    return gather_cuda(x, w, b, geom.stride, geom.pads, geom.out_hw,
-                       geom.dilation, geom.groups)
+    gather = cuda_cores()[0]
+    return gather(x, w, b, geom.stride, geom.pads, geom.out_hw, geom.dilation, geom.groups)
 
 
 @register("conv2d_backward_input", "cuda")
 def conv2d_backward_input_cuda(grad_y, w, geom):
-    return scatter_cuda(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w),
-                        geom.dilation, geom.groups)
+    scatter = cuda_cores()[1]
+    return scatter(grad_y, w, None, geom.stride, geom.pads, (geom.h, geom.w),
+                   geom.dilation, geom.groups)
 
 
 @register("conv2d_backward_weight", "cuda")
 def conv2d_backward_weight_cuda(grad_y, x, geom):
-    return weight_cuda(grad_y, x, geom.stride, geom.pads, (geom.k_h, geom.k_w),
-                       geom.dilation, geom.groups)
+    weight = cuda_cores()[2]
+    return weight(grad_y, x, geom.stride, geom.pads, (geom.k_h, geom.k_w),
+                  geom.dilation, geom.groups)
 
 
 @register("conv2d_backward_bias", "cuda")

@@ -6,6 +6,8 @@ argument types of a real launch. Skipped in the simulator process and where numb
 missing.
 """
 
+import re
+
 import numpy as np
 import pytest
 
@@ -28,9 +30,18 @@ def test_every_cuda_op_is_covered():
     assert cuda_ops <= covered, f"add sample calls for {sorted(cuda_ops - covered)}"
 
 
+SIGNED_64_BIT_DIVISION = re.compile(r"\b(div|rem)\.s64\b")
+
+
+@pytest.mark.parametrize("conv_version", ["tiled", "naive"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("op", [op for op, _ in sample_calls(np.float32)])
-def test_cuda_kernels_compile_to_ptx(op, dtype):
+def test_cuda_kernels_compile_to_ptx(op, dtype, conv_version, monkeypatch):
+    """... and divide their indices unsigned (32-bit where the sizes allow), never with Python's
+    64-bit floor division."""
+    if conv_version == "naive" and not op.startswith("conv"):
+        pytest.skip("AECORE_CUDA_CONV chooses between conv kernels only")
+    monkeypatch.setenv("AECORE_CUDA_CONV", conv_version)
     if "cuda" not in kernels.tiers_of(op):
         pytest.skip(f"{op} has no cuda tier")
     if op in CUPY_REDUCTIONS:
@@ -48,3 +59,4 @@ def test_cuda_kernels_compile_to_ptx(op, dtype):
         assert ".entry" in ptx, f"{name}{types}: no kernel entry in the PTX"
         float_types = {str(t.dtype) for t in types if hasattr(t, "dtype") and str(t.dtype).startswith("float")}
         assert float_types <= {np.dtype(dtype).name}, f"{name}: mixed float types {float_types}"
+        assert not SIGNED_64_BIT_DIVISION.search(ptx), f"{name}: signed 64-bit index division"
