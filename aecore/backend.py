@@ -88,3 +88,24 @@ def to_device(array, device):
         return np.asarray(array)
     cupy = cupy_module()
     return cupy.asarray(array)
+
+
+# Small constant tables (index and fold matrices) on each GPU, copied there once: a copy per
+# use would be a host-to-device transfer every step. Keyed by the table's bytes, so equal tables
+# share one copy; bounded, since geometries come and go.
+_device_constants = {}
+
+
+def device_constant(xp, table, dtype=None):
+    """The host array `table` (cast to `dtype`) as an array of module `xp`: itself for NumPy;
+    for CuPy a copy made once per table, dtype and device, then reused (never write to it)."""
+    if xp is np:
+        return np.asarray(table, dtype=dtype)
+    table = np.ascontiguousarray(table, dtype=dtype)
+    key = (table.shape, table.dtype.str, table.tobytes(), xp.cuda.Device().id)
+    copy = _device_constants.get(key)
+    if copy is None:
+        if len(_device_constants) > 256:
+            _device_constants.clear()
+        copy = _device_constants[key] = xp.asarray(table)
+    return copy

@@ -690,12 +690,12 @@ class Clip(Function):
 
     def backward(self, grad):
         (a,) = self.saved
-        inside = np.True_
+        inside = None               # where a lies inside the bounds, as an array of a's module
         if self.low is not None:
-            inside = inside & (a >= self.low)
+            inside = a >= self.low
         if self.high is not None:
-            inside = inside & (a <= self.high)
-        return (grad * inside,)
+            inside = a <= self.high if inside is None else inside & (a <= self.high)
+        return (grad if inside is None else grad * inside,)
 
 
 class ReLU(Function):

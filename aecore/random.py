@@ -67,28 +67,54 @@ def _draw(sample, shape):
     return sample(shape)
 
 
-def _to_like(array, like):
-    if like is not None and is_cupy_array(like):
-        return cupy_module().asarray(array)
-    return array
+def _on_gpu(like):
+    return like is not None and is_cupy_array(like)
+
+
+# Draws for a GPU (`like` a CuPy array) are made on it, by cuRAND's counter-based Philox
+# generator (CuPy's RandomState), seeded afresh for each draw from one draw of the engine's
+# generator. So nothing is copied from the host, a seed repeats a run, and a checkpoint (which
+# saves the engine's state) resumes one exactly; the values differ from a CPU run's. Philox
+# because reseeding it costs nothing (XORWOW sets up its state on the device after each seed).
+_device_generators = {}
+
+
+def _device_generator():
+    cupy = cupy_module()
+    device = cupy.cuda.Device().id
+    generator = _device_generators.get(device)
+    if generator is None:
+        generator = _device_generators[device] = cupy.random.RandomState(
+            method=cupy.cuda.curand.CURAND_RNG_PSEUDO_PHILOX4_32_10)
+    generator.seed(int(_generator.integers(2 ** 63)))
+    return generator
 
 
 def randn(shape, dtype=np.float32, like=None):
-    """Standard normal draws; on the device of `like` (drawn on the host so runs repeat exactly
-    across devices; for the VAE's noise this is one small copy per step)."""
-    return _to_like(_draw(_generator.standard_normal, shape).astype(dtype, copy=False), like)
+    """Standard normal draws, on the device of `like` (see above for a GPU)."""
+    if _on_gpu(like):
+        device = _device_generator()
+        return _draw(lambda size: device.standard_normal(size, dtype=dtype), shape)
+    return _draw(_generator.standard_normal, shape).astype(dtype, copy=False)
 
 
 def rand(shape, dtype=np.float32, like=None):
     """Uniform [0, 1) draws."""
-    return _to_like(_draw(_generator.random, shape).astype(dtype, copy=False), like)
+    if _on_gpu(like):
+        device = _device_generator()
+        return _draw(lambda size: device.random_sample(size, dtype=dtype), shape)
+    return _draw(_generator.random, shape).astype(dtype, copy=False)
 
 
 def uniform(low, high, shape, dtype=np.float32, like=None):
-    draws = _draw(lambda size: _generator.uniform(low, high, size), shape)
-    return _to_like(draws.astype(dtype, copy=False), like)
+    if _on_gpu(like):
+        device = _device_generator()
+        return _draw(lambda size: device.uniform(low, high, size, dtype=dtype), shape)
+    return _draw(lambda size: _generator.uniform(low, high, size), shape).astype(dtype, copy=False)
 
 
 def normal(mean, std, shape, dtype=np.float32, like=None):
-    draws = _draw(lambda size: _generator.normal(mean, std, size), shape)
-    return _to_like(draws.astype(dtype, copy=False), like)
+    if _on_gpu(like):
+        device = _device_generator()
+        return _draw(lambda size: device.normal(mean, std, size, dtype=dtype), shape)
+    return _draw(lambda size: _generator.normal(mean, std, size), shape).astype(dtype, copy=False)

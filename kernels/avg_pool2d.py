@@ -46,6 +46,7 @@ import functools
 import numpy as np
 
 from . import geometry, memory
+from ..backend import device_constant
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
                       needs_wide_index, prange, split_index, window_span, windows_over)
 from .max_pool2d import _padded_slice, _window_origin   # the same windows: the same slices
@@ -348,22 +349,13 @@ def avg_pool2d_backward_kernel(grad_y, divisor, grad_x, zero, total, h, w, out_h
 _avg_pool2d_backward_kernel = cuda_kernel(avg_pool2d_backward_kernel)
 
 
-@functools.lru_cache(maxsize=64)
-def _divisor_on_gpu(geom, dtype, device):
-    """The divisor table's CuPy copy on GPU `device`, made once per geometry (a host-to-device
-    copy on every launch would stall the host)."""
-    import cupy
-    with cupy.cuda.Device(device):
-        return cupy.asarray(divisor_table(geom, dtype))
-
-
 def _divisor_for_launch(xp, geom, dtype):
-    """The divisor table as the kernels take it, flat: on the GPU its cached copy; under the
-    simulator a writable NumPy copy (numba.cuda copies NumPy arguments back after a launch, and
-    the cached table is read-only)."""
+    """The divisor table as the kernels take it, flat: on the GPU its copy made once
+    (backend.device_constant); under the simulator a writable NumPy copy (numba.cuda copies
+    NumPy arguments back after a launch, and the cached table is read-only)."""
     if xp is np:
         return divisor_table(geom, dtype).reshape(-1).copy()
-    return _divisor_on_gpu(geom, np.dtype(dtype), xp.cuda.Device().id).reshape(-1)
+    return device_constant(xp, divisor_table(geom, dtype)).reshape(-1)
 
 
 @register("avg_pool2d_forward", "cuda")

@@ -59,6 +59,7 @@ from fractions import Fraction
 import numpy as np
 
 from . import geometry, memory
+from ..backend import device_constant
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
                       needs_wide_index, prange, split_index)
 from .op import Arg, Family, Op, describe
@@ -451,25 +452,13 @@ def upsample_bilinear_backward_numba(grad_y, geom):
 # from the CSR inverse tables -- grad_x[ih, iw] = sum_(oy, a) a * sum_(ox, b) b * grad_y[oy, ox] --
 # in a fixed order, so no atomics and bit-identical results. For nearest the weights are 1.
 
-# GPU copies of the cached host tables, so a launch does not copy them host -> device (a
-# synchronous transfer) on every call. Keyed by the host table's id; the table itself is kept
-# in the entry so its id cannot be reused while the entry lives.
-_device_tables = {}
-
-
 def _on_device(xp, table):
-    """A cached host table as the kernel's argument: its CuPy copy (made once) on a GPU; under the
-    simulator a fresh writable NumPy copy (numba.cuda copies NumPy arguments back after a launch,
-    and the cached tables are read-only)."""
+    """A cached host table as the kernel's argument: its GPU copy, made once
+    (backend.device_constant); under the simulator a fresh writable NumPy copy (numba.cuda copies
+    NumPy arguments back after a launch, and the cached tables are read-only)."""
     if xp is np:
         return table.copy()
-    key = (id(table), xp.cuda.Device().id)
-    entry = _device_tables.get(key)
-    if entry is None or entry[0] is not table:
-        if len(_device_tables) > 512:  # geometries come and go (lru-cached on the host): bound it
-            _device_tables.clear()
-        entry = _device_tables[key] = (table, xp.asarray(table))
-    return entry[1]
+    return device_constant(xp, table)
 
 
 def nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w, wide):

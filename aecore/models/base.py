@@ -220,6 +220,17 @@ def as_float(value):
     return float(to_numpy(value).reshape(()))
 
 
+def as_metric(value):
+    """A training metric from a 0-d Tensor / array: a Python float on the CPU; on a GPU the 0-d
+    device array itself, so a training step never waits for the device to report a number
+    (the Trainer reads its sums back every few steps)."""
+    if isinstance(value, Tensor):
+        value = value.data
+    if hasattr(value, "__cuda_array_interface__"):
+        return value.reshape(()).astype("float64")    # sums of steps are kept in float64
+    return as_float(value)
+
+
 @contextlib.contextmanager
 def fixed_noise(seed):
     """Draw from aecore.random with a fixed seed inside the block, then restore the previous
@@ -374,13 +385,13 @@ class DeterministicAutoencoder(Autoencoder):
 
     def reconstruction_metrics(self, recon, outputs, target):
         """The training metrics of the reconstruction term `recon` (a 0-d Tensor)."""
-        value = as_float(recon)
+        value = as_metric(recon)
         if self.reduction == "mean":
             metrics = {self.reconstruction: value}
         else:
             metrics = {"recon": value, self.reconstruction: value / math.prod(self.input_shape)}
         if self.output == "sigmoid" and "bce" not in metrics:
-            metrics["bce"] = float(to_numpy(bce_per_pixel_array(outputs, target)).mean())
+            metrics["bce"] = as_metric(bce_per_pixel_array(outputs, target).mean())
         return metrics
 
     def loss(self, x, target=None):
@@ -398,7 +409,7 @@ class DeterministicAutoencoder(Autoencoder):
             penalties = dict(penalties, sparse=sparse_penalty(code))
         for name, penalty in penalties.items():
             total = total + penalty * getattr(self, name)
-            metrics[name] = as_float(penalty)
+            metrics[name] = as_metric(penalty)
         return total, metrics
 
     def image_terms(self, outputs, target):

@@ -31,7 +31,7 @@ from .. import random as ae_random
 from ..tensor import Tensor, no_grad
 from .base import (ACTIVATIONS, Autoencoder, ModelConfigError, apply_init, bce_per_pixel_array,
                    check_choice, check_input_shape, check_nonnegative, check_positive_int,
-                   int_tuple, mse_per_pixel_array, per_example_reconstruction, to_numpy)
+                   as_metric, int_tuple, per_example_reconstruction, to_numpy)
 from .conv import DOWNSAMPLES, UPSAMPLES, ConvDecoder, ConvEncoder
 from .dense import DenseStack
 
@@ -153,18 +153,26 @@ class VAE(Autoencoder):
     def fit_terms(self, recon, kl, outputs, target):
         """Per example, numpy (N,): for sigmoid outputs "nelbo" (summed BCE + KL) and per-pixel
         "bce"; for linear outputs per-pixel "mse"; then "recon" and "kl" as trained."""
-        kl = to_numpy(kl).astype(np.float64)
+        return {name: to_numpy(values) for name, values in
+                self.fit_terms_on_device(recon, kl, outputs, target).items()}
+
+    def fit_terms_on_device(self, recon, kl, outputs, target):
+        """fit_terms as arrays where the model's arrays live (nothing read back from a GPU)."""
+        kl = (kl.data if isinstance(kl, Tensor) else kl).astype(np.float64)
+        recon = recon.data if isinstance(recon, Tensor) else recon
         if self.output == "sigmoid":
-            bce = to_numpy(bce_per_pixel_array(outputs, target))
+            bce = bce_per_pixel_array(outputs, target)
             terms = {"nelbo": bce * math.prod(self.input_shape) + kl, "bce": bce}
         else:
-            terms = {"mse": mse_per_pixel_array(outputs, target)}
-        return dict(terms, recon=to_numpy(recon), kl=kl)
+            a = outputs.data if isinstance(outputs, Tensor) else outputs
+            b = target.data if isinstance(target, Tensor) else target
+            terms = {"mse": ((a - b) ** 2).reshape(a.shape[0], -1).mean(axis=1)}
+        return dict(terms, recon=recon, kl=kl)
 
     def loss(self, x, target=None):
         total, recon, kl, outputs, target = self.loss_terms(x, target)
-        terms = self.fit_terms(recon, kl, outputs, target)
-        return total, {name: float(terms[name].mean()) for name in TRAINING_METRICS
+        terms = self.fit_terms_on_device(recon, kl, outputs, target)
+        return total, {name: as_metric(terms[name].mean()) for name in TRAINING_METRICS
                        if name in terms}
 
     def evaluation_terms(self, x):

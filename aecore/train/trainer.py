@@ -57,10 +57,10 @@ from ..io.checkpoint import (CheckpointError, NonFiniteCheckpointError, json_saf
                              load_checkpoint, pack_optimizer_state, save_checkpoint,
                              unpack_optimizer_state)
 from ..io.rundir import RunDirectory
-from ..models.base import fixed_noise
+from ..models.base import as_metric, fixed_noise
 from ..nn.utils import clip_grad_norm_
 from ..optim.lr_scheduler import ReduceLROnPlateau
-from ..tensor import no_grad, tensor
+from ..tensor import Tensor, no_grad, tensor
 from .build import build_scheduler
 from .config import ConfigError, make_config
 from .files import write_json, write_metrics
@@ -129,6 +129,54 @@ def _first_non_finite(model, optimizer):
         return None
     flags = flags.get() if hasattr(flags, "get") else flags     # to the host, only when bad
     return arrays[int(np.argmin(flags))][0]
+
+
+# How many steps a run on a GPU takes between reads of its losses (the progress bar, the
+# non-finite checks): each read waits for the device to finish, so reading every step would
+# keep the host from queueing the next step's kernels while the device works. A CPU run reads
+# every step (its values are on the host already). The last step of an epoch is always read.
+GPU_READ_EVERY = 25
+
+
+def _host_values(values):
+    """Python floats of a list of floats and 0-d device arrays, with one device read."""
+    on_device = [v for v in values if hasattr(v, "__cuda_array_interface__")]
+    if not on_device:
+        return [float(v) for v in values]
+    import cupy
+    read = iter(cupy.stack([v.reshape(()) for v in on_device]).get().tolist())
+    return [next(read) if hasattr(v, "__cuda_array_interface__") else float(v) for v in values]
+
+
+class _PinnedUploads:
+    """Batches to the GPU without a blocking copy: each NumPy batch is copied into one of two
+    page-locked (pinned) host buffers and from there to the device on a side stream; the
+    compute stream waits for that copy with an event, not the host. With the host ahead of the
+    device (no reads between steps), the copy runs while the device works on the step before."""
+
+    def __init__(self):
+        import cupy
+        self.cupy = cupy
+        self.stream = cupy.cuda.Stream(non_blocking=True)
+        self.buffers = {}          # (shape, dtype, turn) -> [pinned array, event of its last copy]
+        self.turn = 0
+
+    def __call__(self, batch):
+        import cupyx
+        batch = np.ascontiguousarray(batch)
+        key = (batch.shape, batch.dtype.str, self.turn)
+        self.turn ^= 1
+        slot = self.buffers.setdefault(key, [None, None])
+        if slot[0] is None:
+            slot[0] = cupyx.empty_pinned(batch.shape, batch.dtype)
+        elif slot[1] is not None:
+            slot[1].synchronize()  # this buffer's previous copy has left it (two steps ago)
+        np.copyto(slot[0], batch)
+        device = self.cupy.empty(batch.shape, batch.dtype)
+        device.set(slot[0], stream=self.stream)
+        slot[1] = self.stream.record()
+        self.cupy.cuda.get_current_stream().wait_event(slot[1])
+        return device
 
 
 class Trainer:
@@ -207,21 +255,39 @@ class Trainer:
         self.finished = False
         self.resumed_from = None
         self.epochs_run = 0            # epochs completed by this process (after a resume: the new ones)
+        # steps between reads of the losses (see GPU_READ_EVERY); several ranks share theirs
+        # every step, so they read every step
+        self.read_every = GPU_READ_EVERY if self.device != "cpu" and self.world.size == 1 else 1
+        self._uploads = None           # a GPU run's batch copies (_PinnedUploads), made at first use
 
     # ------------------------------------------------------------------ one step / one pass
     def _to_device(self, xb):
-        return tensor(xb, device=self.device)
+        if self.device == "cpu":
+            return tensor(xb)
+        if self._uploads is None:
+            self._uploads = _PinnedUploads()
+        return Tensor(self._uploads(tensor(xb).data), _copy=False)   # tensor(): the dtype rules
 
-    def _check_finite(self, value, epoch, batch, where="training"):
+    def _check_finite(self, value, epoch, batch, where="training", read_at=None):
+        """Raise NonFiniteLossError if `value` is NaN or Inf. read_at: the batch at which a GPU
+        run read this loss back, when that is later than its own batch."""
         if math.isfinite(value):
             return
         step = (epoch - 1) * len(self.loader) + batch
         location = (f"epoch {epoch}, batch {batch} of {len(self.loader)} (step {step})"
                     if where == "training" else f"epoch {epoch}, validation batch {batch}")
+        applied = ("the weights were not updated with it" if read_at in (None, batch) else
+                   f"it was read back at batch {read_at}, and the updates from batch {batch} on "
+                   "were applied")
         raise NonFiniteLossError(
-            f"training stopped: the {where} loss is {value} at {location}; the weights were not "
-            f"updated with it; {self._last_good()}. Try a lower learning rate (--lr).", epoch,
-            batch, value)
+            f"training stopped: the {where} loss is {value} at {location}; {applied}; "
+            f"{self._last_good()}. Try a lower learning rate (--lr).", epoch, batch, value)
+
+    def _check_finite_losses(self, unread, epoch, read_at):
+        """One read of the losses not yet checked, [(batch, value)]: the first non-finite one
+        raises NonFiniteLossError naming its batch."""
+        for (batch, _), value in zip(unread, _host_values([v for _, v in unread])):
+            self._check_finite(value, epoch, batch, read_at=read_at)
 
     def _check_finite_state(self, epoch, batch):
         """Raise NonFiniteStateError naming the first parameter or optimizer buffer that holds
@@ -251,10 +317,11 @@ class Trainer:
         if stop > start:
             with ae_random.batch_shard(start, stop, total):
                 loss, metrics = self.model.loss(self._to_device(xb))
-            value = float(loss.item())
+            value = as_metric(loss)        # a float, or on a GPU a 0-d array read later
             self._metric_keys = tuple(metrics)
         if self.world.size == 1:
             return loss, value, metrics
+        value = float(value)
         if total < self.world.size:           # a rank's part is empty: rank 0 names the keys
             self._metric_keys = self.world.broadcast_object(self._metric_keys)
         keys, share = self._metric_keys, stop - start
@@ -274,13 +341,18 @@ class Trainer:
         self.model.train()
         world = self.world
         sums, seen = {}, 0
+        unread = []                 # (batch, loss) of the steps whose loss is not read yet
         for batch, (xb, _) in enumerate(self.loader, start=1):
             start, stop, total = shard = self.loader.last_shard
             world.broadcast_buffers(self.model)       # rank 0's running statistics
             with np.errstate(all="ignore"):
                 where = f"epoch {epoch}, batch {batch}"
                 loss, value, metrics = self._batch_loss(xb, shard, where)
-                self._check_finite(value, epoch, batch)
+                unread.append((batch, value))
+                read = len(unread) >= self.read_every or batch == len(self.loader)
+                if read:                # before this step's update
+                    self._check_finite_losses(unread, epoch, read_at=batch)
+                    unread = []
                 self.optimizer.zero_grad()
                 if loss is not None:
                     loss.backward()
@@ -292,13 +364,15 @@ class Trainer:
                 self.optimizer.step()
             if total < world.size:     # an empty part drew no noise: take rank 0's generator
                 ae_random.set_rng_state(world.broadcast_object(ae_random.get_rng_state()))
-            self._check_finite_state(epoch, batch)
+            if read:
+                self._check_finite_state(epoch, batch)
             seen += total
             for key, v in (("loss", value),) + tuple(metrics.items()):
-                sums[key] = sums.get(key, 0.0) + float(v) * total
-            if progress is not None:
-                progress.update(batch, seen, sums["loss"] / seen)
-        return {k: v / seen for k, v in sums.items()}
+                sums[key] = sums.get(key, 0.0) + v * total     # on the device for a GPU's values
+            if progress is not None and read:
+                progress.update(batch, seen, _host_values([sums["loss"]])[0] / seen)
+        keys = list(sums)
+        return {k: v / seen for k, v in zip(keys, _host_values([sums[k] for k in keys]))}
 
     def evaluate(self, images, epoch=None):
         """Averaged loss and metrics on `images`, without gradients, with the validation noise
@@ -312,6 +386,7 @@ class Trainer:
             for batch, (xb, _) in enumerate(loader, start=1):
                 _, value, metrics = self._batch_loss(xb, loader.last_shard,
                                                      f"validation batch {batch}")
+                value = float(value)
                 if epoch is not None:
                     self._check_finite(value, epoch, batch, where="validation")
                 n = loader.last_shard[2]

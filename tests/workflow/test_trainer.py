@@ -150,6 +150,34 @@ def test_nan_loss_stops_with_the_step_named_and_checkpoint_kept(tmp_path):
     assert doc["status"] == "failed" and "epoch 2, batch 2" in doc["stop_reason"]
 
 
+def test_losses_read_every_few_steps_still_name_the_first_bad_step(tmp_path):
+    """A GPU run reads its losses back every Trainer.read_every steps (the CPU every step); the
+    same logic on the CPU with reads every 4 steps: a NaN at batch 2 is found at the read of
+    batch 4 and named as batch 2, and the epoch's progress is reported at the reads only."""
+    config = make_config(dict(TINY_AE, batch_size=8))
+    aecore.manual_seed(0)
+    dataset = tiny_dataset(n=96, size=28)
+    model = models.build_model("ae", input_shape=(1, 28, 28), hidden=[32], latent_dim=4)
+    optimizer = aecore.optim.Adam(model.parameters(), lr=1e-3)
+    trainer = Trainer(model, optimizer, dataset, config, out_dir=tmp_path, quiet=True)
+    trainer.read_every = 4
+    updates = []
+
+    class Progress:
+        def update(self, batch, seen, mean_loss):
+            updates.append((batch, mean_loss))
+
+    history = trainer.train_epoch(1, Progress())       # 72 training images / 8 -> 9 batches
+    assert [batch for batch, _ in updates] == [4, 8, 9]    # and always the epoch's last
+    assert all(isinstance(v, float) for v in history.values())
+    _nan_at(model, 2)
+    with pytest.raises(NonFiniteLossError) as info:
+        trainer.train_epoch(2)
+    assert info.value.epoch == 2 and info.value.batch == 2
+    message = str(info.value)
+    assert "batch 2 of 9" in message and "read back at batch 4" in message
+
+
 def test_bad_config_is_a_config_error():
     with pytest.raises(ConfigError, match="epochs"):
         make_config(epochs=0)
