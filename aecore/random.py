@@ -67,14 +67,36 @@ def _draw(sample, shape):
     return sample(shape)
 
 
+_host_draws = False   # inside host_draws()
+
+
 def _on_gpu(like):
-    return like is not None and is_cupy_array(like)
+    return like is not None and is_cupy_array(like) and not _host_draws
+
+
+@contextlib.contextmanager
+def host_draws():
+    """Inside the block, draws for a GPU are made by the engine's host generator and copied
+    there (one copy per draw), as on the CPU: a GPU step then sees a CPU step's very noise."""
+    global _host_draws
+    previous, _host_draws = _host_draws, True
+    try:
+        yield
+    finally:
+        _host_draws = previous
+
+
+def _to_like(array, like):
+    if like is not None and is_cupy_array(like):
+        return cupy_module().asarray(array)
+    return array
 
 
 # Draws for a GPU (`like` a CuPy array) are made on it, by cuRAND's counter-based Philox
 # generator (CuPy's RandomState), seeded afresh for each draw from one draw of the engine's
 # generator. So nothing is copied from the host, a seed repeats a run, and a checkpoint (which
-# saves the engine's state) resumes one exactly; the values differ from a CPU run's. Philox
+# saves the engine's state) resumes one exactly; the values differ from a CPU run's (host_draws()
+# gives the CPU's). Philox
 # because reseeding it costs nothing (XORWOW sets up its state on the device after each seed).
 _device_generators = {}
 
@@ -95,7 +117,7 @@ def randn(shape, dtype=np.float32, like=None):
     if _on_gpu(like):
         device = _device_generator()
         return _draw(lambda size: device.standard_normal(size, dtype=dtype), shape)
-    return _draw(_generator.standard_normal, shape).astype(dtype, copy=False)
+    return _to_like(_draw(_generator.standard_normal, shape).astype(dtype, copy=False), like)
 
 
 def rand(shape, dtype=np.float32, like=None):
@@ -103,18 +125,20 @@ def rand(shape, dtype=np.float32, like=None):
     if _on_gpu(like):
         device = _device_generator()
         return _draw(lambda size: device.random_sample(size, dtype=dtype), shape)
-    return _draw(_generator.random, shape).astype(dtype, copy=False)
+    return _to_like(_draw(_generator.random, shape).astype(dtype, copy=False), like)
 
 
 def uniform(low, high, shape, dtype=np.float32, like=None):
     if _on_gpu(like):
         device = _device_generator()
         return _draw(lambda size: device.uniform(low, high, size, dtype=dtype), shape)
-    return _draw(lambda size: _generator.uniform(low, high, size), shape).astype(dtype, copy=False)
+    draws = _draw(lambda size: _generator.uniform(low, high, size), shape)
+    return _to_like(draws.astype(dtype, copy=False), like)
 
 
 def normal(mean, std, shape, dtype=np.float32, like=None):
     if _on_gpu(like):
         device = _device_generator()
         return _draw(lambda size: device.normal(mean, std, size, dtype=dtype), shape)
-    return _draw(lambda size: _generator.normal(mean, std, size), shape).astype(dtype, copy=False)
+    draws = _draw(lambda size: _generator.normal(mean, std, size), shape)
+    return _to_like(draws.astype(dtype, copy=False), like)
