@@ -12,7 +12,8 @@ A reader's guide: to learn how ...
     upsample.py (per-axis tables shared by every tier), then avg_pool2d.py (max-pool's
     windows, PyTorch's divisor rules, a gather backward on every tier);
   - convolution works: conv2d/__init__.py (the op, the adjoint pairs, the tier choice), then
-    conv2d/reference.py, conv2d/direct.py, conv2d/winograd.py, conv2d/cuda.py, and
+    conv2d/reference.py, conv2d/direct.py, conv2d/winograd.py, conv2d/cuda.py (one GPU
+    thread per output), conv2d/cuda_tiled.py (each pass as a tiled matrix product), and
     conv_transpose2d.py (built from conv2d's three cores);
   - memory is reused between training steps: memory.py (the host buffer cache);
   - each design choice was measured: NOTES.md.
