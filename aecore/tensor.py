@@ -26,7 +26,8 @@ import weakref
 
 import numpy as np
 
-from .backend import device_of, get_array_module, is_cupy_array, normalize_device, to_device
+from .backend import (device_constant, device_of, get_array_module, is_cupy_array, normalize_device,
+                      to_device)
 from .kernels.registry import FLOAT_DTYPES
 
 _grad_mode = threading.local()
@@ -230,6 +231,11 @@ def as_tensor_like(value, others, what="an operand"):
         return Tensor(value)
     xp = reference.xp
     if reference.dtype.kind == "f":
+        if xp is not np and np.ndim(value) == 0 and not hasattr(value, "__cuda_array_interface__"):
+            # a number beside a GPU tensor (a loss weight, 0.5): its 0-d device copy is made
+            # once and reused, not copied from the host at every use
+            return Tensor(device_constant(xp, np.asarray(value, dtype=reference.dtype)),
+                          _copy=False)
         return Tensor(xp.asarray(value, dtype=reference.dtype), _copy=False)
     # beside a boolean or integer tensor (a comparison, argmax indices) a float stays a float:
     # float32, as PyTorch's `mask * 0.5`

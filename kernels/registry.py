@@ -27,6 +27,7 @@ import threading
 import numpy as np
 
 from . import op as described
+from .compile import CUDA_SIMULATOR
 from .. import backend, settings
 
 TIERS = ("ref", "numba", "cuda")
@@ -185,6 +186,10 @@ def choose_tier(op, array):
         if backend.is_cupy_array(array) and tier != "cuda":
             raise RuntimeError(f"tier {tier!r} cannot run {op!r} on a CuPy (GPU) array; "
                                "move the tensor to the CPU or force tier 'cuda'")
+        if tier == "cuda" and isinstance(array, np.ndarray) and not CUDA_SIMULATOR:
+            raise RuntimeError(f"tier 'cuda' cannot run {op!r} on a NumPy (host) array; move "
+                               "the tensor to the GPU with .to('cuda'), or run the cuda kernels "
+                               "on NumPy arrays under the simulator (NUMBA_ENABLE_CUDASIM=1)")
         return tier
     if backend.is_cupy_array(array):
         return "cuda"

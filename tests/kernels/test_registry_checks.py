@@ -144,3 +144,11 @@ def test_max_pool_backward_never_follows_an_argmax_outside_the_plane(tier, bad_i
     grad_x = np.asarray(grad_x.get() if hasattr(grad_x, "get") else grad_x)
     assert grad_x.shape == (1, 2, 8, 8)
     assert grad_x[0, 0].sum() == 16 and grad_x[0, 1].sum() == 15   # the bad entry went nowhere
+
+
+def test_a_forced_cuda_tier_refuses_host_arrays_outside_the_simulator():
+    from aecore.kernels import compile as kernel_compile
+    if kernel_compile.CUDA_SIMULATOR or "cuda" not in kernels.tiers_of("relu_forward"):
+        pytest.skip("needs numba.cuda outside the simulator")
+    with kernels.use_tier("cuda"), pytest.raises(RuntimeError, match="NumPy \\(host\\) array"):
+        kernels.dispatch("relu_forward", np.zeros(4, np.float32))
