@@ -44,11 +44,12 @@ STEP_MODELS = {
     "cae": dict(kind="cae"),
     "vae": dict(kind="vae", encoder="conv"),
 }
-# the dry run's tiny versions of the same kinds (the simulator runs 256 Python threads a block)
+# the dry run's tiny versions of some of the kinds (the simulator runs 256 Python threads a
+# block; tests/kernels/test_training_step_tiers.py runs every kind's step there)
 DRY_STEP_MODELS = {
     "ae": dict(kind="ae", input_shape=(1, 6, 6), hidden=[8], latent_dim=3),
     "vae_dense": dict(kind="vae", input_shape=(1, 6, 6), hidden=[8], latent_dim=2),
-    "cae": dict(kind="cae", input_shape=(1, 8, 8), filters=[3, 2]),
+    "cae": dict(kind="cae", input_shape=(1, 4, 4), filters=[2, 2]),
 }
 
 LARGE_CONV = dict(x=(64, 32, 112, 112), w=(64, 32, 3, 3), padding=1)

@@ -3,8 +3,9 @@ process checks, equal to the same step on the numba tier: the dense AE, the dens
 a tiny CAE and a tiny conv VAE. In the CUDA-simulator process that is the cuda tier's step (on
 NumPy arrays, every kernel run by the simulator); in the main process the reference tier's.
 
-The conv models take about a minute under the simulator (each tiled launch runs 256 Python
-threads a block): AECORE_TEST_CONV_STEPS=0 leaves them out there."""
+The conv models (4x4 images, the smallest that reach every conv, pooling and resize op of
+their step) take about 10 s each under the simulator, where each tiled launch runs 256 Python
+threads a block; AECORE_TEST_CONV_STEPS=0 leaves them out there."""
 
 import os
 
@@ -25,8 +26,8 @@ MODELS = {
     "ae": dict(kind="ae", input_shape=(1, 6, 6), hidden=[8], latent_dim=3),
     "vae_dense": dict(kind="vae", input_shape=(1, 6, 6), hidden=[8], latent_dim=2),
     "dae": dict(kind="dae", input_shape=(1, 6, 6), hidden=[8], latent_dim=3),
-    "cae": dict(kind="cae", input_shape=(1, 8, 8), filters=[3, 2]),
-    "vae_conv": dict(kind="vae", encoder="conv", input_shape=(1, 8, 8), filters=[3, 2],
+    "cae": dict(kind="cae", input_shape=(1, 4, 4), filters=[2, 2]),
+    "vae_conv": dict(kind="vae", encoder="conv", input_shape=(1, 4, 4), filters=[2, 2],
                      latent_dim=2),
 }
 CONV_MODELS = ("cae", "vae_conv")
@@ -38,7 +39,7 @@ def one_step(name, tier):
     aecore.manual_seed(0)
     model = models.build_model(options.pop("kind"), **options).double()
     optimizer = aecore.optim.Adam(model.parameters(), lr=1e-2)
-    x = np.random.default_rng(1).random((3,) + MODELS[name]["input_shape"])
+    x = np.random.default_rng(1).random((2,) + MODELS[name]["input_shape"])
     aecore.manual_seed(2)                           # the same noise for the DAE and the VAE
     with kernels.use_tier(tier):
         loss, _ = model.loss(aecore.tensor(x, dtype=np.float64))
