@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The GPU check: one script for a machine with an NVIDIA GPU and no network, whose image already
-# holds torch (CUDA), cupy, numba-cuda; it installs nothing but this project. Under 8 minutes,
-# every stage under a time limit of its own, so one hang cannot eat the rest:
+# holds torch (CUDA), cupy, numba-cuda; it installs nothing but this project. Under 8 minutes:
+# every stage under a time limit of its own (470 s in all), so one hang cannot eat the rest:
 #   gpu           nvidia-smi                                                        20 s
 #   install       pip install --no-deps --no-build-isolation -e .                   90 s
-#   kernel-tests  tests/kernels on the real cuda tier                              150 s
-#   steps         each model's first training step on cuda against the CPU (1e-4)   60 s
+#   kernel-tests  tests/kernels on the real cuda tier                              120 s
+#   steps         each model's first training step on cuda against the CPU (1e-4)   90 s
+#                 (the CPU side compiles the numba kernels on a fresh machine)
 #   models        the CAE, DAE and conv VAE steps (batch 200, CUDA events) beside
 #                 PyTorch eager CUDA: bench/models.py --device cuda                 90 s
 #   conv          the large conv (64x32x112x112 -> 64, 3x3) forward + backward:
@@ -61,10 +62,10 @@ else
     NAME=$("$PYTHON" -c "import cupy; p = cupy.cuda.runtime.getDeviceProperties(0); \
 print(p['name'].decode().lower().replace(' ', '-'))" 2>/dev/null || echo unknown-gpu)
     OUT=${GPU_CHECK_OUT:-bench/results/gpu-$NAME.json}
-    stage kernel-tests 150 env AECORE_TEST_TIERS=cuda HYPOTHESIS_PROFILE=cudasim \
+    stage kernel-tests 120 env AECORE_TEST_TIERS=cuda HYPOTHESIS_PROFILE=cudasim \
         "$PYTHON" -m pytest -q -x -p no:cacheprovider tests/kernels
 fi
-stage steps 60 "$PYTHON" bench/gpu_check.py steps $FLAG --out "$WORK/steps.json"
+stage steps 90 "$PYTHON" bench/gpu_check.py steps $FLAG --out "$WORK/steps.json"
 if [ $DRY -eq 0 ]; then
     stage models 90 "$PYTHON" bench/models.py --device cuda --models cae dae vae --steps 20 \
         --out "$WORK/models.json"
