@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from .backend import get_array_module
-from .ops import stable_sigmoid
+from .kernels import memory
 from .tensor import Function, Tensor, as_tensor_like
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -80,18 +80,54 @@ class BinaryCrossEntropy(Function):
         return grad_p, grad_y
 
 
+def _scratch(like):
+    """An uninitialized array like `like`: on the CPU from the host buffer cache (fresh memory
+    for arrays this large costs page faults every step; kernels/memory.py), else the module's."""
+    if isinstance(like, np.ndarray):
+        return memory.empty(like.shape, like.dtype)
+    return get_array_module(like).empty_like(like)
+
+
 class BinaryCrossEntropyWithLogits(Function):
-    """Elementwise max(z, 0) - z y + log(1 + exp(-|z|)); gradient sigmoid(z) - y."""
+    """Elementwise max(z, 0) - z y + log(1 + e) with e = exp(-|z|); gradient sigmoid(z) - y,
+    where sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below (ops.stable_sigmoid).
+
+    The same arithmetic as those two formulas written plainly, in the same order (the same
+    bits), but in place, in two buffers: the plain form makes eight temporaries of the batch's
+    size, and their fresh memory cost more than the arithmetic (kernels/NOTES.md, "bce"). e is
+    kept from the forward, so the backward takes no exp."""
 
     def forward(self, z, y):
         xp = get_array_module(z)
         self.save_for_backward(z, y)
-        return xp.maximum(z, 0) - z * y + xp.log1p(xp.exp(-xp.abs(z)))
+        e = _scratch(z)
+        xp.abs(z, out=e)
+        xp.negative(e, out=e)
+        xp.exp(e, out=e)                        # e = exp(-|z|), kept for the backward
+        self.e = e
+        out, term = _scratch(z), _scratch(z)
+        xp.maximum(z, 0, out=out)
+        xp.multiply(z, y, out=term)
+        out -= term
+        xp.log1p(e, out=term)
+        out += term
+        return out
 
     def backward(self, grad):
         z, y = self.saved
-        grad_z = grad * (stable_sigmoid(z) - y) if self.needs_input_grad[0] else None
-        grad_y = -grad * z if self.needs_input_grad[1] else None
+        grad_z = grad_y = None
+        if self.needs_input_grad[0]:
+            xp = get_array_module(z)
+            e = self.e
+            grad_z, denominator = _scratch(z), _scratch(z)
+            xp.add(e, 1, out=denominator)
+            xp.copyto(grad_z, e)
+            grad_z[z >= 0] = 1                  # the numerator: 1 for z >= 0, else e
+            grad_z /= denominator               # sigmoid(z)
+            grad_z -= y
+            grad_z *= grad
+        if self.needs_input_grad[1]:
+            grad_y = -grad * z
         return grad_z, grad_y
 
 

@@ -26,8 +26,9 @@ itself. Buffers are matched by exact size, as the sizes of one model's steps rep
 When the cache would grow past its limit (AECORE_HOST_CACHE_MB, default 2048 MiB, read at the
 first allocation so that a bad value is reported there and never breaks `import aecore`), idle
 buffers of other sizes are freed first, least recently used first; when that is not enough the
-array is an ordinary np.empty outside the cache. The kernels that use it are the numba tier's:
-the reference tier is the readable NumPy fallback and allocates as NumPy does.
+array is an ordinary np.empty outside the cache. The kernels that use it are the numba tier's
+(and BCE-with-logits' two buffers, aecore/losses.py): the reference tier is the readable NumPy
+fallback and allocates as NumPy does.
 """
 
 import math
@@ -38,7 +39,9 @@ import numpy as np
 
 from .. import settings
 
-MIN_BYTES = 1 << 20         # 1 MiB: malloc serves smaller blocks from its heap without faults
+# 256 KiB: below it malloc reuses blocks from its heap; arrays of a few hundred KiB (a dense
+# model's (200, 784) batch: 627 KB) still fault page by page every step (kernels/NOTES.md, "bce")
+MIN_BYTES = 1 << 18
 ALIGNMENT = 64              # bytes: a cache line, and one AVX-512 vector
 
 

@@ -283,3 +283,24 @@ def test_optimizers_fit_a_linear_regression(name):
         loss.backward()
         opt.step()
     assert loss.item() < 1e-3
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bce_with_logits_in_place_is_bitwise_the_plain_formula(dtype):
+    """BinaryCrossEntropyWithLogits computes in two buffers, in place; its values and gradient
+    are the plain formulas' to the bit, NaN, infinities and zeros included."""
+    import aecore as ae
+    from aecore.ops import stable_sigmoid
+    rng = np.random.default_rng(0)
+    z = (rng.standard_normal((64, 50)) * 8).astype(dtype)
+    z.flat[:6] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 90.0]
+    y = rng.random(z.shape).astype(dtype)
+    grad = rng.standard_normal(z.shape).astype(dtype)
+    zt = ae.tensor(z, requires_grad=True)
+    with np.errstate(all="ignore"):         # inf - inf at z = inf, as in the plain form
+        loss = ae.functional.binary_cross_entropy_with_logits(zt, ae.tensor(y), reduction="none")
+        loss.backward(ae.tensor(grad))
+        plain = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
+        plain_grad = grad * (stable_sigmoid(z) - y)
+    np.testing.assert_array_equal(loss.data, plain)
+    np.testing.assert_array_equal(zt.grad, plain_grad)
