@@ -85,10 +85,10 @@ def cpu_kernel(function, fastmath=False):
     return _cached_njit(function, parallel=True, fastmath=fastmath)
 
 
-# Below this many values a kernel runs on the calling thread instead of the parallel pool (a few
-# microseconds of work): waking the pool costs more than the work when OpenBLAS's threads still
-# hold the cores (kernels/NOTES.md, "relu").
-SERIAL_MAX_VALUES = 1 << 16
+# Below this many values a kernel runs on the calling thread instead of the parallel pool (tens
+# of microseconds of work): waking the pool costs more than the work when OpenBLAS's threads
+# still hold the cores, as after every matmul of a dense model (kernels/NOTES.md, "relu").
+SERIAL_MAX_VALUES = 1 << 18
 
 
 def cpu_kernel_serial(function, fastmath=False):

@@ -54,7 +54,8 @@ def test_relu_sizes_across_parallel_chunks():
     require_tier("numba", *RELU)
     from aecore.kernels.activation import _CHUNK
     from aecore.kernels.compile import SERIAL_MAX_VALUES
-    for size in (_CHUNK - 1, _CHUNK, 2 * _CHUNK + 1, SERIAL_MAX_VALUES, SERIAL_MAX_VALUES + 1, 5 * _CHUNK + 7):
+    for size in (_CHUNK - 1, _CHUNK, 2 * _CHUNK + 1, SERIAL_MAX_VALUES, SERIAL_MAX_VALUES + 1,
+                 2 * SERIAL_MAX_VALUES, SERIAL_MAX_VALUES + 5 * _CHUNK + 7):
         x = special_values(np.float32, (size,), size)
         np.testing.assert_array_equal(call("relu_forward", "numba", x), call("relu_forward", "ref", x))
         np.testing.assert_array_equal(call("relu_backward", "numba", x, x), call("relu_backward", "ref", x, x))
