@@ -174,7 +174,7 @@ THREADS_PER_BLOCK = 256
 # A flat thread index is split into (plane, row, column) by division and remainder. Done on
 # Python's int64 with floor semantics, each `//` and `%` is a 64-bit signed division plus a sign
 # fix-up: tens of instructions on a GPU. On unsigned 32-bit values it is one native division,
-# which is right whenever every index is below 2**31. `narrow` (from needs_wide_index, checked at
+# which is right whenever every index is below 2**31. `wide` (from needs_wide_index, checked at
 # launch) says which: a branch that is the same for every thread costs nothing.
 
 WIDE_INDEX_LIMIT = 2 ** 31
