@@ -46,9 +46,9 @@ import functools
 import numpy as np
 
 from . import geometry, memory
-from ..backend import device_constant
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
-                      needs_wide_index, prange, split_index, window_span, windows_over)
+                      needs_wide_index, prange, split_index, table_argument, window_span,
+                      windows_over)
 from .max_pool2d import _padded_slice, _window_origin   # the same windows: the same slices
 from .op import Arg, Family, Op, describe
 from .registry import register
@@ -349,22 +349,13 @@ def avg_pool2d_backward_kernel(grad_y, divisor, grad_x, zero, total, h, w, out_h
 _avg_pool2d_backward_kernel = cuda_kernel(avg_pool2d_backward_kernel)
 
 
-def _divisor_for_launch(xp, geom, dtype):
-    """The divisor table as the kernels take it, flat: on the GPU its copy made once
-    (backend.device_constant); under the simulator a writable NumPy copy (numba.cuda copies
-    NumPy arguments back after a launch, and the cached table is read-only)."""
-    if xp is np:
-        return divisor_table(geom, dtype).reshape(-1).copy()
-    return device_constant(xp, divisor_table(geom, dtype)).reshape(-1)
-
-
 @register("avg_pool2d_forward", "cuda")
 def avg_pool2d_forward_cuda(x, geom):
     xp = array_module_of(x)
     n, c, h, w = x.shape
     y = xp.empty((n, c, geom.out_h, geom.out_w), dtype=x.dtype)
     launch_1d(_avg_pool2d_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1),
-              _divisor_for_launch(xp, geom, x.dtype), y.reshape(-1), x.dtype.type(0), y.size,
+              table_argument(xp, divisor_table(geom, x.dtype)).reshape(-1), y.reshape(-1), x.dtype.type(0), y.size,
               h, w, geom.out_h, geom.out_w, *_geometry_scalars(geom),
               needs_wide_index(x.size, y.size))
     return y
@@ -375,7 +366,7 @@ def avg_pool2d_backward_cuda(grad_y, geom):
     xp = array_module_of(grad_y)
     grad_x = xp.empty((geom.n, geom.c, geom.h, geom.w), dtype=grad_y.dtype)
     launch_1d(_avg_pool2d_backward_kernel, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1),
-              _divisor_for_launch(xp, geom, grad_y.dtype), grad_x.reshape(-1),
+              table_argument(xp, divisor_table(geom, grad_y.dtype)).reshape(-1), grad_x.reshape(-1),
               grad_y.dtype.type(0), grad_x.size, geom.h, geom.w, geom.out_h, geom.out_w,
               *_geometry_scalars(geom), needs_wide_index(grad_x.size, grad_y.size))
     return grad_x

@@ -323,6 +323,15 @@ def current_stream():
     return stream
 
 
+def table_argument(xp, table):
+    """A cached, read-only host table (indices, weights, divisors) as a kernel argument: on a GPU
+    its copy made once (backend.device_constant); under the simulator a fresh writable NumPy
+    copy (numba.cuda copies NumPy arguments back after a launch)."""
+    if xp is np:
+        return table.copy()
+    return backend.device_constant(xp, table)
+
+
 def array_module_of(array):
     """numpy or cupy, by the array's type (aecore.backend.get_array_module, for one array)."""
     return backend.get_array_module(array)

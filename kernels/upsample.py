@@ -59,9 +59,8 @@ from fractions import Fraction
 import numpy as np
 
 from . import geometry, memory
-from ..backend import device_constant
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
-                      needs_wide_index, prange, split_index)
+                      needs_wide_index, prange, split_index, table_argument)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -452,15 +451,6 @@ def upsample_bilinear_backward_numba(grad_y, geom):
 # from the CSR inverse tables -- grad_x[ih, iw] = sum_(oy, a) a * sum_(ox, b) b * grad_y[oy, ox] --
 # in a fixed order, so no atomics and bit-identical results. For nearest the weights are 1.
 
-def _on_device(xp, table):
-    """A cached host table as the kernel's argument: its GPU copy, made once
-    (backend.device_constant); under the simulator a fresh writable NumPy copy (numba.cuda copies
-    NumPy arguments back after a launch, and the cached tables are read-only)."""
-    if xp is np:
-        return table.copy()
-    return device_constant(xp, table)
-
-
 def nearest_forward_kernel(x, src_h, src_w, y, total, h, w, out_h, out_w, wide):
     t = cuda.grid(1)
     if t >= total:
@@ -518,7 +508,7 @@ def upsample_nearest_forward_cuda(x, geom):
     (src_w, _), = _taps(geom, "w", x.dtype)
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     launch_1d(_nearest_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1),
-              _on_device(xp, src_h), _on_device(xp, src_w), y.reshape(-1), y.size, h, w, out_h, out_w,
+              table_argument(xp, src_h), table_argument(xp, src_w), y.reshape(-1), y.size, h, w, out_h, out_w,
               needs_wide_index(x.size, y.size))
     return y
 
@@ -529,7 +519,7 @@ def upsample_bilinear_forward_cuda(x, geom):
     xp = array_module_of(x)
     n, c, h, w = x.shape
     out_h, out_w = geom.out_h, geom.out_w
-    tables = [_on_device(xp, t) for t in _bilinear_tables(geom, x.dtype)]
+    tables = [table_argument(xp, t) for t in _bilinear_tables(geom, x.dtype)]
     y = xp.empty((n, c, out_h, out_w), dtype=x.dtype)
     launch_1d(_bilinear_forward_kernel, y.size, xp.ascontiguousarray(x).reshape(-1), *tables,
               y.reshape(-1), y.size, h, w, out_h, out_w, needs_wide_index(x.size, y.size))
@@ -540,7 +530,7 @@ def _upsample_backward_cuda(grad_y, geom):
     xp = array_module_of(grad_y)
     n, c, out_h, out_w = grad_y.shape
     h, w = geom.h, geom.w
-    tables = [_on_device(xp, t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
+    tables = [table_argument(xp, t) for axis in ("h", "w") for t in inverse_table(geom, axis, grad_y.dtype)]
     grad_x = xp.empty((n, c, h, w), dtype=grad_y.dtype)
     launch_1d(_gather_backward_kernel, grad_x.size, xp.ascontiguousarray(grad_y).reshape(-1), *tables,
               grad_x.reshape(-1), grad_y.dtype.type(0), grad_x.size, h, w, out_h, out_w,

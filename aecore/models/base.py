@@ -213,13 +213,6 @@ def to_numpy(array):
     return np.asarray(to_device(array, "cpu"))
 
 
-def as_float(value):
-    """A Python float from a 0-d Tensor / array / number (one host sync on a GPU)."""
-    if isinstance(value, Tensor):
-        value = value.data
-    return float(to_numpy(value).reshape(()))
-
-
 def as_metric(value):
     """A training metric from a 0-d Tensor / array: a Python float on the CPU; on a GPU the 0-d
     device array itself, so a training step never waits for the device to report a number
@@ -228,7 +221,7 @@ def as_metric(value):
         value = value.data
     if hasattr(value, "__cuda_array_interface__"):
         return value.reshape(()).astype("float64")    # sums of steps are kept in float64
-    return as_float(value)
+    return float(to_numpy(value).reshape(()))
 
 
 @contextlib.contextmanager
