@@ -16,8 +16,8 @@ temporary and a second pass, on one core (kernels/NOTES.md, "relu", has the figu
 import numpy as np
 
 from . import memory
-from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cpu_kernel_serial, cuda,
-                      cuda_kernel, launch_1d, prange)
+from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cuda, cuda_kernel,
+                      launch_1d, parallel_for)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -84,42 +84,30 @@ def relu_backward_ref(grad_y, x):
 _CHUNK = 1 << 14        # 16 K values (64 KiB in float32) per task: hundreds of tasks, little overhead
 
 
-def relu_forward_chunk(x, y, start, stop):
-    # x, y: flat (size,); values start .. stop - 1, through slices: an index counted from 0 is
-    # visibly >= 0, so no wraparound check keeps LLVM from vectorizing (kernels/NOTES.md, "relu")
+def relu_forward_chunk(task, x, y, chunk):
+    # x, y: flat (size,); task t does values t*chunk .. (t+1)*chunk - 1, through slices: an index
+    # counted from 0 is visibly >= 0, so no wraparound check keeps LLVM from vectorizing
+    # (kernels/NOTES.md, "relu")
+    start = task * chunk
+    stop = min(start + chunk, x.shape[0])
     xs, ys = x[start:stop], y[start:stop]
     for i in range(stop - start):
         value = xs[i]
         ys[i] = 0 if value <= 0 else value      # NaN <= 0 is False: a NaN passes through
 
 
-_relu_forward_chunk = cpu_kernel_serial(relu_forward_chunk)
+_relu_forward_chunk = cpu_kernel(relu_forward_chunk)
 
 
-def relu_backward_chunk(grad_y, x, grad_x, start, stop):
-    gs, xs, out = grad_y[start:stop], x[start:stop], grad_x[start:stop]     # as in the forward
+def relu_backward_chunk(task, grad_y, x, grad_x, chunk):
+    start = task * chunk                                                   # as in the forward
+    stop = min(start + chunk, x.shape[0])
+    gs, xs, out = grad_y[start:stop], x[start:stop], grad_x[start:stop]
     for i in range(stop - start):
         out[i] = gs[i] if xs[i] > 0 else 0
 
 
-_relu_backward_chunk = cpu_kernel_serial(relu_backward_chunk)
-
-
-def relu_forward_loops(x, y):
-    # x, y: flat (size,); one parallel task per chunk
-    for task in prange((x.shape[0] + _CHUNK - 1) // _CHUNK):
-        _relu_forward_chunk(x, y, task * _CHUNK, min((task + 1) * _CHUNK, x.shape[0]))
-
-
-_relu_forward_loops = cpu_kernel(relu_forward_loops)
-
-
-def relu_backward_loops(grad_y, x, grad_x):
-    for task in prange((x.shape[0] + _CHUNK - 1) // _CHUNK):
-        _relu_backward_chunk(grad_y, x, grad_x, task * _CHUNK, min((task + 1) * _CHUNK, x.shape[0]))
-
-
-_relu_backward_loops = cpu_kernel(relu_backward_loops)
+_relu_backward_chunk = cpu_kernel(relu_backward_chunk)
 
 
 def _flat(xp, a):
@@ -130,20 +118,22 @@ def _flat(xp, a):
 @register("relu_forward", "numba")
 def relu_forward_numba(x):
     y = memory.empty(x.shape, x.dtype)
-    if x.size <= SERIAL_MAX_VALUES:
-        _relu_forward_chunk(_flat(np, x), y.reshape(-1), 0, x.size)
+    if x.size <= SERIAL_MAX_VALUES:             # one chunk of everything, on this thread
+        _relu_forward_chunk(np.int64(0), _flat(np, x), y.reshape(-1), x.size)
     else:
-        _relu_forward_loops(_flat(np, x), y.reshape(-1))
+        parallel_for(_relu_forward_chunk, -(-x.size // _CHUNK), _flat(np, x), y.reshape(-1),
+                     _CHUNK)
     return y
 
 
 @register("relu_backward", "numba")
 def relu_backward_numba(grad_y, x):
     grad_x = memory.empty(grad_y.shape, grad_y.dtype)
+    args = (_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1))
     if grad_y.size <= SERIAL_MAX_VALUES:
-        _relu_backward_chunk(_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1), 0, grad_y.size)
+        _relu_backward_chunk(np.int64(0), *args, grad_y.size)
     else:
-        _relu_backward_loops(_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1))
+        parallel_for(_relu_backward_chunk, -(-grad_y.size // _CHUNK), *args, _CHUNK)
     return grad_x
 
 

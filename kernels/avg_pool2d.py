@@ -33,8 +33,8 @@ Tiers (same signature everywhere):
 Why these choices: the divisor, the one subtle rule of the op, is computed once on the host in
 NumPy (`divisor_table`, cached per geometry) and read by every tier, so no tier restates it;
 the windows' bounds are each tier's own arithmetic (slices in the reference, loops in the
-compiled tiers), so comparing the tiers checks them. The numba tier runs `prange` over the N*C
-planes (each reads and writes only its own plane, which stays in cache), as max_pool2d does.
+compiled tiers), so comparing the tiers checks them. The numba tier runs one parallel task per
+(n, c) plane (each reads and writes only its own plane, which stays in cache), as max_pool2d does.
 
 adaptive_avg_pool2d (at the end of the file) has no kernel tier: F.adaptive_avg_pool2d sends
 equal bins (out divides in: global pooling, 28 -> 7) to avg_pool2d's kernels, and the uneven
@@ -47,7 +47,7 @@ import numpy as np
 
 from . import geometry, memory
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
-                      needs_wide_index, prange, split_index, table_argument, window_span,
+                      needs_wide_index, parallel_for, split_index, table_argument, window_span,
                       windows_over)
 from .max_pool2d import _padded_slice, _window_origin   # the same windows: the same slices
 from .op import Arg, Family, Op, describe
@@ -222,29 +222,30 @@ def avg_pool2d_backward_ref(grad_y, geom):
 # numba cpu
 # ------------------------------------------------------------------------------------------------
 # x, grad_x: (P, H, W) with P = N*C planes; y, grad_y: (P, outH, outW); divisor: (outH, outW).
-# Parallel over planes. The window containing input row ih at offset i starts at row ih - i, so
-# the windows holding row ih are those with oy * stride_h - pad_top in (ih - k_h, ih].
+# Task p computes plane p; parallel_for runs the tasks over all planes. The window containing
+# input row ih at offset i starts at row ih - i, so the windows holding row ih are those with
+# oy * stride_h - pad_top in (ih - k_h, ih].
 
-def avg_pool2d_forward_loops(x, divisor, y, zero, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
-    planes, h, w = x.shape
+def avg_pool2d_forward_plane(p, x, divisor, y, zero, k_h, k_w, stride_h, stride_w, pad_top,
+                             pad_left):
+    _, h, w = x.shape
     out_h, out_w = divisor.shape
-    for p in prange(planes):
-        for oy in range(out_h):
-            h_start = oy * stride_h - pad_top
-            h_end = min(h_start + k_h, h)
-            h_start = max(h_start, 0)
-            for ox in range(out_w):
-                w_start = ox * stride_w - pad_left
-                w_end = min(w_start + k_w, w)
-                w_start = max(w_start, 0)
-                total = zero
-                for ih in range(h_start, h_end):
-                    for iw in range(w_start, w_end):
-                        total += x[p, ih, iw]
-                y[p, oy, ox] = total / divisor[oy, ox]
+    for oy in range(out_h):
+        h_start = oy * stride_h - pad_top
+        h_end = min(h_start + k_h, h)
+        h_start = max(h_start, 0)
+        for ox in range(out_w):
+            w_start = ox * stride_w - pad_left
+            w_end = min(w_start + k_w, w)
+            w_start = max(w_start, 0)
+            total = zero
+            for ih in range(h_start, h_end):
+                for iw in range(w_start, w_end):
+                    total += x[p, ih, iw]
+            y[p, oy, ox] = total / divisor[oy, ox]
 
 
-_avg_pool2d_forward_loops = cpu_kernel(avg_pool2d_forward_loops)
+_avg_pool2d_forward_plane = cpu_kernel(avg_pool2d_forward_plane)
 
 
 def window_ranges(in_size, kernel, stride, pad, out_size):
@@ -257,23 +258,22 @@ def window_ranges(in_size, kernel, stride, pad, out_size):
     return first.astype(np.int64), np.maximum(last, first).astype(np.int64)
 
 
-def avg_pool2d_backward_loops(scaled_grad, rows_first, rows_last, cols_first, cols_last, grad_x,
-                              zero):
+def avg_pool2d_backward_plane(p, scaled_grad, rows_first, rows_last, cols_first, cols_last,
+                              grad_x, zero):
     # scaled_grad = grad_y / divisor: (P, outH, outW); rows_*: (H,), cols_*: (W,) window_ranges
     # per element the sum runs over oy, then ox, as the reference's scatter-add does
-    planes, h, w = grad_x.shape
-    for p in prange(planes):
-        for ih in range(h):
-            row = grad_x[p, ih]
-            row[:] = zero
-            for oy in range(rows_first[ih], rows_last[ih]):
-                source = scaled_grad[p, oy]
-                for iw in range(w):
-                    for ox in range(cols_first[iw], cols_last[iw]):
-                        row[iw] += source[ox]
+    _, h, w = grad_x.shape
+    for ih in range(h):
+        row = grad_x[p, ih]
+        row[:] = zero
+        for oy in range(rows_first[ih], rows_last[ih]):
+            source = scaled_grad[p, oy]
+            for iw in range(w):
+                for ox in range(cols_first[iw], cols_last[iw]):
+                    row[iw] += source[ox]
 
 
-_avg_pool2d_backward_loops = cpu_kernel(avg_pool2d_backward_loops)
+_avg_pool2d_backward_plane = cpu_kernel(avg_pool2d_backward_plane)
 
 
 def _geometry_scalars(geom):
@@ -285,9 +285,8 @@ def _geometry_scalars(geom):
 def avg_pool2d_forward_numba(x, geom):
     n, c, h, w = x.shape
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
-    _avg_pool2d_forward_loops(np.ascontiguousarray(x).reshape(n * c, h, w),
-                              divisor_table(geom, x.dtype), y, x.dtype.type(0),
-                              *_geometry_scalars(geom))
+    parallel_for(_avg_pool2d_forward_plane, n * c, np.ascontiguousarray(x).reshape(n * c, h, w),
+                 divisor_table(geom, x.dtype), y, x.dtype.type(0), *_geometry_scalars(geom))
     return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
@@ -296,10 +295,10 @@ def avg_pool2d_backward_numba(grad_y, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom.h, geom.w), grad_y.dtype)     # every element written
     scaled = (grad_y / divisor_table(geom, grad_y.dtype)).reshape(n * c, out_h, out_w)
-    _avg_pool2d_backward_loops(scaled,
-                               *window_ranges(geom.h, geom.k_h, geom.stride_h, geom.pad_top, out_h),
-                               *window_ranges(geom.w, geom.k_w, geom.stride_w, geom.pad_left, out_w),
-                               grad_x, grad_y.dtype.type(0))
+    parallel_for(_avg_pool2d_backward_plane, n * c, scaled,
+                 *window_ranges(geom.h, geom.k_h, geom.stride_h, geom.pad_top, out_h),
+                 *window_ranges(geom.w, geom.k_w, geom.stride_w, geom.pad_left, out_w),
+                 grad_x, grad_y.dtype.type(0))
     return grad_x.reshape(n, c, geom.h, geom.w)
 
 

@@ -1,8 +1,9 @@
 """What the compiled tiers need, in one place: Numba (optional), numba.cuda (optional), launches.
 
 Kernel modules write their loops as plain Python functions and compile them here:
-- `cpu_kernel(function)` -> `njit(parallel=True, cache=True, fastmath=False)` when Numba is
-  installed, else None (the numba tier is then simply not registered);
+- `cpu_kernel(function)` -> `njit(cache=True, fastmath=False)` when Numba is installed, else None
+  (the numba tier is then simply not registered); `parallel_for(task, n, *args)` runs such a
+  function over n task indices on Numba's threads;
 - `cuda_kernel(function)` -> `numba.cuda.jit(function)` when numba.cuda imports (a real GPU, or the
   simulator with NUMBA_ENABLE_CUDASIM=1), else None.
 `cuda.jit` compiles lazily, per argument types, on the first launch.
@@ -69,20 +70,19 @@ def _cached_njit(function, **options):
 
 
 def cpu_kernel(function, fastmath=False):
-    """Compile a loop function for the CPU (parallel, cached on disk), or None without Numba.
+    """Compile a loop function for the CPU (serial, cached on disk), or None without Numba.
 
     `fastmath` is passed to njit: a kernel may opt into a named subset such as {"contract"}
     (fused multiply-add) or {"contract", "reassoc"} (vectorized sum reductions).
 
-    One signature per kernel: Numba compiles a function once per distinct argument types, so a
-    serial task called from a prange loop gets its index as np.int64(task) (the parfor's index is
-    uint64, the loop's int64 before the parfor pass: two compiles otherwise), and a helper is
-    called with np.int64(0) rather than the constant 0 (typed Literal[int], a second compile).
-    Figures: kernels/NOTES.md, "compile time".
+    Every compiled CPU function is serial; a parallel kernel is a serial *task* over a task index
+    that parallel_for runs on Numba's threads. One signature per function: Numba compiles once
+    per distinct argument types, so a helper is called with np.int64(0) rather than the constant
+    0 (typed Literal[int], a second compile). Figures: kernels/NOTES.md, "compile time".
     """
     if not NUMBA_AVAILABLE:
         return None
-    return _cached_njit(function, parallel=True, fastmath=fastmath)
+    return _cached_njit(function, fastmath=fastmath)
 
 
 # Below this many values a kernel runs on the calling thread instead of the parallel pool (tens
@@ -91,11 +91,84 @@ def cpu_kernel(function, fastmath=False):
 SERIAL_MAX_VALUES = 1 << 18
 
 
-def cpu_kernel_serial(function, fastmath=False):
-    """Like cpu_kernel, for helpers called from inside parallel loops (no nested parallelism)."""
-    if not NUMBA_AVAILABLE:
-        return None
-    return _cached_njit(function, fastmath=fastmath)
+# ---------------------------------------------------------------------------------------------
+# parallel_for: the one parallel loop, calling each kernel's task through a function pointer
+# ---------------------------------------------------------------------------------------------
+# Numba turns a prange loop into a "gufunc" and links the code of everything the loop body calls
+# into it, into the gufunc's wrapper and into the outer function: each of those three libraries
+# optimizes and generates machine code for the whole linked module again. A kernel's task (its
+# whole body) was compiled four times, and its prange wrapper cost more than the task. Called
+# through a pointer, a task is compiled once; the loop below is a few instructions, compiled
+# once per argument types (kernels/NOTES.md, "compile time").
+
+def _run_tasks(task, n_tasks, args):
+    for t in prange(n_tasks):
+        task(np.int64(t), *args)
+
+
+if NUMBA_AVAILABLE:
+    from numba.core import types as _numba_types
+    from numba.core.types import WrapperAddressProtocol
+    from numba.experimental.function_type import _get_wrapper_address
+    _run_tasks = _cached_njit(_run_tasks, parallel=True)
+else:
+    WrapperAddressProtocol = object
+
+
+class _TaskPointer(WrapperAddressProtocol):
+    """One task compiled for one set of argument types, as a first-class function: the address of
+    its C-callable wrapper, which _run_tasks calls. The address is looked up once, here."""
+
+    def __init__(self, task, arg_types):
+        self._signature = _numba_types.void(_numba_types.int64, *arg_types)
+        task.compile(self._signature.args)
+        returns = task.overloads[self._signature.args].signature.return_type
+        if returns != _numba_types.none:
+            raise TypeError(f"{task.py_func.__name__}: a parallel_for task returns nothing (it "
+                            f"writes its outputs); this one returns {returns}")
+        self._address = _get_wrapper_address(task, self._signature)
+
+    def __wrapper_address__(self):
+        return self._address
+
+    def signature(self):
+        return self._signature
+
+
+# The array flags Numba's array type depends on: C_CONTIGUOUS, F_CONTIGUOUS, ALIGNED, WRITEABLE.
+_TYPED_FLAGS = 0x1 | 0x2 | 0x100 | 0x400
+
+
+def _type_key(value):
+    """What Numba's type of `value` depends on, cheaply (numba.typeof costs ~10 us a value)."""
+    if type(value) is np.ndarray:
+        return value.dtype, value.ndim, value.flags.num & _TYPED_FLAGS
+    if isinstance(value, (int, float, bool, np.generic)):
+        return type(value)
+    return numba.typeof(value)
+
+
+# (task, argument type keys) -> (task pointer, _run_tasks compiled for those types)
+_launches = {}
+
+
+def parallel_for(task, n_tasks, *args):
+    """Run task(t, *args) for t in range(n_tasks) on Numba's threads (OpenMP), and wait.
+
+    task: a cpu_kernel whose first argument is the task index (int64) and which returns nothing;
+    tasks must write disjoint outputs. The first call with new argument types compiles the task
+    and the loop for them (cached on disk); later calls cost a few microseconds.
+    """
+    key = (task, *map(_type_key, args))
+    launch_for_types = _launches.get(key)
+    if launch_for_types is None:
+        arg_types = tuple(numba.typeof(a) for a in args)
+        pointer = _TaskPointer(task, arg_types)
+        loop = _run_tasks.compile((numba.typeof(pointer), _numba_types.int64,
+                                   _numba_types.Tuple(arg_types)))
+        launch_for_types = _launches[key] = (pointer, loop)
+    pointer, loop = launch_for_types
+    loop(pointer, n_tasks, args)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ Tiers (same signature everywhere):
     "max_pool2d_backward"(grad_y, argmax, geom) -> grad_x
 
 Why the numba loop structure: the unit of independent work is one (n, c) plane: its windows
-read only that plane and the backward's scatter-add writes only that plane, so `prange` over the
-N*C planes needs no atomics and no private buffers, and each plane stays in L1. The 2x2 /
+read only that plane and the backward's scatter-add writes only that plane, so one parallel
+task per plane needs no atomics and no private buffers, and each plane stays in L1. The 2x2 /
 stride-2 windows inside the input run through `windows_2x2`: the four comparisons as selects,
 which LLVM vectorizes across windows (the general scan is branchy, data-dependent); border
 windows keep the general loop. Figures: kernels/NOTES.md, "max_pool2d".
@@ -39,8 +39,8 @@ windows keep the general loop. Figures: kernels/NOTES.md, "max_pool2d".
 import numpy as np
 
 from . import geometry, memory
-from .compile import (array_module_of, cpu_kernel, cpu_kernel_serial, cuda, cuda_kernel, launch_1d,
-                      needs_wide_index, prange, split_index, window_span, windows_over)
+from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, needs_wide_index,
+                      parallel_for, split_index, window_span, windows_over)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -228,7 +228,7 @@ def windows_2x2(r0, r1, y_row, argmax_row, index0, index1, count):
         argmax_row[i] = best_index
 
 
-_windows_2x2 = cpu_kernel_serial(windows_2x2)
+_windows_2x2 = cpu_kernel(windows_2x2)
 
 
 def windows_any(plane, y_row, argmax_row, h_start, h_end, ox_from, ox_to, k_w, stride_w, pad_left):
@@ -252,11 +252,12 @@ def windows_any(plane, y_row, argmax_row, h_start, h_end, ox_from, ox_to, k_w, s
         argmax_row[ox] = best_index
 
 
-_windows_any = cpu_kernel_serial(windows_any)
+_windows_any = cpu_kernel(windows_any)
 
 
-def forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
-    # plane: (H, W); y, argmax: (outH, outW)
+def forward_plane(p, x, y_planes, argmax_planes, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
+    # x: (P, H, W); y_planes, argmax_planes: (P, outH, outW); task p pools plane p
+    plane, y, argmax = x[p], y_planes[p], argmax_planes[p]
     h, w = plane.shape
     out_h, out_w = y.shape
     pairs = k_h == 2 and k_w == 2 and stride_h == 2 and stride_w == 2
@@ -288,35 +289,26 @@ def forward_plane(plane, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_l
                          pad_left)
 
 
-_forward_plane = cpu_kernel_serial(forward_plane)
+_forward_plane = cpu_kernel(forward_plane)
 
 
-def max_pool2d_forward_loops(x, y, argmax, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
-    for p in prange(x.shape[0]):
-        _forward_plane(x[p], y[p], argmax[p], k_h, k_w, stride_h, stride_w, pad_top, pad_left)
-
-
-_max_pool2d_forward_loops = cpu_kernel(max_pool2d_forward_loops)
-
-
-def max_pool2d_backward_loops(grad_y, argmax, grad_x, out_of_plane):
+def backward_plane(p, grad_y, argmax, grad_x, out_of_plane):
     # grad_y, argmax: (P, outH * outW); grad_x: (P, H * W), any values on entry;
     # out_of_plane: (P,), set to 1 for a plane whose argmax points outside it (never written).
-    # Each plane is zeroed by the task that fills it, while it is in cache (np.zeros on the
-    # whole array first was one core's 20 MB memset before the parallel loop).
-    planes, outs = grad_y.shape
+    # Task p scatters plane p. Each plane is zeroed by the task that fills it, while it is in
+    # cache (np.zeros on the whole array first was one core's 20 MB memset before the loop).
+    outs = grad_y.shape[1]
     size = grad_x.shape[1]
-    for p in prange(planes):
-        grad_x[p, :] = 0
-        for o in range(outs):
-            i = argmax[p, o]
-            if 0 <= i < size:
-                grad_x[p, i] += grad_y[p, o]
-            else:
-                out_of_plane[p] = 1
+    grad_x[p, :] = 0
+    for o in range(outs):
+        i = argmax[p, o]
+        if 0 <= i < size:
+            grad_x[p, i] += grad_y[p, o]
+        else:
+            out_of_plane[p] = 1
 
 
-_max_pool2d_backward_loops = cpu_kernel(max_pool2d_backward_loops)
+_backward_plane = cpu_kernel(backward_plane)
 
 
 @register("max_pool2d_forward", "numba")
@@ -325,8 +317,8 @@ def max_pool2d_forward_numba(x, geom):
     x3 = np.ascontiguousarray(x).reshape(n * c, h, w)
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
     argmax = memory.empty(y.shape, np.int64)
-    _max_pool2d_forward_loops(x3, y, argmax, geom.k_h, geom.k_w, geom.stride_h,
-                              geom.stride_w, geom.pad_top, geom.pad_left)
+    parallel_for(_forward_plane, n * c, x3, y, argmax, geom.k_h, geom.k_w, geom.stride_h,
+                 geom.stride_w, geom.pad_top, geom.pad_left)
     shape = (n, c, geom.out_h, geom.out_w)
     return y.reshape(shape), argmax.reshape(shape)
 
@@ -336,9 +328,10 @@ def max_pool2d_backward_numba(grad_y, argmax, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom.h * geom.w), grad_y.dtype)     # zeroed in the loop
     out_of_plane = np.zeros(n * c, np.uint8)
-    _max_pool2d_backward_loops(np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
-                               np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
-                               grad_x, out_of_plane)
+    parallel_for(_backward_plane, n * c,
+                 np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
+                 np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
+                 grad_x, out_of_plane)
     if out_of_plane.any():  # argmax did not come from max_pool2d_forward with this geometry
         raise ValueError(f"max_pool2d_backward: argmax holds indices outside the "
                          f"{geom.h}x{geom.w} input plane (in {int(out_of_plane.sum())} of "

@@ -44,7 +44,7 @@ Tiers (same signatures everywhere):
     "upsample_nearest_forward"(x, geom) -> y        "upsample_nearest_backward"(grad_y, geom) -> grad_x
     "upsample_bilinear_forward"(x, geom) -> y       "upsample_bilinear_backward"(grad_y, geom) -> grad_x
 
-Why the numba loop structure: parallel over the N*C planes (prange), the natural independent unit:
+Why the numba loop structure: one parallel task per N*C plane, the natural independent unit:
 the scatter-add backward writes only its own plane (no atomics, no private buffers), one plane is
 a few KiB (stays in L1 while it is scattered into), and N*C = 6400 at the classic-CAE shapes keeps
 every core busy. Inside a plane, plain row-major loops over the output with the per-axis tables;
@@ -60,7 +60,7 @@ import numpy as np
 
 from . import geometry, memory
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
-                      needs_wide_index, prange, split_index, table_argument)
+                      needs_wide_index, parallel_for, split_index, table_argument)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -328,68 +328,65 @@ def upsample_bilinear_backward_ref(grad_y, geom):
 # ------------------------------------------------------------------------------------------------
 # numba cpu
 # ------------------------------------------------------------------------------------------------
-# x: (P, H, W) with P = N*C planes, y: (P, outH, outW); parallel over planes.
+# x: (P, H, W) with P = N*C planes, y: (P, outH, outW); task p computes plane p, and
+# parallel_for runs the tasks over all planes.
 
-def nearest_forward_loops(x, src_h, src_w, y):
-    planes, out_h, out_w = y.shape
-    for p in prange(planes):
-        for oy in range(out_h):
-            ih = src_h[oy]
-            for ox in range(out_w):
-                y[p, oy, ox] = x[p, ih, src_w[ox]]
-
-
-_nearest_forward_loops = cpu_kernel(nearest_forward_loops)
+def nearest_forward_plane(p, x, src_h, src_w, y):
+    _, out_h, out_w = y.shape
+    for oy in range(out_h):
+        ih = src_h[oy]
+        for ox in range(out_w):
+            y[p, oy, ox] = x[p, ih, src_w[ox]]
 
 
-def nearest_backward_loops(grad_y, src_h, src_w, grad_x):
+_nearest_forward_plane = cpu_kernel(nearest_forward_plane)
+
+
+def nearest_backward_plane(p, grad_y, src_h, src_w, grad_x):
     # grad_x zero on entry
-    planes, out_h, out_w = grad_y.shape
-    for p in prange(planes):
-        for oy in range(out_h):
-            ih = src_h[oy]
-            for ox in range(out_w):
-                grad_x[p, ih, src_w[ox]] += grad_y[p, oy, ox]
+    _, out_h, out_w = grad_y.shape
+    for oy in range(out_h):
+        ih = src_h[oy]
+        for ox in range(out_w):
+            grad_x[p, ih, src_w[ox]] += grad_y[p, oy, ox]
 
 
-_nearest_backward_loops = cpu_kernel(nearest_backward_loops)
+_nearest_backward_plane = cpu_kernel(nearest_backward_plane)
 
 
-def bilinear_forward_loops(x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y):
-    planes, out_h, out_w = y.shape
-    for p in prange(planes):
-        for oy in range(out_h):
-            a, b = h0[oy], h1[oy]
-            wa, wb = l0h[oy], l1h[oy]
-            for ox in range(out_w):
-                c, d = w0[ox], w1[ox]
-                wc, wd = l0w[ox], l1w[ox]
-                y[p, oy, ox] = (wa * (wc * x[p, a, c] + wd * x[p, a, d])
-                                + wb * (wc * x[p, b, c] + wd * x[p, b, d]))
+def bilinear_forward_plane(p, x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y):
+    _, out_h, out_w = y.shape
+    for oy in range(out_h):
+        a, b = h0[oy], h1[oy]
+        wa, wb = l0h[oy], l1h[oy]
+        for ox in range(out_w):
+            c, d = w0[ox], w1[ox]
+            wc, wd = l0w[ox], l1w[ox]
+            y[p, oy, ox] = (wa * (wc * x[p, a, c] + wd * x[p, a, d])
+                            + wb * (wc * x[p, b, c] + wd * x[p, b, d]))
 
 
-_bilinear_forward_loops = cpu_kernel(bilinear_forward_loops)
+_bilinear_forward_plane = cpu_kernel(bilinear_forward_plane)
 
 
-def bilinear_backward_loops(grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x):
+def bilinear_backward_plane(p, grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x):
     # grad_x zero on entry
-    planes, out_h, out_w = grad_y.shape
-    for p in prange(planes):
-        for oy in range(out_h):
-            a, b = h0[oy], h1[oy]
-            wa, wb = l0h[oy], l1h[oy]
-            for ox in range(out_w):
-                c, d = w0[ox], w1[ox]
-                wc, wd = l0w[ox], l1w[ox]
-                g = grad_y[p, oy, ox]
-                ga, gb = wa * g, wb * g
-                grad_x[p, a, c] += wc * ga
-                grad_x[p, a, d] += wd * ga
-                grad_x[p, b, c] += wc * gb
-                grad_x[p, b, d] += wd * gb
+    _, out_h, out_w = grad_y.shape
+    for oy in range(out_h):
+        a, b = h0[oy], h1[oy]
+        wa, wb = l0h[oy], l1h[oy]
+        for ox in range(out_w):
+            c, d = w0[ox], w1[ox]
+            wc, wd = l0w[ox], l1w[ox]
+            g = grad_y[p, oy, ox]
+            ga, gb = wa * g, wb * g
+            grad_x[p, a, c] += wc * ga
+            grad_x[p, a, d] += wd * ga
+            grad_x[p, b, c] += wc * gb
+            grad_x[p, b, d] += wd * gb
 
 
-_bilinear_backward_loops = cpu_kernel(bilinear_backward_loops)
+_bilinear_backward_plane = cpu_kernel(bilinear_backward_plane)
 
 
 def _planes(a):
@@ -410,7 +407,7 @@ def upsample_nearest_forward_numba(x, geom):
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
-    _nearest_forward_loops(_planes(x), src_h, src_w, y)
+    parallel_for(_nearest_forward_plane, n * c, _planes(x), src_h, src_w, y)
     return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
@@ -421,7 +418,7 @@ def upsample_nearest_backward_numba(grad_y, geom):
     grad_x = memory.zeros((n * c, geom.h, geom.w), grad_y.dtype)
     (src_h, _), = _taps(geom, "h", grad_y.dtype)
     (src_w, _), = _taps(geom, "w", grad_y.dtype)
-    _nearest_backward_loops(_planes(grad_y), src_h, src_w, grad_x)
+    parallel_for(_nearest_backward_plane, n * c, _planes(grad_y), src_h, src_w, grad_x)
     return grad_x.reshape(n, c, geom.h, geom.w)
 
 
@@ -430,7 +427,8 @@ def upsample_bilinear_forward_numba(x, geom):
     _check_mode(geom, "bilinear")
     n, c = x.shape[:2]
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
-    _bilinear_forward_loops(_planes(x), *_bilinear_tables(geom, x.dtype), y)
+    parallel_for(_bilinear_forward_plane, n * c, _planes(x), *_bilinear_tables(geom, x.dtype),
+                 y)
     return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
@@ -439,7 +437,8 @@ def upsample_bilinear_backward_numba(grad_y, geom):
     _check_mode(geom, "bilinear")
     n, c = grad_y.shape[:2]
     grad_x = memory.zeros((n * c, geom.h, geom.w), grad_y.dtype)
-    _bilinear_backward_loops(_planes(grad_y), *_bilinear_tables(geom, grad_y.dtype), grad_x)
+    parallel_for(_bilinear_backward_plane, n * c, _planes(grad_y),
+                 *_bilinear_tables(geom, grad_y.dtype), grad_x)
     return grad_x.reshape(n, c, geom.h, geom.w)
 
 

@@ -26,9 +26,10 @@ Dilation only changes where each tap's slice starts (computed once per pass, out
 loops), so a plain conv runs the very same loops. Groups are independent convs of channel
 slices (reference.by_groups), run one after another.
 Inner loops index slices (`xr = buf[base:base+L]; xr[p]`), never `buf[base + p]`: Numba's
-negative-index wraparound on a computed index keeps LLVM from vectorizing. Each parallel loop is
-a one-line prange over tasks calling a serial "task" function: Numba's parfor passes are slow on
-big loop bodies. winograd.py reuses rows4_taps9 / rows1_taps9; this module imports nothing from it.
+negative-index wraparound on a computed index keeps LLVM from vectorizing. Each parallel pass is
+a serial "task" function over a task index, run by compile.parallel_for (which compiles the task
+once, where a prange loop around it would compile it four times). winograd.py reuses
+rows4_taps9 / rows1_taps9; this module imports nothing from it.
 Figures and what was tried: kernels/NOTES.md, "conv2d".
 """
 
@@ -37,7 +38,7 @@ import math
 import numpy as np
 
 from .. import memory
-from ..compile import SERIAL_MAX_VALUES, cpu_kernel, cpu_kernel_serial, prange
+from ..compile import SERIAL_MAX_VALUES, cpu_kernel, parallel_for
 from .reference import bias_backward_ref, bias_or_zeros, weight_by_groups
 
 # Inner-loop targets: about 2048 positions per pass keeps the 4 accumulator rows (32 KiB in
@@ -85,15 +86,7 @@ def pack_task(task, x, buf, top, left, sh, sw, hq, wq):
                             row[q] = src[q * sw + rx - left]
 
 
-_pack_task = cpu_kernel_serial(pack_task)
-
-
-def pack_loops(x, buf, top, left, sh, sw, hq, wq):
-    for task in prange(x.shape[0] * x.shape[1]):            # (channel, image)
-        _pack_task(np.int64(task), x, buf, top, left, sh, sw, hq, wq)
-
-
-_pack_loops = cpu_kernel(pack_loops)
+_pack_task = cpu_kernel(pack_task)
 
 
 def pack(x, top, left, stride, hq, wq):
@@ -106,7 +99,7 @@ def pack(x, top, left, stride, hq, wq):
     size = c_ * sh * sw * n_ * hq * wq
     buf = memory.empty(size + hq * wq + _ROUND, x.dtype)
     buf[size:] = 0
-    _pack_loops(np.ascontiguousarray(x), buf, top, left, sh, sw, hq, wq)
+    parallel_for(_pack_task, n_ * c_, np.ascontiguousarray(x), buf, top, left, sh, sw, hq, wq)
     return buf
 
 
@@ -135,7 +128,7 @@ def rows4_taps9(acc, buf, offs, wt, length):
         a3[p] += t0 * e0 + t1 * e1 + t2 * e2 + t3 * e3 + t4 * e4 + t5 * e5 + t6 * e6 + t7 * e7 + t8 * e8
 
 
-_rows4_taps9 = cpu_kernel_serial(rows4_taps9, fastmath=_FMA)
+_rows4_taps9 = cpu_kernel(rows4_taps9, fastmath=_FMA)
 
 
 def rows1_taps9(a0, buf, offs, wt, c, length):
@@ -149,7 +142,7 @@ def rows1_taps9(a0, buf, offs, wt, c, length):
                   + u6 * x6[p] + u7 * x7[p] + u8 * x8[p])
 
 
-_rows1_taps9 = cpu_kernel_serial(rows1_taps9, fastmath=_FMA)
+_rows1_taps9 = cpu_kernel(rows1_taps9, fastmath=_FMA)
 
 
 def add_bias_row(dst, src, bias):
@@ -158,7 +151,7 @@ def add_bias_row(dst, src, bias):
         dst[i] = src[i] + bias
 
 
-_add_bias_row = cpu_kernel_serial(add_bias_row)
+_add_bias_row = cpu_kernel(add_bias_row)
 
 
 def gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
@@ -220,18 +213,7 @@ def gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
                     _add_bias_row(y[row:row + (out_w - 1) * y_col_step + 1:y_col_step], src, bias)
 
 
-_gather_task = cpu_kernel_serial(gather_task, fastmath=_FMA)
-
-
-def gather_loops(buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
-                 out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
-    tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
-    for task in prange(tasks):
-        _gather_task(np.int64(task), buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
-                     out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step)
-
-
-_gather_loops = cpu_kernel(gather_loops)
+_gather_task = cpu_kernel(gather_task, fastmath=_FMA)
 
 
 def image_block(n_, plane, c_blocks):
@@ -258,8 +240,9 @@ def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), s
     b = bias_or_zeros(np, b, w.shape[0], x.dtype)
     n_ = x.shape[0]
     block = image_block(n_, hq * wq, (w.shape[0] + 3) // 4)
-    _gather_loops(buf, w, b, y_flat, n_, sh, sw, dh, dw, hq, wq, block, oh, ow,
-                  y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1])
+    tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
+    parallel_for(_gather_task, tasks, buf, w, b, y_flat, n_, sh, sw, dh, dw, hq, wq, block,
+                 oh, ow, y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -363,7 +346,7 @@ def dots4_taps3(gbuf, g_start, g_stride, x0, x1, x2, gw, c0, ci, ky, kx, length)
     gw[c0 + 3, ci, ky, kx], gw[c0 + 3, ci, ky, kx + 1], gw[c0 + 3, ci, ky, kx + 2] = s30, s31, s32
 
 
-_dots4_taps3 = cpu_kernel_serial(dots4_taps3, fastmath=_FMA_REDUCE)
+_dots4_taps3 = cpu_kernel(dots4_taps3, fastmath=_FMA_REDUCE)
 
 
 def dots8_taps3(gbuf, g_start, g_stride, x0, x1, x2, gw, c0, ci, ky, kx, length):
@@ -423,7 +406,7 @@ def dots8_taps3(gbuf, g_start, g_stride, x0, x1, x2, gw, c0, ci, ky, kx, length)
             gw[c0 + c, ci, ky, kx + t] += sums[c][t]
 
 
-_dots8_taps3 = cpu_kernel_serial(dots8_taps3, fastmath=_FMA_REDUCE)
+_dots8_taps3 = cpu_kernel(dots8_taps3, fastmath=_FMA_REDUCE)
 
 
 def dots8_taps1(gbuf, g_start, g_stride, x0, gw, c0, ci, ky, kx, length):
@@ -455,7 +438,7 @@ def dots8_taps1(gbuf, g_start, g_stride, x0, gw, c0, ci, ky, kx, length):
         gw[c0 + c, ci, ky, kx] += sums[c]
 
 
-_dots8_taps1 = cpu_kernel_serial(dots8_taps1, fastmath=_FMA_REDUCE)
+_dots8_taps1 = cpu_kernel(dots8_taps1, fastmath=_FMA_REDUCE)
 
 
 def dots1_taps3(g0, x0, x1, x2, gw, c, ci, ky, kx, length):
@@ -470,7 +453,7 @@ def dots1_taps3(g0, x0, x1, x2, gw, c, ci, ky, kx, length):
     gw[c, ci, ky, kx], gw[c, ci, ky, kx + 1], gw[c, ci, ky, kx + 2] = s0, s1, s2
 
 
-_dots1_taps3 = cpu_kernel_serial(dots1_taps3, fastmath=_FMA_REDUCE)
+_dots1_taps3 = cpu_kernel(dots1_taps3, fastmath=_FMA_REDUCE)
 
 
 def dot1(g0, x0, gw, c, ci, ky, kx, length):
@@ -480,7 +463,7 @@ def dot1(g0, x0, gw, c, ci, ky, kx, length):
     gw[c, ci, ky, kx] = s
 
 
-_dot1 = cpu_kernel_serial(dot1, fastmath=_FMA_REDUCE)
+_dot1 = cpu_kernel(dot1, fastmath=_FMA_REDUCE)
 
 
 def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
@@ -536,15 +519,7 @@ def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
         c0 += channels
 
 
-_weight_task = cpu_kernel_serial(weight_task, fastmath=_FMA_REDUCE)
-
-
-def weight_loops(gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
-    for task in prange(partial.shape[0]):                 # one chunk of positions each
-        _weight_task(np.int64(task), gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk)
-
-
-_weight_loops = cpu_kernel(weight_loops)
+_weight_task = cpu_kernel(weight_task, fastmath=_FMA_REDUCE)
 
 
 def weight_chunk(total, rows):
@@ -569,7 +544,8 @@ def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1):
     chunk = weight_chunk(x.shape[0] * hq * wq, c_a + c_b * sh * sw)
     tasks = -(-(x.shape[0] * hq * wq) // chunk)
     partial = memory.zeros((tasks, c_a, c_b, k_h, k_w), x.dtype)
-    _weight_loops(gbuf, buf, partial, x.shape[0], sh, sw, dh, dw, hq, wq, chunk)
+    parallel_for(_weight_task, tasks, gbuf, buf, partial, x.shape[0], sh, sw, dh, dw, hq, wq,
+                 chunk)                                   # one chunk of positions each
     return partial.sum(axis=0)
 
 
@@ -593,15 +569,7 @@ def bias_task(task, g, partial, block):
     partial[nb, c] = total
 
 
-_bias_task = cpu_kernel_serial(bias_task, fastmath=_FMA_REDUCE)
-
-
-def bias_loops(g, partial, block):
-    for task in prange(partial.shape[0] * partial.shape[1]):     # (image block, channel)
-        _bias_task(np.int64(task), g, partial, block)
-
-
-_bias_loops = cpu_kernel(bias_loops)
+_bias_task = cpu_kernel(bias_task, fastmath=_FMA_REDUCE)
 
 
 def bias_backward_numba(grad_y):
@@ -611,5 +579,6 @@ def bias_backward_numba(grad_y):
     n_, c_ = grad_y.shape[:2]
     block = max(1, -(-n_ // 8))                                   # 8 image blocks: 2+ cores busy
     partial = np.empty((-(-n_ // block), c_), np.float64)
-    _bias_loops(np.ascontiguousarray(grad_y).reshape(n_, c_, -1), partial, block)
+    parallel_for(_bias_task, partial.size,                        # (image block, channel)
+                 np.ascontiguousarray(grad_y).reshape(n_, c_, -1), partial, block)
     return partial.sum(axis=0).astype(grad_y.dtype)

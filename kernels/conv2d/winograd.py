@@ -27,7 +27,7 @@ and the stride-1 transposed conv. Figures and what was tried: kernels/NOTES.md, 
 import numpy as np
 
 from .. import memory
-from ..compile import cpu_kernel, cpu_kernel_serial, prange
+from ..compile import cpu_kernel, parallel_for
 from .direct import _FMA, _rows1_taps9, _rows4_taps9   # the GEMM stage's row kernels
 from .reference import bias_or_zeros
 
@@ -82,15 +82,12 @@ def wino_pack_task(task, x, xq, top, left):
                     out[j] = src[j, col]
 
 
-_wino_pack_task = cpu_kernel_serial(wino_pack_task)
+_wino_pack_task = cpu_kernel(wino_pack_task)
 
 
-def wino_pack_loops(x, xq, top, left):
-    for task in prange(xq.shape[0] * xq.shape[1]):            # (image block, channel)
-        _wino_pack_task(np.int64(task), x, xq, top, left)
-
-
-_wino_pack_loops = cpu_kernel(wino_pack_loops)
+def wino_pack(x, xq, top, left):
+    """x (N, Cin, H, W) -> xq (blocks, Cin, Hq, 2, Wq/2, NB), in parallel over (block, channel)."""
+    parallel_for(_wino_pack_task, xq.shape[0] * xq.shape[1], x, xq, top, left)
 
 
 def wino_input_transform(plane, scratch, v, ci, c_in, a, col0, length):
@@ -122,7 +119,7 @@ def wino_input_transform(plane, scratch, v, ci, c_in, a, col0, length):
             v3[p] = d1[p] - d3[p]
 
 
-_wino_input_transform = cpu_kernel_serial(wino_input_transform)
+_wino_input_transform = cpu_kernel(wino_input_transform)
 
 
 def wino_output_transform(m, out, co, c_out, col0, length):
@@ -152,7 +149,7 @@ def wino_output_transform(m, out, co, c_out, col0, length):
         y11[p] = r1 - r2 - r3
 
 
-_wino_output_transform = cpu_kernel_serial(wino_output_transform)
+_wino_output_transform = cpu_kernel(wino_output_transform)
 
 
 def wino_task(task, xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task):
@@ -211,15 +208,7 @@ def wino_task(task, xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task):
                         dst[ow - 1] = even[(ow // 2) * nb + j] + bias
 
 
-_wino_task = cpu_kernel_serial(wino_task, fastmath=_FMA)
-
-
-def wino_loops(xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task):
-    for task in prange(xq.shape[0] * -(-tile_rows // rows_per_task)):   # (block, tile rows)
-        _wino_task(np.int64(task), xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task)
-
-
-_wino_loops = cpu_kernel(wino_loops)
+_wino_task = cpu_kernel(wino_task, fastmath=_FMA)
 
 
 def gather_winograd(x, w, b, pads, out_hw, y=None):
@@ -233,11 +222,12 @@ def gather_winograd(x, w, b, pads, out_hw, y=None):
     blocks = -(-n_ // _WINO_IMAGES)
     # padded input rows 2a..2a+3 for tile rows a < tile_rows; columns likewise, split by parity
     xq = memory.empty((blocks, c_in, 2 * tile_rows + 2, 2, tile_cols + 1, _WINO_IMAGES), x.dtype)
-    _wino_pack_loops(np.ascontiguousarray(x), xq, pads[0], pads[1])
+    wino_pack(np.ascontiguousarray(x), xq, pads[0], pads[1])
     u_tiles = weight_tiles(np.asarray(w, dtype=x.dtype))
     b = bias_or_zeros(np, b, w.shape[0], x.dtype)
     if y is None:
         y = memory.empty((n_, w.shape[0], oh, ow), x.dtype)
     rows_per_task = max(1, _WINO_POSITIONS // (tile_cols * _WINO_IMAGES))
-    _wino_loops(xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task)
+    parallel_for(_wino_task, blocks * -(-tile_rows // rows_per_task),   # (block, tile rows)
+                 xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task)
     return y

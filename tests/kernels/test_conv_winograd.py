@@ -124,7 +124,7 @@ def test_pack_writes_every_value(n, c, h, w, top, left):
     nb = winograd._WINO_IMAGES
     blocks = -(-n // nb)
     xq = np.full((blocks, c, 2 * tile_rows + 2, 2, tile_cols + 1, nb), np.nan, np.float32)
-    winograd._wino_pack_loops(x, xq, top, left)
+    winograd.wino_pack(x, xq, top, left)
     # expected[blk, c, r, k, q, j] = padded x[blk*NB + j, c, r, 2q + k] (0 outside x)
     rows, cols = xq.shape[2], 2 * xq.shape[4]
     padded = np.zeros((blocks * nb, c, rows, cols), np.float32)
