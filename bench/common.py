@@ -60,8 +60,8 @@ def rounds_parser(description, name):
 def cpu_threads():
     """The threads our CPU kernels use (Numba's pool), so PyTorch can be given as many."""
     try:
-        import numba
-        return int(numba.get_num_threads())
+        from aecore.kernels.compile import start_threads
+        return int(start_threads())         # Numba's pool, started as a training run starts it
     except Exception:  # pragma: no cover - numba missing
         return os.cpu_count() or 1
 

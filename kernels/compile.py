@@ -22,16 +22,6 @@ import numpy as np
 
 from .. import backend
 
-# Numba's OpenMP workers spin after each parallel kernel (GNU OpenMP: 300,000 spins before they
-# sleep). With as many threads as cores they then take the cores from OpenBLAS's threads in the
-# matmul that follows, and a dense step slows threefold (the dense VAE 784-400-20: 48 ms against
-# 15 ms; kernels/NOTES.md, "thread pools"). A short spin keeps most of the benefit of spinning
-# between back-to-back kernels. Set before the OpenMP runtime starts, and only when the user
-# has chosen neither a spin count nor a wait policy.
-OMP_SPIN_COUNT = "10000"
-if "GOMP_SPINCOUNT" not in os.environ and "OMP_WAIT_POLICY" not in os.environ:
-    os.environ["GOMP_SPINCOUNT"] = OMP_SPIN_COUNT
-
 try:  # Numba is a core requirement, but aecore still runs (slower) with NumPy alone.
     import numba
     from numba import int64, njit, prange, uint32, uint64
@@ -56,6 +46,40 @@ if NUMBA_AVAILABLE:
         cuda = None
 
 CUDA_KERNELS_AVAILABLE = cuda is not None
+
+
+# Numba's OpenMP workers spin after each parallel kernel (GNU OpenMP: 300,000 spins before they
+# sleep). With as many threads as cores they then take the cores from OpenBLAS's threads in the
+# matmul that follows, and a dense step slows threefold (the dense VAE 784-400-20: 48 ms against
+# 15 ms; kernels/NOTES.md, "thread pools"). A short spin keeps most of the benefit of spinning
+# between back-to-back kernels. It is given to Numba's pool alone: put in the environment while
+# the pool starts (GNU OpenMP reads it then), and taken out again, so that child processes and
+# other libraries' OpenMP (PyTorch's, in bench/'s side-by-side runs) see the environment the
+# user set. A user's own GOMP_SPINCOUNT or OMP_WAIT_POLICY is left alone.
+OMP_SPIN_COUNT = "10000"
+_threads_started = False
+
+
+def start_threads():
+    """Start Numba's thread pool, once, with aecore's short OpenMP spin; return its thread count.
+
+    parallel_for calls it before its first launch; call it before anything else asks Numba about
+    threads (numba.get_num_threads / set_num_threads start the pool with OpenMP's defaults).
+    """
+    global _threads_started
+    if not NUMBA_AVAILABLE:
+        return 1
+    if not _threads_started:
+        user_chose = "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
+        if not user_chose:
+            os.environ["GOMP_SPINCOUNT"] = OMP_SPIN_COUNT
+        try:
+            numba.get_num_threads()          # loads the threading layer, which reads it
+        finally:
+            if not user_chose:
+                del os.environ["GOMP_SPINCOUNT"]
+        _threads_started = True
+    return numba.get_num_threads()
 
 
 # Every CPU kernel compiled below, so that cache_is_cold() can ask Numba where each is cached.
@@ -162,6 +186,7 @@ def parallel_for(task, n_tasks, *args):
     key = (task, *map(_type_key, args))
     launch_for_types = _launches.get(key)
     if launch_for_types is None:
+        start_threads()
         arg_types = tuple(numba.typeof(a) for a in args)
         pointer = _TaskPointer(task, arg_types)
         loop = _run_tasks.compile((numba.typeof(pointer), _numba_types.int64,

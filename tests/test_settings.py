@@ -1,6 +1,7 @@
 """aecore.settings: every AECORE_* variable checked in one place, one line for a bad value,
 and `import aecore` never broken by one."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -139,19 +140,30 @@ def test_import_survives_a_bad_value_and_check_environment_names_it():
 
 
 def _spin_count_seen(extra_env):
+    """(the spin count GNU OpenMP took for Numba's pool, GOMP_SPINCOUNT in the environment after
+    the pool started) in a fresh interpreter; OMP_DISPLAY_ENV makes OpenMP print its settings."""
+    import re
     import subprocess
     import sys
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    env.update(extra_env)
-    code = "import os, aecore.kernels; print(os.environ.get('GOMP_SPINCOUNT'))"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    env.update(extra_env, OMP_DISPLAY_ENV="verbose")
+    code = ("import os, numba\nfrom aecore.kernels import compile as c\nc.start_threads()\n"
+            "print(numba.threading_layer(), os.environ.get('GOMP_SPINCOUNT'))")
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True)
+    layer, after = run.stdout.split()
+    if layer != "omp":
+        pytest.skip(f"Numba's threading layer here is {layer}, not OpenMP")
+    took = re.search(r"GOMP_SPINCOUNT = '(\d+)'", run.stderr)
+    return took and took.group(1), after
 
 
-def test_a_short_openmp_spin_is_the_default_unless_the_user_chose():
-    """kernels/compile.py shortens GNU OpenMP's spin (the two thread pools on a 2-core machine:
-    kernels/NOTES.md, "thread pools"), and leaves a user's own choice alone."""
+@pytest.mark.skipif(importlib.util.find_spec("numba") is None, reason="needs Numba")
+def test_a_short_openmp_spin_for_numbas_pool_unless_the_user_chose():
+    """kernels/compile.py shortens GNU OpenMP's spin for Numba's pool (the two thread pools on a
+    2-core machine: kernels/NOTES.md, "thread pools"), leaves a user's own choice alone, and
+    leaves the environment as it was, for child processes and other libraries' OpenMP."""
     from aecore.kernels.compile import OMP_SPIN_COUNT
-    assert _spin_count_seen({}) == OMP_SPIN_COUNT
-    assert _spin_count_seen({"GOMP_SPINCOUNT": "5"}) == "5"
-    assert _spin_count_seen({"OMP_WAIT_POLICY": "ACTIVE"}) == "None"
+    assert _spin_count_seen({}) == (OMP_SPIN_COUNT, "None")
+    assert _spin_count_seen({"GOMP_SPINCOUNT": "5"}) == ("5", "5")
+    assert _spin_count_seen({"OMP_WAIT_POLICY": "ACTIVE"})[1] == "None"

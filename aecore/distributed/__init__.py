@@ -92,6 +92,8 @@ def _set_threads():
         return
     try:
         import numba
+        from ..kernels.compile import start_threads
+        start_threads()                     # with aecore's OpenMP spin, before set_num_threads
         numba.set_num_threads(min(int(value), numba.config.NUMBA_NUM_THREADS))
     except (ImportError, ValueError):
         pass

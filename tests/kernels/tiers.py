@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from aecore import kernels
+from aecore.kernels import compile as kernel_compile
 from aecore.backend import gpu_available
 
 SIMULATOR = os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
@@ -143,7 +144,7 @@ def _numba_threads(count):
         yield
         return
     import numba
-    previous = numba.get_num_threads()
+    previous = kernel_compile.start_threads()
     numba.set_num_threads(count)
     try:
         yield
