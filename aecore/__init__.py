@@ -32,6 +32,11 @@ if importlib.util.find_spec(__name__ + ".kernels") is None:
 from .distributed import launch as _launch  # noqa: E402
 _launch.set_rank_threads()
 
+# OpenBLAS's threads to spin for a millisecond or two after a matmul, not a tenth of a second
+# (aecore/blas.py); read once, when NumPy loads OpenBLAS.
+from . import blas as _blas  # noqa: E402
+_blas.import_numpy()
+
 from . import kernels  # noqa: F401,E402  (registers every kernel tier)
 
 # The submodules reachable as attributes (ae.nn, ae.models, ...), imported on first use.

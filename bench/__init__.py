@@ -8,3 +8,10 @@ Each validates first (every tier against the NumPy reference, llm.c style), then
 excluded (JIT compile), median of repeats; results are JSON with the machine described, written
 to bench/results/, and a markdown table is printed. `aecore bench kernels|models` wraps them.
 """
+
+try:
+    # aecore before NumPy, so that every benchmark process runs with the OpenBLAS setting that
+    # `import aecore` makes (aecore/blas.py), as the aecore command and a user's script get it.
+    import aecore  # noqa: F401
+except ImportError:  # common.import_aecore() says how to install it
+    pass

@@ -26,13 +26,14 @@ import argparse
 import os
 import sys
 
-import numpy as np
-
-try:
+try:  # first: bench/__init__.py imports aecore before NumPy
     from . import common
 except ImportError:  # run as a script, or loaded by path: make `bench` importable
     sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from bench import common
+
+import numpy as np
+
 
 # ----------------------------------------------------------------------------------------- cases
 def family_ops():

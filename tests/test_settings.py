@@ -167,3 +167,47 @@ def test_a_short_openmp_spin_for_numbas_pool_unless_the_user_chose():
     assert _spin_count_seen({}) == (OMP_SPIN_COUNT, "None")
     assert _spin_count_seen({"GOMP_SPINCOUNT": "5"}) == ("5", "5")
     assert _spin_count_seen({"OMP_WAIT_POLICY": "ACTIVE"})[1] == "None"
+
+
+SPIN_SCRIPT = """
+import os, sys, time
+if sys.argv[1] == "numpy-first":
+    import numpy
+import aecore
+import numpy as np
+a = np.ones((512, 512), np.float32)
+for _ in range(5):
+    a @ a                                   # OpenBLAS's threads work, then wait for more
+started = time.process_time()               # CPU time of every thread of the process
+time.sleep(0.3)
+print(time.process_time() - started, os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
+"""
+
+
+def _cpu_while_asleep_after_matmuls(order, **extra_env):
+    """(CPU seconds the process used in the 0.3 s it slept after five matmuls, the
+    OPENBLAS_THREAD_TIMEOUT it then had in its environment), in a fresh interpreter."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    env.update(extra_env)
+    run = subprocess.run([sys.executable, "-c", SPIN_SCRIPT, order], env=env, check=True,
+                         capture_output=True, text=True)
+    spent, after = run.stdout.split()
+    return float(spent), after
+
+
+def test_openblas_threads_spin_briefly_after_a_matmul_unless_the_user_chose():
+    """aecore/blas.py: OpenBLAS's idle threads sleep after a millisecond or two, not after a
+    tenth of a second of spinning, when aecore is imported before NumPy; a user's own
+    OPENBLAS_THREAD_TIMEOUT is kept, and the environment is left as it was."""
+    users_choice, after = _cpu_while_asleep_after_matmuls("aecore-first",
+                                                          OPENBLAS_THREAD_TIMEOUT="28")
+    assert after == "28"
+    if users_choice < 0.05:
+        pytest.skip(f"this BLAS did not spin after a matmul ({users_choice:.3f} s of CPU while "
+                    "asleep with OpenBLAS's default): nothing to shorten")
+    ours, after = _cpu_while_asleep_after_matmuls("aecore-first")
+    assert after == "None"
+    assert ours < 0.03, f"{ours:.3f} s of CPU while asleep (OpenBLAS's default: {users_choice:.3f})"
+    numpy_first, _ = _cpu_while_asleep_after_matmuls("numpy-first")
+    assert numpy_first > 0.05        # NumPy loaded first: OpenBLAS took its default (README)
