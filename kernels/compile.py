@@ -93,11 +93,14 @@ def _cached_njit(function, **options):
     return kernel
 
 
-def cpu_kernel(function, fastmath=False):
+def cpu_kernel(function, fastmath=False, error_model="python"):
     """Compile a loop function for the CPU (serial, cached on disk), or None without Numba.
 
     `fastmath` is passed to njit: a kernel may opt into a named subset such as {"contract"}
     (fused multiply-add) or {"contract", "reassoc"} (vectorized sum reductions).
+    `error_model="numpy"` makes a float division by zero give inf or NaN, as NumPy's does,
+    instead of raising ZeroDivisionError; the check that raises keeps a loop that divides from
+    being vectorized (kernels/NOTES.md, "adam").
 
     Every compiled CPU function is serial; a parallel kernel is a serial *task* over a task index
     that parallel_for runs on Numba's threads. One signature per function: Numba compiles once
@@ -106,7 +109,7 @@ def cpu_kernel(function, fastmath=False):
     """
     if not NUMBA_AVAILABLE:
         return None
-    return _cached_njit(function, fastmath=fastmath)
+    return _cached_njit(function, fastmath=fastmath, error_model=error_model)
 
 
 # Below this many values a kernel runs on the calling thread instead of the parallel pool (tens

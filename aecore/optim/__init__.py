@@ -29,6 +29,7 @@ Updates are done in place on the parameters' arrays (NumPy or CuPy), outside the
 import numpy as np
 
 from ..backend import to_device
+from ..kernels.adam import adam_update
 
 
 RULES = ("torch", "keras")
@@ -201,29 +202,12 @@ class Adam(Optimizer):
 
     def _update(self, p, grad, state):
         h = self.hyper
-        b1, b2 = h["betas"]
-        xp = p.xp
         m = self._buffer(state, "exp_avg", p)
         v = self._buffer(state, "exp_avg_sq", p)
-        m *= b1
-        m += (1 - b1) * grad
-        v *= b2
-        v += (1 - b2) * grad * grad
-        if h["amsgrad"]:
-            v_max = self._buffer(state, "max_exp_avg_sq", p)
-            xp.maximum(v_max, v, out=v_max)
-            v = v_max
-        t = self.step_count
-        bias_correction1 = 1 - b1 ** t
-        bias_correction2 = 1 - b2 ** t
-        # The scalars are Python floats, so a float32 parameter stays float32 (NumPy's np.sqrt
-        # of a Python float gives a float64 scalar, which would promote the update).
-        if h["rule"] == "keras":
-            step_size = h["lr"] * bias_correction2 ** 0.5 / bias_correction1
-            p.data -= step_size * (m / (xp.sqrt(v) + h["eps"]))
-        else:
-            denom = xp.sqrt(v) / bias_correction2 ** 0.5 + h["eps"]
-            p.data -= (h["lr"] / bias_correction1) * (m / denom)
+        v_max = self._buffer(state, "max_exp_avg_sq", p) if h["amsgrad"] else None
+        # in place on p.data, m, v (and v_max): one fused pass for NumPy arrays (kernels/adam.py)
+        adam_update(p.xp, p.data, grad, m, v, v_max, h["lr"], h["betas"], h["eps"],
+                    self.step_count, h["rule"])
 
 
 class AdamW(Adam):
