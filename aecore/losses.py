@@ -20,7 +20,7 @@ import numbers
 import numpy as np
 
 from .backend import get_array_module
-from .kernels import memory
+from .kernels import bce, memory
 from .tensor import Function, Tensor, as_tensor_like
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -131,6 +131,46 @@ class BinaryCrossEntropyWithLogits(Function):
         return grad_z, grad_y
 
 
+class BinaryCrossEntropyWithLogitsSummed(Function):
+    """BCE on logits and its reduction in one op, on NumPy arrays: each example's values
+    (N, ...) summed or averaged, (N,), or everything, 0-d. NumPy computes e = exp(-|z|) and
+    log1p(e); kernels/bce.py's loops sum the loss and write the gradient in one pass each,
+    where the elementwise op and a Mean make a dozen passes. The gradient has the same bits as
+    that pair's; the loss is summed in float64, so it may differ in its last bits."""
+
+    def forward(self, z, y, per_example, mean):
+        self.save_for_backward(z, y)
+        self.per_example, self.mean = per_example, mean
+        e = _scratch(z)
+        np.abs(z, out=e)
+        np.negative(e, out=e)
+        np.exp(e, out=e)                        # e = exp(-|z|), kept for the backward
+        self.e = e
+        log1p_e = _scratch(z)
+        np.log1p(e, out=log1p_e)
+        sums = bce.bce_logits_sums(z, y, log1p_e)                   # (N,) float64
+        if per_example:
+            return (sums / (z.size // z.shape[0]) if mean else sums).astype(z.dtype)
+        total = sums.sum()
+        return np.asarray(total / z.size if mean else total, z.dtype)
+
+    def backward(self, grad):
+        z, y = self.saved
+        n = z.shape[0]
+        # Mean's gradient (grad / count, spread) or Sum's (grad, spread), one factor per example
+        if self.per_example:
+            scale = grad / (z.size // n) if self.mean else grad
+        else:
+            scale = np.full(n, grad / z.size if self.mean else grad, z.dtype)
+        return bce.bce_logits_gradient(z, y, self.e, scale, _scratch(z)), None
+
+
+def _summed_bce_fits(input, target):
+    """The fused op takes these tensors: NumPy arrays kernels/bce.py can take, and no gradient
+    wanted for the target (its gradient, -z, the fused op does not compute)."""
+    return not target.requires_grad and bce.fusable(input.data, target.data)
+
+
 def binary_cross_entropy(input, target, reduction="mean"):
     """BCE on probabilities in [0, 1] (use the logits form when you have logits)."""
     target = _check("binary_cross_entropy", input, target, reduction)
@@ -146,7 +186,25 @@ def binary_cross_entropy(input, target, reduction="mean"):
 def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     """BCE on logits, the numerically stable form (finite for logits of +-1e4)."""
     target = _check("binary_cross_entropy_with_logits", input, target, reduction)
+    if reduction != "none" and _summed_bce_fits(input, target):
+        return BinaryCrossEntropyWithLogitsSummed.apply(input, target, per_example=False,
+                                                        mean=reduction == "mean")
     return _reduce(BinaryCrossEntropyWithLogits.apply(input, target), reduction)
+
+
+def binary_cross_entropy_with_logits_per_example(input, target, reduction="mean"):
+    """(N,): BCE on logits of each example (the first axis), its values averaged ("mean") or
+    summed ("sum"): the autoencoders' reconstruction loss."""
+    target = _check("binary_cross_entropy_with_logits_per_example", input, target, reduction)
+    if reduction == "none":
+        raise ValueError("binary_cross_entropy_with_logits_per_example: reduction must be "
+                         "'mean' or 'sum', got 'none'")
+    if input.ndim >= 1 and _summed_bce_fits(input, target):
+        return BinaryCrossEntropyWithLogitsSummed.apply(input, target, per_example=True,
+                                                        mean=reduction == "mean")
+    elementwise = BinaryCrossEntropyWithLogits.apply(input, target)
+    axes = tuple(range(1, elementwise.ndim))
+    return elementwise.mean(axis=axes) if reduction == "mean" else elementwise.sum(axis=axes)
 
 
 class KerasBinaryCrossentropy(Function):

@@ -18,6 +18,7 @@ roofline model). The kernel ops' formulas are written in each op's own descripti
 - matmul (M x K) @ (K x N):      2 * M * K * N per matrix; each input gradient as much again
 - elementwise ops and losses:    the small per-element counts of ELEMENTWISE below
 - reductions (Sum, Mean):        one add per input element
+- losses with their reduction:   per element of the input (SUMMED_LOSSES below)
 - shape ops (Reshape, Transpose): 0 FLOPs and 0 bytes (views); GetItem and Concat copy
 """
 
@@ -92,6 +93,8 @@ ELEMENTWISE = {
 VIEWS = ("Reshape", "Transpose")
 COPIES = ("GetItem", "Concat")
 REDUCTIONS = ("Sum", "Mean")
+# losses reduced in the same op: (forward FLOPs, backward FLOPs) per element of the first input
+SUMMED_LOSSES = {"BinaryCrossEntropyWithLogitsSummed": (7, 5)}
 
 
 def function_geom(input_shapes, output_shape, needs_grad=None):
@@ -138,6 +141,11 @@ def _function_cost(name, geom, s, pass_):
         if pass_ == "forward":
             return sum(n_in) + extra, s * (sum(n_in) + n_out)
         return (sum(n_in) if name == "Mean" else 0), s * (n_out + sum(n_in))
+    if name in SUMMED_LOSSES:
+        per_forward, per_backward = SUMMED_LOSSES[name]
+        if pass_ == "forward":                              # reads z, y; writes e and the sums
+            return per_forward * n_in[0], s * (sum(n_in) + n_in[0] + n_out)
+        return per_backward * n_in[0], s * (4 * n_in[0])    # reads z, y, e; writes grad_z
     if name in ELEMENTWISE:
         per_forward, per_backward, reads = ELEMENTWISE[name]
         if pass_ == "forward":
@@ -159,7 +167,7 @@ def known_ops():
     from ..kernels import op as described
     kernel_ops = sorted(name for family in described.families() for name in family.names)
     return (kernel_ops + sorted(KERNEL_FUNCTIONS) + ["Upsample", "MatMul"] + sorted(ELEMENTWISE)
-            + list(VIEWS) + list(COPIES) + list(REDUCTIONS))
+            + list(VIEWS) + list(COPIES) + list(REDUCTIONS) + sorted(SUMMED_LOSSES))
 
 
 def op_cost(op_name, geom, dtype_itemsize=4, pass_="forward"):

@@ -169,10 +169,22 @@ def reconstruction_elementwise(outputs, target, kind, output="sigmoid"):
 
 def per_example_reconstruction(outputs, target, kind, output="sigmoid", reduction="mean"):
     """The reconstruction loss of each image, (N,): its per-pixel losses averaged or summed."""
+    if kind == "bce":           # one fused op on the CPU (losses.BinaryCrossEntropyWithLogitsSummed)
+        return losses.binary_cross_entropy_with_logits_per_example(outputs, target, reduction)
     elementwise = reconstruction_elementwise(outputs, target, kind, output)
     pixel_axes = tuple(range(1, elementwise.ndim))
     return elementwise.mean(axis=pixel_axes) if reduction == "mean" else \
         elementwise.sum(axis=pixel_axes)
+
+
+def reconstruction_total(outputs, target, kind, output="sigmoid", reduction="mean"):
+    """The batch's reconstruction loss, 0-d: the batch mean of per_example_reconstruction."""
+    if kind == "bce":           # one fused op on the CPU (losses.BinaryCrossEntropyWithLogitsSummed)
+        if reduction == "mean":                  # the mean of the per-image means: every pixel's
+            return losses.binary_cross_entropy_with_logits(outputs, target)
+        return losses.binary_cross_entropy_with_logits_per_example(outputs, target, "sum").mean()
+    elementwise = reconstruction_elementwise(outputs, target, kind, output)
+    return elementwise.mean() if reduction == "mean" else per_example_sum(elementwise).mean()
 
 
 def per_example_sum(t):
@@ -392,10 +404,8 @@ class DeterministicAutoencoder(Autoencoder):
         target = x if target is None else self.as_input(target, "target")
         code, penalties = self.code_and_penalties(x)
         outputs = self.decode(code)
-        elementwise = reconstruction_elementwise(outputs, target, self.reconstruction, self.output)
-        # the batch mean of the per-image means is the mean over every pixel
-        total = elementwise.mean() if self.reduction == "mean" else \
-            per_example_sum(elementwise).mean()
+        total = reconstruction_total(outputs, target, self.reconstruction, self.output,
+                                     self.reduction)
         metrics = self.reconstruction_metrics(total, outputs, target)
         if self.sparse > 0:
             from .regularizers import sparse_penalty
