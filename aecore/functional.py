@@ -13,6 +13,7 @@ from .kernels.compile import array_module_of
 from .backend import device_constant
 from .losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, l1_loss  # noqa: F401
 from .ops import (leaky_relu, relu, sigmoid, softplus, tanh)  # noqa: F401
+from .ops import unbroadcast
 from .kernels.registry import contiguous
 from .tensor import Function, Tensor, check_dtype, dtype_of
 
@@ -34,12 +35,39 @@ def _check_dtypes(op, *named):
 
 
 # ---------------------------------------------------------------------------- linear
+class Linear(Function):
+    """y = x @ w.T + b for a 2-D x, in one graph node: the general case (any leading axes) takes
+    three, Transpose, MatMul and Add, and on a dense model's small layers each node's Python
+    costs about as much as its arithmetic (kernels/NOTES.md, "linear"). The same NumPy calls as
+    those three, so the same bits, forward and backward."""
+
+    def forward(self, x, w, b=None):
+        # x: (N, in), w: (out, in), b: (out,) -> y: (N, out)
+        self.save_for_backward(x, w)
+        y = x @ w.T
+        if b is not None:
+            y += b
+        return y
+
+    def backward(self, grad):
+        # grad: (N, out) -> grad_x (N, in), grad_w (out, in), grad_b (out,)
+        x, w = self.saved
+        needs = self.needs_input_grad
+        grad_x = grad @ w if needs[0] else None
+        grad_w = (x.T @ grad).T if needs[1] else None       # MatMul's gradient, then Transpose's
+        if len(needs) == 2:                                   # no bias
+            return grad_x, grad_w
+        return grad_x, grad_w, unbroadcast(grad, (w.shape[0],)) if needs[2] else None
+
+
 def linear(x, weight, bias=None):
     """y = x @ weight.T + bias, weight: (out_features, in_features)."""
     _check_dtypes("linear", ("input x", x), ("weight", weight), ("bias", bias))
     if x.shape[-1] != weight.shape[1]:
         raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}) but weight "
                          f"expects {weight.shape[1]} (shape {weight.shape})")
+    if x.ndim == 2 and weight.ndim == 2 and (bias is None or bias.ndim == 1):
+        return Linear.apply(x, weight) if bias is None else Linear.apply(x, weight, bias)
     y = x @ weight.T
     return y + bias if bias is not None else y
 

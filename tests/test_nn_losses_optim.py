@@ -52,6 +52,29 @@ def test_linear_matches_numpy_and_gradchecks():
         layer(ae.tensor(np.ones((2, 4))))
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_is_one_node_with_the_bits_of_matmul_and_add(bias):
+    """F.linear on a 2-D input is one graph node (functional.Linear) giving the very bits of the
+    general composition x @ W.T + b; with more axes it is that composition."""
+    rng = np.random.default_rng(0)
+    x_host = rng.standard_normal((200, 784)).astype(np.float32)
+    w_host = rng.standard_normal((64, 784)).astype(np.float32) * 0.05
+    b_host = rng.standard_normal(64).astype(np.float32)
+    g_host = rng.standard_normal((200, 64)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        x, w = ae.tensor(x_host, requires_grad=True), ae.tensor(w_host, requires_grad=True)
+        b = ae.tensor(b_host, requires_grad=True) if bias else None
+        y = F.linear(x, w, b) if fused else (x @ w.T + b if bias else x @ w.T)
+        assert (type(y.creator).__name__ == "Linear") == fused
+        (y * ae.tensor(g_host)).sum().backward()
+        results.append([y.numpy(), x.grad, w.grad] + ([b.grad] if bias else []))
+    for fused, plain in zip(*results):
+        np.testing.assert_array_equal(fused, plain)
+    three_d = F.linear(ae.tensor(x_host.reshape(8, 25, 784)), ae.tensor(w_host))
+    assert three_d.shape == (8, 25, 64) and type(three_d.creator).__name__ != "Linear"
+
+
 def test_flatten_unflatten():
     x = ae.tensor(np.arange(24, dtype=np.float32).reshape(2, 3, 4))
     flat = nn.Flatten()(x)

@@ -16,6 +16,7 @@ Bytes moved: every array an op must read or write, counted once (the ideal traff
 roofline model). The kernel ops' formulas are written in each op's own description (the
 `cost` of its aecore.kernels.op.Op, in kernels/<family>); the graph Functions' below:
 - matmul (M x K) @ (K x N):      2 * M * K * N per matrix; each input gradient as much again
+  (Linear: the matmul x @ W.T, and one add per output for the bias)
 - elementwise ops and losses:    the small per-element counts of ELEMENTWISE below
 - reductions (Sum, Mean):        one add per input element
 - losses with their reduction:   per element of the input (SUMMED_LOSSES below)
@@ -130,6 +131,13 @@ def _function_cost(name, geom, s, pass_):
     n_in = [_prod(shape) for shape in inputs]
     if name == "MatMul":
         return _matmul(geom, s, pass_)
+    if name == "Linear":                     # x (N, in) @ w.T (in, out), then + b
+        x, w = inputs[0], inputs[1]
+        flops, moved = _matmul({"inputs": [x, (w[1], w[0])], "output": out,
+                                "needs_grad": needs[:2]}, s, pass_)
+        if len(inputs) > 2 and (pass_ == "forward" or needs[2]):
+            flops, moved = flops + n_out, moved + s * (n_in[2] + n_out)
+        return flops, moved
     if name in VIEWS:
         return 0, 0
     if name in COPIES:
@@ -166,7 +174,7 @@ def known_ops():
     """Every op name op_cost knows (kernel ops, then graph Function names)."""
     from ..kernels import op as described
     kernel_ops = sorted(name for family in described.families() for name in family.names)
-    return (kernel_ops + sorted(KERNEL_FUNCTIONS) + ["Upsample", "MatMul"] + sorted(ELEMENTWISE)
+    return (kernel_ops + sorted(KERNEL_FUNCTIONS) + ["Upsample", "MatMul", "Linear"] + sorted(ELEMENTWISE)
             + list(VIEWS) + list(COPIES) + list(REDUCTIONS) + sorted(SUMMED_LOSSES))
 
 

@@ -14,7 +14,8 @@ sizes), a reshape's in_shape, a transpose's axes.
     Normalize         layer_norm: ReduceMean, Sub, Sqrt, Div (the statistics in the graph)
     GELU, ELU, Softmax, LogSoftmax   Erf / Tanh arithmetic, Elu, Softmax, LogSoftmax
     Upsample          Resize or the engine's own tables (resize.py explains when)
-    Linear            MatMul with the folded W.T, then Add of the bias (F.linear's two ops)
+    Linear            Gemm (transB=1) for F.linear on a 2-D input; with more axes F.linear
+                      is MatMul with the folded W.T, then Add of the bias
     UpsampleConv2d    nearest by a whole factor: ConvTranspose with the folded weight (what it
                       computes); otherwise the resize and the Conv
     ...               elementwise ops, reductions, reshape / transpose / slicing, concat, pad
@@ -52,6 +53,11 @@ def _scalar(b, value, like, hint):
 # ---------------------------------------------------------------------------- elementwise
 def power(b, f, inputs, output):
     return b.node("Pow", [b.value(inputs[0]), _scalar(b, f.exponent, inputs[0], "exponent")])
+
+
+def linear(b, f, inputs, output):
+    """x @ W^T + b as one Gemm: transB=1 takes W (out, in) as it is; the bias is optional."""
+    return b.node("Gemm", [b.value(a) for a in inputs], transB=1)
 
 
 def leaky_relu(b, f, inputs, output):
@@ -287,7 +293,7 @@ def upsample(b, f, inputs, output):
 
 CONVERTERS = {name: _same_op(op_type) for name, op_type in ELEMENTWISE.items()}
 CONVERTERS.update({
-    "Power": power, "LeakyReLU": leaky_relu, "Clip": clip, "Cast": cast,
+    "Power": power, "Linear": linear, "LeakyReLU": leaky_relu, "Clip": clip, "Cast": cast,
     "_BackwardHook": backward_hook,
     "Sum": _reduce("ReduceSum"), "Mean": _reduce("ReduceMean"), "Extremum": extremum,
     "Reshape": reshape, "Transpose": transpose, "Concat": concat, "GetItem": getitem,
