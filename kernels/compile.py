@@ -175,6 +175,15 @@ def _type_key(value):
     return numba.typeof(value)
 
 
+# Inside a task, the index of the thread running it: 0 .. start_threads() - 1 (0 on the calling
+# thread). A task that needs a large workspace takes row thread_slot() of one array allocated
+# by the caller with start_threads() rows, from the host buffer cache (kernels/memory.py): an
+# np.empty of a megabyte inside a task is glibc's mmap, and its fresh pages fault on every call
+# (kernels/NOTES.md, "conv2d", Winograd's workspaces). Slots are per launch: two launches never
+# share a workspace array.
+thread_slot = numba.get_thread_id if NUMBA_AVAILABLE else (lambda: 0)
+
+
 # (task, argument type keys) -> (task pointer, _run_tasks compiled for those types)
 _launches = {}
 

@@ -27,7 +27,7 @@ and the stride-1 transposed conv. Figures and what was tried: kernels/NOTES.md, 
 import numpy as np
 
 from .. import memory
-from ..compile import cpu_kernel, parallel_for
+from ..compile import cpu_kernel, parallel_for, start_threads, thread_slot
 from .direct import _FMA, _rows1_taps9, _rows4_taps9   # the GEMM stage's row kernels
 from .reference import bias_or_zeros
 
@@ -152,9 +152,11 @@ def wino_output_transform(m, out, co, c_out, col0, length):
 _wino_output_transform = cpu_kernel(wino_output_transform)
 
 
-def wino_task(task, xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task):
+def wino_task(task, xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task, v_slots, m_slots):
     # One task = one block of images x `rows_per_task` tile rows, all channels.
     # xq: packed input (see wino_pack_task); u_tiles: (16, Cout/4, Cin/9, 4, 9); y: (N, Cout, oh, ow)
+    # v_slots, m_slots: (threads, 16*Cin*L), (threads, 16*Cout*L) for L = the longest task's
+    # positions: this thread's row holds its V and M (compile.thread_slot)
     blocks, c_in, hq, _, wq2, nb = xq.shape
     n_, c_out, oh, ow = y.shape
     row_groups = -(-tile_rows // rows_per_task)
@@ -163,15 +165,17 @@ def wino_task(task, xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task):
     rows_here = min(rows_per_task, tile_rows - a0)
     per_row = tile_cols * nb
     length = rows_here * per_row                               # (tile, image) positions
+    slot = thread_slot()
     # 1. V = B^T d B: (16*Cin, length)
-    v = np.empty((16 * c_in, length), xq.dtype)
+    v = v_slots[slot, :16 * c_in * length].reshape((16 * c_in, length))
     scratch = np.empty((4, 2 * wq2 * nb), xq.dtype)
     for r in range(rows_here):
         for ci in range(c_in):
             _wino_input_transform(xq[blk, ci].reshape(hq, 2 * wq2 * nb), scratch, v, ci, c_in,
                                   a0 + r, r * per_row, per_row)
     # 2. M[xi] = U[xi] . V[xi]: (16*Cout, length), 4 output x 9 input channels per pass
-    m = np.zeros((16 * c_out, length), xq.dtype)
+    m = m_slots[slot, :16 * c_out * length].reshape((16 * c_out, length))
+    m[:] = 0
     v_flat = v.reshape(-1)
     offs = np.zeros(9, np.int64)
     for xi in range(16):
@@ -228,6 +232,10 @@ def gather_winograd(x, w, b, pads, out_hw, y=None):
     if y is None:
         y = memory.empty((n_, w.shape[0], oh, ow), x.dtype)
     rows_per_task = max(1, _WINO_POSITIONS // (tile_cols * _WINO_IMAGES))
+    length = min(rows_per_task, tile_rows) * tile_cols * _WINO_IMAGES   # the longest task's
+    threads = start_threads()
+    v_slots = memory.empty((threads, 16 * c_in * length), x.dtype)
+    m_slots = memory.empty((threads, 16 * w.shape[0] * length), x.dtype)
     parallel_for(_wino_task, blocks * -(-tile_rows // rows_per_task),   # (block, tile rows)
-                 xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task)
+                 xq, u_tiles, b, y, tile_rows, tile_cols, rows_per_task, v_slots, m_slots)
     return y
