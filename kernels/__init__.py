@@ -16,6 +16,9 @@ A reader's guide: to learn how ...
     thread per output), conv2d/cuda_tiled.py (each pass as a tiled matrix product), and
     conv_transpose2d.py (built from conv2d's three cores);
   - memory is reused between training steps: memory.py (the host buffer cache);
+  - a training step's elementwise work is fused where NumPy would make a dozen passes:
+    adam.py (the optimizer's update) and bce.py (the loss and its reduction), plain loops
+    that the graph layer (aecore.optim, aecore.losses) calls directly, not registry ops;
   - each design choice was measured: NOTES.md.
 
 Importing this package registers every implementation in `registry`.
