@@ -155,9 +155,12 @@ _add_bias_row = cpu_kernel(add_bias_row)
 
 
 def gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
-                out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step):
+                out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step,
+                row_shift, col_shift):
     # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; w: (Cout, Cin, kH, kW); b: (Cout,)
     # dh, dw: the dilation (tap (ky, kx) reads window row ky*dh, column kx*dw)
+    # row_shift, col_shift: where this conv's padded input starts inside the packed planes
+    # (0, 0 unless several convs share one packed copy: the transposed conv's phases)
     # y: flat output (N, Cout, y_rows, y_cols); result (oy, ox) goes to
     # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step) (transposed conv phases use the steps).
     # One task = (a block of images, 4 output channels).
@@ -190,7 +193,7 @@ def gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
                 kx = tap % k_w
                 ry, rx = ky * dh, kx * dw                 # the tap's row and column in the window
                 offs[t] = (((ci * sh + ry % sh) * sw + rx % sw) * n_ + n0) * plane \
-                    + (ry // sh) * wq + rx // sw
+                    + (ry // sh + row_shift) * wq + rx // sw + col_shift
                 for c in range(channels):
                     wt[c, t] = w[c0 + c, ci, ky, kx]
         if channels == 4:
@@ -236,13 +239,24 @@ def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), s
     oh, ow = out_hw
     hq, wq = oh + dh * (k_h - 1) // sh, ow + dw * (k_w - 1) // sw
     buf = pack(x, pads[0], pads[1], stride, hq, wq)
-    w = np.ascontiguousarray(w, dtype=x.dtype)
-    b = bias_or_zeros(np, b, w.shape[0], x.dtype)
-    n_ = x.shape[0]
+    gather_packed(y_flat, y_shape, buf, (hq, wq), x.shape[0], w, b, stride, out_hw, offset, step,
+                  dilation)
+
+
+def gather_packed(y_flat, y_shape, buf, plane_hw, n_, w, b, stride, out_hw, offset=(0, 0),
+                  step=(1, 1), dilation=(1, 1), shift=(0, 0)):
+    """gather_into's loops on x already packed into planes of plane_hw = (Hq, Wq); this conv's
+    padded input starts at row shift[0], column shift[1] of each plane."""
+    (sh, sw), (dh, dw) = stride, dilation
+    hq, wq = plane_hw
+    oh, ow = out_hw
+    w = np.ascontiguousarray(w, dtype=buf.dtype)
+    b = bias_or_zeros(np, b, w.shape[0], buf.dtype)
     block = image_block(n_, hq * wq, (w.shape[0] + 3) // 4)
     tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
     parallel_for(_gather_task, tasks, buf, w, b, y_flat, n_, sh, sw, dh, dw, hq, wq, block,
-                 oh, ow, y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1])
+                 oh, ow, y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1],
+                 shift[0], shift[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -270,9 +284,11 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dila
     iy = (fy - first*dH)/sH - j*dH' with dH' = dH / gcd(sH, dH): a stride-1 correlation of x,
     dilated by dH', with the flipped sub-kernel w[:, :, first::every][..., ::-1], written to
     every sH-th output row. Rows no tap reaches (kernel < stride, or a phase the dilation skips)
-    get only the bias. Each phase runs through `conv_into` (gather_into's signature): the direct
-    loops here; the tier passes its own, which takes Winograd where that pays (at stride 1 the
-    single phase is a plain conv2d with the flipped kernel).
+    get only the bias. The phases differ only in their padding, so they share one packed copy
+    of x, padded for all of them, each reading it from its own offset (gather_packed's shift).
+    At stride 1 the single phase is a plain conv2d with the flipped kernel and runs through
+    `conv_into` (gather_into's signature): the tier passes its own, which takes Winograd where
+    that pays.
     """
     (sh, sw), (dh, dw) = stride, dilation
     top, left = pads
@@ -280,6 +296,8 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dila
     oh, ow = out_hw
     y = memory.empty((x.shape[0], c_out, oh, ow), x.dtype)
     y_flat = y.reshape(-1)
+    sub_dilation = (dh // math.gcd(sh, dh), dw // math.gcd(sw, dw))
+    phases = []          # (sub-kernel, its pads, output rows and columns, first row and column)
     for ry in range(sh):
         oy0 = (ry - top) % sh            # first output row of this phase
         rows = -(-(oh - oy0) // sh)
@@ -296,12 +314,29 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dila
             (first_y, every_y), (first_x, every_x) = taps_y, taps_x
             sub = w[:, :, first_y::every_y, first_x::every_x]
             sub = np.ascontiguousarray(sub[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
-            sub_dilation = (dh // math.gcd(sh, dh), dw // math.gcd(sw, dw))
             m0, l0 = (oy0 + top - first_y * dh) // sh, (ox0 + left - first_x * dw) // sw
-            conv_into(y_flat, y.shape, x, sub, b, (1, 1),
-                      ((sub.shape[2] - 1) * sub_dilation[0] - m0,
-                       (sub.shape[3] - 1) * sub_dilation[1] - l0), (rows, cols),
-                      offset=(oy0, ox0), step=(sh, sw), dilation=sub_dilation)
+            sub_pads = ((sub.shape[2] - 1) * sub_dilation[0] - m0,
+                        (sub.shape[3] - 1) * sub_dilation[1] - l0)
+            phases.append((sub, sub_pads, (rows, cols), (oy0, ox0)))
+    if sh * sw == 1:
+        for sub, sub_pads, out, first in phases:
+            conv_into(y_flat, y.shape, x, sub, b, (1, 1), sub_pads, out, offset=first,
+                      step=(sh, sw), dilation=sub_dilation)
+        return y
+    # one packed copy for every phase: padded by the largest pads, as tall and wide as the
+    # phase that reaches furthest needs (its rows plus its sub-kernel's dilated extent)
+    pack_top = max((p[1][0] for p in phases), default=0)
+    pack_left = max((p[1][1] for p in phases), default=0)
+    hq = max((rows + (sub.shape[2] - 1) * sub_dilation[0] + pack_top - sub_pads[0]
+              for sub, sub_pads, (rows, _), _ in phases), default=0)
+    wq = max((cols + (sub.shape[3] - 1) * sub_dilation[1] + pack_left - sub_pads[1]
+              for sub, sub_pads, (_, cols), _ in phases), default=0)
+    if phases:
+        buf = pack(x, pack_top, pack_left, (1, 1), hq, wq)
+    for sub, sub_pads, out, first in phases:
+        gather_packed(y_flat, y.shape, buf, (hq, wq), x.shape[0], sub, b, (1, 1), out,
+                      offset=first, step=(sh, sw), dilation=sub_dilation,
+                      shift=(pack_top - sub_pads[0], pack_left - sub_pads[1]))
     return y
 
 
