@@ -88,6 +88,15 @@ def _scratch(like):
     return get_array_module(like).empty_like(like)
 
 
+def _exp_minus_abs(xp, z):
+    """e = exp(-|z|) in one scratch buffer (in place: no temporaries of z's size)."""
+    e = _scratch(z)
+    xp.abs(z, out=e)
+    xp.negative(e, out=e)
+    xp.exp(e, out=e)
+    return e
+
+
 class BinaryCrossEntropyWithLogits(Function):
     """Elementwise max(z, 0) - z y + log(1 + e) with e = exp(-|z|); gradient sigmoid(z) - y,
     where sigmoid(z) = 1 / (1 + e) for z >= 0 and e / (1 + e) below (ops.stable_sigmoid).
@@ -100,11 +109,7 @@ class BinaryCrossEntropyWithLogits(Function):
     def forward(self, z, y):
         xp = get_array_module(z)
         self.save_for_backward(z, y)
-        e = _scratch(z)
-        xp.abs(z, out=e)
-        xp.negative(e, out=e)
-        xp.exp(e, out=e)                        # e = exp(-|z|), kept for the backward
-        self.e = e
+        self.e = e = _exp_minus_abs(xp, z)       # kept for the backward
         out, term = _scratch(z), _scratch(z)
         xp.maximum(z, 0, out=out)
         xp.multiply(z, y, out=term)
@@ -141,11 +146,7 @@ class BinaryCrossEntropyWithLogitsSummed(Function):
     def forward(self, z, y, per_example, mean):
         self.save_for_backward(z, y)
         self.per_example, self.mean = per_example, mean
-        e = _scratch(z)
-        np.abs(z, out=e)
-        np.negative(e, out=e)
-        np.exp(e, out=e)                        # e = exp(-|z|), kept for the backward
-        self.e = e
+        self.e = e = _exp_minus_abs(np, z)       # kept for the backward
         log1p_e = _scratch(z)
         np.log1p(e, out=log1p_e)
         sums = bce.bce_logits_sums(z, y, log1p_e)                   # (N,) float64

@@ -16,8 +16,7 @@ temporary and a second pass, on one core (kernels/NOTES.md, "relu", has the figu
 import numpy as np
 
 from . import memory
-from .compile import (SERIAL_MAX_VALUES, array_module_of, cpu_kernel, cuda, cuda_kernel,
-                      launch_1d, parallel_for)
+from .compile import array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, run_in_chunks
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -118,22 +117,15 @@ def _flat(xp, a):
 @register("relu_forward", "numba")
 def relu_forward_numba(x):
     y = memory.empty(x.shape, x.dtype)
-    if x.size <= SERIAL_MAX_VALUES:             # one chunk of everything, on this thread
-        _relu_forward_chunk(np.int64(0), _flat(np, x), y.reshape(-1), x.size)
-    else:
-        parallel_for(_relu_forward_chunk, -(-x.size // _CHUNK), _flat(np, x), y.reshape(-1),
-                     _CHUNK)
+    run_in_chunks(_relu_forward_chunk, x.size, _CHUNK, _flat(np, x), y.reshape(-1))
     return y
 
 
 @register("relu_backward", "numba")
 def relu_backward_numba(grad_y, x):
     grad_x = memory.empty(grad_y.shape, grad_y.dtype)
-    args = (_flat(np, grad_y), _flat(np, x), grad_x.reshape(-1))
-    if grad_y.size <= SERIAL_MAX_VALUES:
-        _relu_backward_chunk(np.int64(0), *args, grad_y.size)
-    else:
-        parallel_for(_relu_backward_chunk, -(-grad_y.size // _CHUNK), *args, _CHUNK)
+    run_in_chunks(_relu_backward_chunk, grad_y.size, _CHUNK, _flat(np, grad_y), _flat(np, x),
+                  grad_x.reshape(-1))
     return grad_x
 
 

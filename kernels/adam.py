@@ -15,9 +15,21 @@ adam_update takes the fused loop for NumPy arrays when Numba is installed (not w
 
 import numpy as np
 
-from .compile import NUMBA_AVAILABLE, SERIAL_MAX_VALUES, cpu_kernel, parallel_for
+from .compile import NUMBA_AVAILABLE, cpu_kernel, run_in_chunks
 
-__all__ = ["adam_update", "adam_update_arrays", "adam_update_fused"]
+__all__ = ["adam_update", "adam_update_arrays", "adam_update_fused", "step_scalars"]
+
+
+def step_scalars(lr, betas, t, rule):
+    """(step_size, sqrt(1 - b2^t)) of step t: lr / (1 - b1^t) (torch), or
+    lr * sqrt(1 - b2^t) / (1 - b1^t) (keras). Python floats, so a float32 parameter stays
+    float32 (NumPy's np.sqrt of a Python float gives a float64 scalar, which would promote it)."""
+    b1, b2 = betas
+    bias_correction1 = 1 - b1 ** t
+    root_bc2 = (1 - b2 ** t) ** 0.5
+    if rule == "keras":
+        return lr * root_bc2 / bias_correction1, root_bc2
+    return lr / bias_correction1, root_bc2
 
 
 def adam_update_arrays(xp, p, g, m, v, v_max, lr, betas, eps, t, rule):
@@ -30,16 +42,11 @@ def adam_update_arrays(xp, p, g, m, v, v_max, lr, betas, eps, t, rule):
     if v_max is not None:
         xp.maximum(v_max, v, out=v_max)
         v = v_max
-    bias_correction1 = 1 - b1 ** t
-    bias_correction2 = 1 - b2 ** t
-    # The scalars are Python floats, so a float32 parameter stays float32 (NumPy's np.sqrt
-    # of a Python float gives a float64 scalar, which would promote the update).
+    step_size, root_bc2 = step_scalars(lr, betas, t, rule)
     if rule == "keras":
-        step_size = lr * bias_correction2 ** 0.5 / bias_correction1
         p -= step_size * (m / (xp.sqrt(v) + eps))
     else:
-        denom = xp.sqrt(v) / bias_correction2 ** 0.5 + eps
-        p -= (lr / bias_correction1) * (m / denom)
+        p -= step_size * (m / (xp.sqrt(v) / root_bc2 + eps))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,20 +84,11 @@ def adam_update_fused(p, g, m, v, lr, betas, eps, t, rule):
     """The update (without amsgrad) as one pass over C-contiguous NumPy arrays of one float
     dtype (Numba)."""
     b1, b2 = betas
-    bias_correction1 = 1 - b1 ** t
-    bias_correction2 = 1 - b2 ** t
-    if rule == "keras":
-        step_size = lr * bias_correction2 ** 0.5 / bias_correction1
-    else:
-        step_size = lr / bias_correction1
+    step_size, root_bc2 = step_scalars(lr, betas, t, rule)
     real = p.dtype.type
-    flat = [a.reshape(-1) for a in (p, g, m, v)]
-    scalars = (real(1 - b1), real(1 - b2), real(b1), real(b2), real(step_size),
-               real(bias_correction2 ** 0.5), real(eps), rule == "keras")
-    if p.size <= SERIAL_MAX_VALUES:
-        _adam_chunk(np.int64(0), *flat, *scalars, p.size)
-    else:
-        parallel_for(_adam_chunk, -(-p.size // _CHUNK), *flat, *scalars, _CHUNK)
+    run_in_chunks(_adam_chunk, p.size, _CHUNK, *(a.reshape(-1) for a in (p, g, m, v)),
+                  real(1 - b1), real(1 - b2), real(b1), real(b2), real(step_size), real(root_bc2),
+                  real(eps), rule == "keras")
 
 
 def _fusable(p, *others):

@@ -14,7 +14,7 @@ may differ in its last bits. Figures: kernels/NOTES.md, "bce".
 
 import numpy as np
 
-from .compile import NUMBA_AVAILABLE, SERIAL_MAX_VALUES, cpu_kernel, parallel_for
+from .compile import NUMBA_AVAILABLE, cpu_kernel, run_in_chunks
 
 __all__ = ["fusable", "bce_logits_sums", "bce_logits_gradient"]
 
@@ -59,26 +59,23 @@ def fusable(z, y):
             and z.flags.c_contiguous and y.flags.c_contiguous)
 
 
-def _run(task, n_rows, values, *args):
-    """task over all rows: on this thread when small, else in parallel, a few rows per task."""
-    if values <= SERIAL_MAX_VALUES:
-        task(np.int64(0), *args, n_rows)
-    else:
-        rows = max(1, n_rows // 16)
-        parallel_for(task, -(-n_rows // rows), *args, rows)
+def _rows_per_task(n_rows):
+    return max(1, n_rows // 16)          # a few rows per task: 16 or more tasks
 
 
 def bce_logits_sums(z, y, log1p_e):
     """(N,) float64: each example's summed loss; z, y, log1p_e (N, ...), as fusable() takes."""
     n = z.shape[0]
     sums = np.empty(n, np.float64)
-    _run(_sums_task, n, z.size, z.reshape(n, -1), y.reshape(n, -1), log1p_e.reshape(n, -1), sums)
+    run_in_chunks(_sums_task, n, _rows_per_task(n), z.reshape(n, -1), y.reshape(n, -1),
+                  log1p_e.reshape(n, -1), sums, values=z.size)
     return sums
 
 
 def bce_logits_gradient(z, y, e, scale, out):
     """out (z's shape) = (sigmoid(z) - y) * scale[n] for each example n; scale (N,), z's dtype."""
     n = z.shape[0]
-    _run(_gradient_task, n, z.size, z.reshape(n, -1), y.reshape(n, -1), e.reshape(n, -1),
-         np.ascontiguousarray(scale, z.dtype), z.dtype.type(1), out.reshape(n, -1))
+    run_in_chunks(_gradient_task, n, _rows_per_task(n), z.reshape(n, -1), y.reshape(n, -1),
+                  e.reshape(n, -1), np.ascontiguousarray(scale, z.dtype), z.dtype.type(1),
+                  out.reshape(n, -1), values=z.size)
     return out

@@ -118,6 +118,17 @@ def cpu_kernel(function, fastmath=False, error_model="python"):
 SERIAL_MAX_VALUES = 1 << 18
 
 
+def run_in_chunks(task, n_items, chunk, *args, values=None):
+    """Run task(t, *args, chunk) for the ceil(n_items / chunk) chunks of n_items (values, rows:
+    whatever the task takes `chunk` of) in parallel; or, when the work is `values` (default
+    n_items) <= SERIAL_MAX_VALUES, as one chunk of everything, task(0, *args, n_items), on this
+    thread. The elementwise kernels' launch (relu, adam, bce)."""
+    if (n_items if values is None else values) <= SERIAL_MAX_VALUES:
+        task(np.int64(0), *args, n_items)
+    else:
+        parallel_for(task, -(-n_items // chunk), *args, chunk)
+
+
 # ---------------------------------------------------------------------------------------------
 # parallel_for: the one parallel loop, calling each kernel's task through a function pointer
 # ---------------------------------------------------------------------------------------------

@@ -120,11 +120,13 @@ def test_tier_cuda_without_a_gpu_is_refused_before_any_kernel(monkeypatch):
         ae.relu(ae.tensor(np.ones(3)))
 
 
-def _python(code, **environment):
-    env = {k: v for k, v in os.environ.items() if k not in VARIABLES}
+def _python(code, *args, without=(), **environment):
+    """`code` in a fresh interpreter (arguments after it in sys.argv), with none of aecore's
+    variables or `without` in its environment, and `environment` added."""
+    env = {k: v for k, v in os.environ.items() if k not in VARIABLES and k not in without}
     env.update(environment)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
+                          text=True, timeout=300)
 
 
 def test_import_survives_a_bad_value_and_check_environment_names_it():
@@ -143,14 +145,11 @@ def _spin_count_seen(extra_env):
     """(the spin count GNU OpenMP took for Numba's pool, GOMP_SPINCOUNT in the environment after
     the pool started) in a fresh interpreter; OMP_DISPLAY_ENV makes OpenMP print its settings."""
     import re
-    import subprocess
-    import sys
-    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
-    env.update(extra_env, OMP_DISPLAY_ENV="verbose")
     code = ("import os, numba\nfrom aecore.kernels import compile as c\nc.start_threads()\n"
             "print(numba.threading_layer(), os.environ.get('GOMP_SPINCOUNT'))")
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    run = _python(code, without=("GOMP_SPINCOUNT", "OMP_WAIT_POLICY"), OMP_DISPLAY_ENV="verbose",
+                  **extra_env)
+    assert run.returncode == 0, run.stderr
     layer, after = run.stdout.split()
     if layer != "omp":
         pytest.skip(f"Numba's threading layer here is {layer}, not OpenMP")
@@ -187,11 +186,9 @@ print(time.process_time() - started, os.environ.get("OPENBLAS_THREAD_TIMEOUT"))
 def _cpu_while_asleep_after_matmuls(order, **extra_env):
     """(CPU seconds the process used in the 0.3 s it slept after five matmuls, the
     OPENBLAS_THREAD_TIMEOUT it then had in its environment), in a fresh interpreter."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
-    env.update(extra_env)
-    run = subprocess.run([sys.executable, "-c", SPIN_SCRIPT, order], env=env, check=True,
-                         capture_output=True, text=True)
+    run = _python(SPIN_SCRIPT, order, without=("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT"),
+                  **extra_env)
+    assert run.returncode == 0, run.stderr
     spent, after = run.stdout.split()
     return float(spent), after
 
