@@ -8,7 +8,9 @@ Every kernel tap (ky, kx) is then ONE contiguous slice of it: it reads row ky*dH
 (ky*dH%sH, kx*dW%sW); the output of a block of B images is computed at every position of the
 flattened padded plane -- the few positions outside (outH, outW) are junk that the final copy
 skips. Why: the innermost loop runs over B*Hq*Wq contiguous values (about 2000) instead of over
-outW (14), so LLVM's vector loop does the work rather than its scalar remainder.
+outW (14), so LLVM's vector loop does the work rather than its scalar remainder. At stride 1 the
+planes share their padding: the zeros below one image are the zeros above the next, so a 7x7
+'same' 3x3 conv computes 8x8 planes instead of 9x9 (plane_length).
 
     gather_into(...)        conv2d forward: per pass, 4 output channels x 9 taps (rows4_taps9), a
                             whole 3x3 kernel of one input channel, so each accumulator row is read
@@ -89,18 +91,56 @@ def pack_task(task, x, buf, top, left, sh, sw, hq, wq):
 _pack_task = cpu_kernel(pack_task)
 
 
-def pack(x, top, left, stride, hq, wq):
+def pack(x, top, left, stride, hq, wq, reach):
     """Packed, zero-padded, channel-major copy of x (see the module docstring) with slack at the end.
 
-    x: (N, C, H, W) -> flat (C*sH*sW*N*Hq*Wq + Hq*Wq + ROUND,), the slack zeroed.
+    x: (N, C, H, W) -> flat (C*sH*sW*N*Hq*Wq + reach + ROUND,), the slack zeroed; reach: the
+    largest offset inside a plane that a tap's slice starts at (the last slices run past the
+    last plane by that much, plus the inner loop's rounding).
     """
     sh, sw = stride
     n_, c_ = x.shape[0], x.shape[1]
     size = c_ * sh * sw * n_ * hq * wq
-    buf = memory.empty(size + hq * wq + _ROUND, x.dtype)
+    buf = memory.empty(size + reach + _ROUND, x.dtype)
     buf[size:] = 0
     parallel_for(_pack_task, n_ * c_, np.ascontiguousarray(x), buf, top, left, sh, sw, hq, wq)
     return buf
+
+
+def plane_length(size, before, convs):
+    """One axis of a stride-1 packed plane: `before` zeros, the `size` values of x, then zeros.
+
+    convs: (outputs, extent, pad_before) of each conv reading the plane: its output count along
+    the axis, its kernel's extent less one (dilation * (k - 1)) and its own padding before x
+    (at most `before`; it reads from `before - pad_before` on). The planes lie end to end, so
+    the zeros after one plane's data run on into the next plane's leading zeros (the last
+    plane's into the slack): a plane must hold the data behind its leading zeros and each conv's
+    outputs, and leave each conv's padding after x, pad_after = outputs + extent - pad_before
+    - size, to those two runs together -- max(pad_before, pad_after) zeros between two images'
+    data rather than their sum. A 7x7 'same' 3x3 conv gets 8x8 planes instead of 9x9.
+    """
+    length = before + size
+    for outputs, extent, pad_before in convs:
+        pad_after = outputs + extent - pad_before - size
+        length = max(length, outputs, size + pad_after)
+    return length
+
+
+def plane_hw(x_hw, pads, out_hw, kernel_hw, stride, dilation):
+    """(Hq, Wq) of the packed planes of one conv (module docstring). At stride 1 the planes share
+    their padding (plane_length); a stride phase's plane is padded on both sides."""
+    (sh, sw), (dh, dw) = stride, dilation
+    (oh, ow), (k_h, k_w) = out_hw, kernel_hw
+    if (sh, sw) == (1, 1):
+        return (plane_length(x_hw[0], pads[0], [(oh, dh * (k_h - 1), pads[0])]),
+                plane_length(x_hw[1], pads[1], [(ow, dw * (k_w - 1), pads[1])]))
+    return oh + dh * (k_h - 1) // sh, ow + dw * (k_w - 1) // sw
+
+
+def tap_reach(kernel_hw, stride, dilation, wq):
+    """The largest offset inside a plane that one of the conv's tap slices starts at."""
+    (sh, sw), (dh, dw) = stride, dilation
+    return (dh * (kernel_hw[0] - 1) // sh) * wq + dw * (kernel_hw[1] - 1) // sw
 
 
 # ----------------------------------------------------------------------------------------------
@@ -234,11 +274,9 @@ def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), s
     y_flat: (N*Cout*y_rows*y_cols,) viewed as y_shape (N, Cout, y_rows, y_cols); x: (N, Cin, H, W);
     w: (Cout, Cin, kH, kW); out_hw: the (rows, cols) computed.
     """
-    (sh, sw), (dh, dw) = stride, dilation
-    k_h, k_w = w.shape[2], w.shape[3]
-    oh, ow = out_hw
-    hq, wq = oh + dh * (k_h - 1) // sh, ow + dw * (k_w - 1) // sw
-    buf = pack(x, pads[0], pads[1], stride, hq, wq)
+    kernel_hw = (w.shape[2], w.shape[3])
+    hq, wq = plane_hw(x.shape[2:], pads, out_hw, kernel_hw, stride, dilation)
+    buf = pack(x, pads[0], pads[1], stride, hq, wq, tap_reach(kernel_hw, stride, dilation, wq))
     gather_packed(y_flat, y_shape, buf, (hq, wq), x.shape[0], w, b, stride, out_hw, offset, step,
                   dilation)
 
@@ -323,16 +361,21 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dila
             conv_into(y_flat, y.shape, x, sub, b, (1, 1), sub_pads, out, offset=first,
                       step=(sh, sw), dilation=sub_dilation)
         return y
-    # one packed copy for every phase: padded by the largest pads, as tall and wide as the
-    # phase that reaches furthest needs (its rows plus its sub-kernel's dilated extent)
-    pack_top = max((p[1][0] for p in phases), default=0)
-    pack_left = max((p[1][1] for p in phases), default=0)
-    hq = max((rows + (sub.shape[2] - 1) * sub_dilation[0] + pack_top - sub_pads[0]
-              for sub, sub_pads, (rows, _), _ in phases), default=0)
-    wq = max((cols + (sub.shape[3] - 1) * sub_dilation[1] + pack_left - sub_pads[1]
-              for sub, sub_pads, (_, cols), _ in phases), default=0)
-    if phases:
-        buf = pack(x, pack_top, pack_left, (1, 1), hq, wq)
+    if not phases:
+        return y
+    # one packed copy for every phase: x after the largest pads, planes long enough for every
+    # phase (plane_length); each phase reads from its own shift inside them
+    pack_top = max(sub_pads[0] for _, sub_pads, _, _ in phases)
+    pack_left = max(sub_pads[1] for _, sub_pads, _, _ in phases)
+    readers_h, readers_w = [], []       # (outputs, extent, pad_before) of each phase, per axis
+    for sub, sub_pads, (rows, cols), _ in phases:
+        readers_h.append((rows, (sub.shape[2] - 1) * sub_dilation[0], sub_pads[0]))
+        readers_w.append((cols, (sub.shape[3] - 1) * sub_dilation[1], sub_pads[1]))
+    hq = plane_length(x.shape[2], pack_top, readers_h)
+    wq = plane_length(x.shape[3], pack_left, readers_w)
+    reach = max((extent_h + pack_top - pad_h) * wq + extent_w + pack_left - pad_w
+                for (_, extent_h, pad_h), (_, extent_w, pad_w) in zip(readers_h, readers_w))
+    buf = pack(x, pack_top, pack_left, (1, 1), hq, wq, reach)
     for sub, sub_pads, out, first in phases:
         gather_packed(y_flat, y.shape, buf, (hq, wq), x.shape[0], sub, b, (1, 1), out,
                       offset=first, step=(sh, sw), dilation=sub_dilation,
@@ -571,10 +614,9 @@ def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1):
         return weight_by_groups(weight_numba, g, x, groups, stride, pads, kernel_hw, dilation)
     (sh, sw), (dh, dw) = stride, dilation
     k_h, k_w = kernel_hw
-    oh, ow = g.shape[2], g.shape[3]
-    hq, wq = oh + dh * (k_h - 1) // sh, ow + dw * (k_w - 1) // sw
-    buf = pack(x, pads[0], pads[1], stride, hq, wq)
-    gbuf = pack(g, 0, 0, (1, 1), hq, wq)
+    hq, wq = plane_hw(x.shape[2:], pads, g.shape[2:], kernel_hw, stride, dilation)
+    buf = pack(x, pads[0], pads[1], stride, hq, wq, tap_reach(kernel_hw, stride, dilation, wq))
+    gbuf = pack(g, 0, 0, (1, 1), hq, wq, 0)
     c_a, c_b = g.shape[1], x.shape[1]
     chunk = weight_chunk(x.shape[0] * hq * wq, c_a + c_b * sh * sw)
     tasks = -(-(x.shape[0] * hq * wq) // chunk)

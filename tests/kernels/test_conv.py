@@ -214,6 +214,43 @@ def test_channel_blocks_match_reference(tier, kernel, stride, dtype):
         check_tier(CONV, tier, x, w, rng.standard_normal(c_out).astype(dtype), grad_y, geom, dtype)
 
 
+def test_stride1_planes_share_their_padding():
+    """At stride 1 the packed planes hold max(pad before, pad after) zeros between two images,
+    not their sum; a stride phase's plane keeps both."""
+    from aecore.kernels.conv2d import direct
+    same3 = dict(pads=(1, 1), kernel_hw=(3, 3), stride=(1, 1), dilation=(1, 1))
+    assert direct.plane_hw((7, 7), out_hw=(7, 7), **same3) == (8, 8)
+    assert direct.plane_hw((28, 14), out_hw=(28, 14), **same3) == (29, 15)
+    assert direct.plane_hw((7, 7), (0, 0), (5, 5), (3, 3), (1, 1), (1, 1)) == (7, 7)  # 'valid'
+    assert direct.plane_hw((1, 1), (3, 3), (7, 7), (3, 3), (1, 1), (1, 1)) == (7, 7)  # the outputs
+    assert direct.plane_hw((14, 14), (0, 0), (7, 7), (3, 3), (2, 2), (1, 1)) == (8, 8)
+
+
+@pytest.mark.parametrize("tier", tier_params(*CONV, *CONVT, compiled_only=True))
+def test_shared_padding_edge_geometry_matches_reference(tier):
+    """Where the shared padding is easiest to get wrong: padding wider than the kernel reaches,
+    uneven pads (a 4x4 'same' kernel), dilation, one-pixel images, transposed convs that crop,
+    and batches of several image blocks (70 images of 5x5)."""
+    if TINY:
+        pytest.skip("too large for the CUDA simulator")
+    rng = np.random.default_rng(7)
+    conv_cases = [((70, 3, 5, 5), (5, 3, 3, 3), 1, "same", 1), ((4, 2, 1, 1), (3, 2, 3, 3), 1, 3, 1),
+                  ((5, 6, 7, 6), (9, 6, 4, 4), 1, "same", 1), ((3, 2, 9, 8), (4, 2, 3, 2), 1, (4, 1), 2),
+                  ((3, 5, 6, 7), (4, 5, 3, 3), 1, "valid", (2, 1))]
+    for x_shape, w_shape, stride, padding, dilation in conv_cases:
+        geom = geometry.conv2d_geometry(x_shape, w_shape, stride, padding, b_shape=(w_shape[0],),
+                                        dilation=dilation)
+        x, w, b, grad_y, geom = _arrays(x_shape, w_shape, w_shape[0], geom, 1, np.float32, True)
+        check_tier(CONV, tier, x, w, b, grad_y, geom, np.float32)
+    convt_cases = [((6, 4, 5, 5), (4, 3, 3, 3), 1, 2, 0), ((40, 3, 4, 4), (3, 5, 4, 4), 2, 2, 1),
+                   ((3, 2, 3, 5), (2, 4, 5, 3), 3, 1, 2), ((5, 6, 7, 7), (6, 6, 3, 3), 2, "same", 0)]
+    for x_shape, w_shape, stride, padding, output_padding in convt_cases:
+        geom = geometry.conv_transpose2d_geometry(x_shape, w_shape, stride, padding, output_padding,
+                                                  b_shape=(w_shape[1],))
+        x, w, b, grad_y, geom = _arrays(x_shape, w_shape, w_shape[1], geom, 2, np.float32, True)
+        check_tier(CONVT, tier, x, w, b, grad_y, geom, np.float32)
+
+
 @pytest.mark.parametrize("tier", tier_params("conv2d_backward_bias", compiled_only=True))
 def test_bias_gradient_on_both_sides_of_the_serial_limit(tier):
     """The numba tier sums small gradients on the calling thread and large ones in parallel
