@@ -118,6 +118,26 @@ def cpu_kernel(function, fastmath=False, error_model="python"):
 SERIAL_MAX_VALUES = 1 << 18
 
 
+def target_features():
+    """The CPU features Numba compiles for, in LLVM's spelling ('+avx2,+fma,-avx512f,...'):
+    NUMBA_CPU_FEATURES when it is set ('' there means the defaults of NUMBA_CPU_NAME, which
+    this does not look up), else the host's. '' without Numba."""
+    if not NUMBA_AVAILABLE:
+        return ""
+    from numba.core import config
+    if config.CPU_FEATURES is not None:
+        return config.CPU_FEATURES
+    from llvmlite import binding
+    return binding.get_host_cpu_features().flatten()
+
+
+def has_32_vector_registers():
+    """True where Numba's code gets x86's 32 vector registers: AVX-512VL gives them to 256-bit
+    code too (AVX2 alone has 16). A kernel whose best register blocking depends on it asks
+    here, so a machine gets the blocking its own compiled code runs best with."""
+    return "+avx512vl" in target_features().split(",")
+
+
 def run_in_chunks(task, n_items, chunk, *args, values=None):
     """Run task(t, *args, chunk) for the ceil(n_items / chunk) chunks of n_items (values, rows:
     whatever the task takes `chunk` of) in parallel; or, when the work is `values` (default

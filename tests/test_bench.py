@@ -206,6 +206,28 @@ def test_conv_paths_quick(tmp_path):
         assert row["default_path"] == "winograd"
 
 
+def test_vector_width_quick_compiles_and_checks_the_avx2_code(tmp_path):
+    """bench/vector_width.py: a child process compiles the conv loops for AVX2 (16 vector
+    registers, whatever this CPU has), checks every op and both weight-gradient blockings
+    against the reference there, then times them."""
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    if not NUMBA_AVAILABLE or __import__("platform").machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("needs the numba tier on an x86 CPU")
+    vector_width = load_bench("vector_width")
+    out = tmp_path / "vector_width.json"
+    payload = vector_width.run(quick=True, settings=["avx2"], out=out, verbose=False)
+    saved = json.loads(out.read_text())
+    assert saved["benchmark"] == "vector_width"
+    assert saved["machine"]["instruction_sets"]["avx2"] == {
+        "cpu_name": "haswell", "cpu_features": "", "llvm_cpu": "haswell"}
+    assert len(payload["results"]) == 2 * 4          # 2 layers x (forward, input, weight x 2)
+    assert all(error < 2e-4 for error in saved["max_rel_err"]["avx2"].values())
+    eight = [row for row in payload["results"] if row["case"].endswith("8 rows")]
+    assert len(eight) == 2 and all(row["avx2_4rows_over_8rows"] > 0 for row in eight)
+    with pytest.raises(ValueError, match="setting must be one of"):
+        vector_width.setting_environment("avx1024")
+
+
 def test_fold_bench_quick(tmp_path):
     """bench/fold.py: folded and unfolded resize + conv checked against each other, then timed."""
     fold = load_bench("fold")

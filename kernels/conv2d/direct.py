@@ -19,9 +19,10 @@ planes share their padding: the zeros below one image are the zeros above the ne
                             as sH*sW stride-1 conv2d's, one per output phase, with flipped
                             sub-kernels (dilated ones when the conv is): no scatter, no atomics
     weight_numba(...)       the weight gradient: one parallel task per chunk of positions that
-                            stays in L2, reducing 8 (or 4, or 1) rows of g against 3 taps of x per
-                            pass; fastmath "reassoc" vectorizes the reductions (the sum order
-                            changes; the result is deterministic)
+                            stays in L2, reducing 8 rows of g (4 where the vector registers are
+                            AVX2's 16: weight_g_rows) against 3 taps of x per pass; fastmath
+                            "reassoc" vectorizes the reductions (the sum order changes; the result
+                            is deterministic)
     bias_backward_numba(g)  the bias gradient in one parallel pass
 
 Dilation only changes where each tap's slice starts (computed once per pass, outside the inner
@@ -35,12 +36,13 @@ rows4_taps9 / rows1_taps9; this module imports nothing from it.
 Figures and what was tried: kernels/NOTES.md, "conv2d".
 """
 
+import functools
 import math
 
 import numpy as np
 
 from .. import memory
-from ..compile import SERIAL_MAX_VALUES, cpu_kernel, parallel_for
+from ..compile import SERIAL_MAX_VALUES, cpu_kernel, has_32_vector_registers, parallel_for
 from .reference import bias_backward_ref, bias_or_zeros, weight_by_groups
 
 # Inner-loop targets: about 2048 positions per pass keeps the 4 accumulator rows (32 KiB in
@@ -544,13 +546,13 @@ def dot1(g0, x0, gw, c, ci, ky, kx, length):
 _dot1 = cpu_kernel(dot1, fastmath=_FMA_REDUCE)
 
 
-def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
+def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk, g_rows):
     # gbuf: packed g (A, 1, 1, N, Hq, Wq), zero outside (outH, outW); buf: packed x
     # (B, sH, sW, N, Hq, Wq) + slack; partial: (tasks, A, B, kH, kW) zeros; dh, dw: dilation.
     # One task = one chunk of positions (of the flattened N*Hq*Wq planes), ALL channel pairs:
     # the chunk's rows of g and x (A + B*sH*sW rows of `chunk` values) stay in L2 while every
-    # (4 rows of g, 1 channel of x) pair is reduced over them, so g and x are read from memory
-    # once; the partial sums of the chunks are added up afterwards.
+    # (g_rows rows of g, 1 channel of x) pair is reduced over them, so g and x are read from
+    # memory once; the partial sums of the chunks are added up afterwards. g_rows: 8 or 4.
     _, c_out, c_in, k_h, k_w = partial.shape
     gw = partial[task]
     total = n_ * hq * wq
@@ -558,8 +560,8 @@ def weight_task(task, gbuf, buf, partial, n_, sh, sw, dh, dw, hq, wq, chunk):
     length = min(chunk, total - q0)
     c0 = np.int64(0)       # not the constant 0: see compile.py, "one signature per kernel"
     while c0 < c_out:
-        # 8 rows of g per pass while there are 8 left, then 4, then one at a time
-        channels = 8 if c_out - c0 >= 8 else min(4, c_out - c0)
+        # g_rows (8 or 4) rows of g per pass while there are that many left, then 4, then 1
+        channels = 8 if g_rows == 8 and c_out - c0 >= 8 else min(4, c_out - c0)
         g_start = c0 * total + q0
         for ci in range(c_in):
             for ky in range(k_h):
@@ -607,11 +609,27 @@ def weight_chunk(total, rows):
     return -(-chunk // _ROUND) * _ROUND
 
 
-def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1):
+@functools.lru_cache(maxsize=None)
+def weight_g_rows():
+    """Rows of g per weight-gradient pass on this machine: 8 where Numba's code has 32 vector
+    registers (AVX-512), which hold dots8_taps3's 24 sums with the 11 values loaded per step;
+    4 with AVX2's 16, where the 8-row pass spills its sums to memory and falls far behind the
+    4-row one. bench/vector_width.py times both blockings for both instruction sets on one
+    machine (kernels/NOTES.md, "vector width")."""
+    return 8 if has_32_vector_registers() else 4
+
+
+def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1, g_rows=None):
     """grad_w (A, B/groups, kH, kW) from g (N, A, outH, outW) and x (N, B, H, W): both packed,
-    then one parallel task per chunk of positions, the chunks' partial sums added at the end."""
+    then one parallel task per chunk of positions, the chunks' partial sums added at the end.
+
+    g_rows: the most rows of g reduced per pass, 4 or 8; default weight_g_rows()."""
+    g_rows = weight_g_rows() if g_rows is None else int(g_rows)
+    if g_rows not in (4, 8):
+        raise ValueError(f"weight_numba: g_rows must be 4 or 8, got {g_rows}")
     if groups > 1:
-        return weight_by_groups(weight_numba, g, x, groups, stride, pads, kernel_hw, dilation)
+        return weight_by_groups(functools.partial(weight_numba, g_rows=g_rows), g, x, groups,
+                                stride, pads, kernel_hw, dilation)
     (sh, sw), (dh, dw) = stride, dilation
     k_h, k_w = kernel_hw
     hq, wq = plane_hw(x.shape[2:], pads, g.shape[2:], kernel_hw, stride, dilation)
@@ -622,7 +640,7 @@ def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1):
     tasks = -(-(x.shape[0] * hq * wq) // chunk)
     partial = memory.zeros((tasks, c_a, c_b, k_h, k_w), x.dtype)
     parallel_for(_weight_task, tasks, gbuf, buf, partial, x.shape[0], sh, sw, dh, dw, hq, wq,
-                 chunk)                                   # one chunk of positions each
+                 chunk, g_rows)                           # one chunk of positions each
     return partial.sum(axis=0)
 
 

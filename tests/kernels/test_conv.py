@@ -251,6 +251,53 @@ def test_shared_padding_edge_geometry_matches_reference(tier):
         check_tier(CONVT, tier, x, w, b, grad_y, geom, np.float32)
 
 
+@pytest.mark.parametrize("g_rows", [4, 8])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_both_weight_gradient_blockings_match_reference(g_rows, stride):
+    """The numba weight gradient's two register blockings (8 or 4 rows of g per pass; which one
+    runs depends on the machine's vector registers), each forced, against the reference; 13
+    output channels take 8 + 4 + 1 rows, or 4 + 4 + 4 + 1."""
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    from aecore.kernels.conv2d import direct, reference
+    if not NUMBA_AVAILABLE or TINY:
+        pytest.skip("the numba tier's loops")
+    rng = np.random.default_rng(g_rows)
+    x = rng.standard_normal((6, 5, 9, 8)).astype(np.float32)
+    geom = geometry.conv2d_geometry(x.shape, (13, 5, 3, 4), stride, "same")
+    g = rng.standard_normal((6, 13, geom.out_h, geom.out_w)).astype(np.float32)
+    expected = reference.weight_ref(g, x, geom.stride, geom.pads, (3, 4))
+    got = direct.weight_numba(g, x, geom.stride, geom.pads, (3, 4), g_rows=g_rows)
+    np.testing.assert_allclose(got, expected, **TOL[np.float32])
+    with pytest.raises(ValueError, match="g_rows must be 4 or 8, got 6"):
+        direct.weight_numba(g, x, geom.stride, geom.pads, (3, 4), g_rows=6)
+
+
+@pytest.mark.parametrize("features, rows", [("+avx2,+fma,-avx512f,-avx512vl", 4),
+                                            ("+avx2,+avx512f,+avx512vl", 8), ("", 4),
+                                            ("+neon,+fp-armv8", 4)])
+def test_weight_gradient_rows_follow_the_vector_registers(monkeypatch, features, rows):
+    """8 rows of g per pass only where Numba's code has AVX-512's 32 vector registers."""
+    from aecore.kernels import compile as compiled
+    from aecore.kernels.conv2d import direct
+    monkeypatch.setattr(compiled, "NUMBA_AVAILABLE", True)
+    monkeypatch.setattr(compiled, "target_features", lambda: features)
+    assert direct.weight_g_rows.__wrapped__() == rows
+
+
+def test_weight_gradient_rows_for_an_avx2_target_in_a_fresh_process():
+    """NUMBA_CPU_NAME=haswell with no features (AVX2's code, on any x86 CPU) gives 4 rows."""
+    import subprocess
+    import sys
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    if not NUMBA_AVAILABLE or __import__("platform").machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("needs Numba on an x86 CPU")
+    env = dict(__import__("os").environ, NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+    out = subprocess.run([sys.executable, "-c", "from aecore.kernels.conv2d import direct; "
+                          "print(direct.weight_g_rows())"], env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "4"
+
+
 @pytest.mark.parametrize("tier", tier_params("conv2d_backward_bias", compiled_only=True))
 def test_bias_gradient_on_both_sides_of_the_serial_limit(tier):
     """The numba tier sums small gradients on the calling thread and large ones in parallel
