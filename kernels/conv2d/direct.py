@@ -196,17 +196,22 @@ def add_bias_row(dst, src, bias):
 _add_bias_row = cpu_kernel(add_bias_row)
 
 
-def gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
-                out_h, out_w, y_rows, y_cols, y_row0, y_col0, y_row_step, y_col_step,
-                row_shift, col_shift):
-    # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; w: (Cout, Cin, kH, kW); b: (Cout,)
+def gather_task(task, buf, w, b, y, convs, n_, sh, sw, dh, dw, hq, wq, block,
+                y_rows, y_cols, y_row_step, y_col_step):
+    # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; b: (Cout,)
+    # convs: (P, 8) int64, one row per conv reading buf: kH, kW (its kernel's size), out_h, out_w
+    # (the results it computes), y_row0, y_col0 (where its result (0, 0) lands in y), row_shift,
+    # col_shift (where its padded input starts inside the planes). P = 1 for a plain conv; a
+    # transposed conv's sH*sW phases share one packed copy and one task.
+    # w: (P, Cout, Cin, kHmax, kWmax): conv p's kernel is w[p, :, :, :kH, :kW]
     # dh, dw: the dilation (tap (ky, kx) reads window row ky*dh, column kx*dw)
-    # row_shift, col_shift: where this conv's padded input starts inside the packed planes
-    # (0, 0 unless several convs share one packed copy: the transposed conv's phases)
-    # y: flat output (N, Cout, y_rows, y_cols); result (oy, ox) goes to
-    # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step) (transposed conv phases use the steps).
-    # One task = (a block of images, 4 output channels).
-    c_out, c_in, k_h, k_w = w.shape
+    # y: flat output (N, Cout, y_rows, y_cols); conv p's result (oy, ox) goes to
+    # (y_row0 + oy*y_row_step, y_col0 + ox*y_col_step).
+    # One task = (a block of images, 4 output channels), every conv in turn. The phases of a
+    # transposed conv interleave in y (every other column at stride 2): one after another in one
+    # task, they write the same part of y while it stays in cache, so it goes to memory once
+    # rather than once per phase.
+    c_out, c_in = w.shape[1], w.shape[2]
     plane = hq * wq
     c_blocks = (c_out + 3) // 4
     nb = task // c_blocks
@@ -214,48 +219,53 @@ def gather_task(task, buf, w, b, y, n_, sh, sw, dh, dw, hq, wq, block,
     n0 = nb * block
     images = min(block, n_ - n0)
     length = -(-(images * plane) // _ROUND) * _ROUND
-    acc = np.zeros((4, length), y.dtype)
+    acc = np.empty((4, length), y.dtype)
     channels = min(4, c_out - c0)
-    # The taps (ci, ky, kx), in order, are taken 9 at a time, across kernel rows and input
-    # channels: a 3x3 kernel costs 1 pass per input channel, and so do the 2x2 + 2x1 + 1x2 + 1x1
-    # stride-phase sub-kernels of a stride-2 transposed conv together. A missing tap reads the
-    # start of buf with weight 0.
     wt = np.zeros((4, 9), y.dtype)
     offs = np.zeros(9, np.int64)
-    taps = c_in * k_h * k_w
-    for first in range(0, taps, 9):
-        for t in range(9):
-            tap = first + t
-            offs[t] = 0
-            for c in range(4):
-                wt[c, t] = 0
-            if tap < taps:
-                ci = tap // (k_h * k_w)
-                ky = (tap // k_w) % k_h
-                kx = tap % k_w
-                ry, rx = ky * dh, kx * dw                 # the tap's row and column in the window
-                offs[t] = (((ci * sh + ry % sh) * sw + rx % sw) * n_ + n0) * plane \
-                    + (ry // sh + row_shift) * wq + rx // sw + col_shift
+    for conv in range(convs.shape[0]):
+        k_h, k_w, out_h, out_w = convs[conv, 0], convs[conv, 1], convs[conv, 2], convs[conv, 3]
+        y_row0, y_col0, row_shift, col_shift = convs[conv, 4], convs[conv, 5], convs[conv, 6], convs[conv, 7]
+        acc[:] = 0
+        # The taps (ci, ky, kx), in order, are taken 9 at a time, across kernel rows and input
+        # channels: a 3x3 kernel costs 1 pass per input channel, and so do the 2x2 + 2x1 + 1x2 +
+        # 1x1 stride-phase sub-kernels of a stride-2 transposed conv together. A missing tap
+        # reads the start of buf with weight 0.
+        taps = c_in * k_h * k_w
+        for first in range(0, taps, 9):
+            for t in range(9):
+                tap = first + t
+                offs[t] = 0
+                for c in range(4):
+                    wt[c, t] = 0
+                if tap < taps:
+                    ci = tap // (k_h * k_w)
+                    ky = (tap // k_w) % k_h
+                    kx = tap % k_w
+                    ry, rx = ky * dh, kx * dw             # the tap's row and column in the window
+                    offs[t] = (((ci * sh + ry % sh) * sw + rx % sw) * n_ + n0) * plane \
+                        + (ry // sh + row_shift) * wq + rx // sw + col_shift
+                    for c in range(channels):
+                        wt[c, t] = w[conv, c0 + c, ci, ky, kx]
+            if channels == 4:
+                _rows4_taps9(acc, buf, offs, wt, length)
+            else:
                 for c in range(channels):
-                    wt[c, t] = w[c0 + c, ci, ky, kx]
-        if channels == 4:
-            _rows4_taps9(acc, buf, offs, wt, length)
-        else:
-            for c in range(channels):
-                _rows1_taps9(acc[c], buf, offs, wt, c, length)
-    for c in range(channels):
-        bias = b[c0 + c]
-        for j in range(images):
-            out = ((n0 + j) * c_out + c0 + c) * y_rows
-            for oy in range(out_h):
-                row = (out + y_row0 + oy * y_row_step) * y_cols + y_col0
-                src = acc[c, j * plane + oy * wq:j * plane + oy * wq + out_w]
-                # two calls, so each is compiled for its own layout: the unit-stride one is a
-                # vector loop (a computed index y[row + ox*step] would be a scalar loop)
-                if y_col_step == 1:
-                    _add_bias_row(y[row:row + out_w], src, bias)
-                else:
-                    _add_bias_row(y[row:row + (out_w - 1) * y_col_step + 1:y_col_step], src, bias)
+                    _rows1_taps9(acc[c], buf, offs, wt, c, length)
+        for c in range(channels):
+            bias = b[c0 + c]
+            for j in range(images):
+                out = ((n0 + j) * c_out + c0 + c) * y_rows
+                for oy in range(out_h):
+                    row = (out + y_row0 + oy * y_row_step) * y_cols + y_col0
+                    src = acc[c, j * plane + oy * wq:j * plane + oy * wq + out_w]
+                    # two calls, so each is compiled for its own layout: the unit-stride one is a
+                    # vector loop (a computed index y[row + ox*step] would be a scalar loop)
+                    if y_col_step == 1:
+                        _add_bias_row(y[row:row + out_w], src, bias)
+                    else:
+                        _add_bias_row(y[row:row + (out_w - 1) * y_col_step + 1:y_col_step], src,
+                                      bias)
 
 
 _gather_task = cpu_kernel(gather_task, fastmath=_FMA)
@@ -279,24 +289,34 @@ def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), s
     kernel_hw = (w.shape[2], w.shape[3])
     hq, wq = plane_hw(x.shape[2:], pads, out_hw, kernel_hw, stride, dilation)
     buf = pack(x, pads[0], pads[1], stride, hq, wq, tap_reach(kernel_hw, stride, dilation, wq))
-    gather_packed(y_flat, y_shape, buf, (hq, wq), x.shape[0], w, b, stride, out_hw, offset, step,
-                  dilation)
+    gather_packed(y_flat, y_shape, buf, (hq, wq), x.shape[0], [(w, out_hw, offset, (0, 0))], b,
+                  stride, step, dilation)
 
 
-def gather_packed(y_flat, y_shape, buf, plane_hw, n_, w, b, stride, out_hw, offset=(0, 0),
-                  step=(1, 1), dilation=(1, 1), shift=(0, 0)):
-    """gather_into's loops on x already packed into planes of plane_hw = (Hq, Wq); this conv's
-    padded input starts at row shift[0], column shift[1] of each plane."""
+def gather_packed(y_flat, y_shape, buf, plane_hw, n_, convs, b, stride=(1, 1), step=(1, 1),
+                  dilation=(1, 1)):
+    """gather_into's loops on x already packed into planes of plane_hw = (Hq, Wq), for one conv
+    or several reading the same packed copy (a transposed conv's phases), in the same tasks.
+
+    convs: [(w, out_hw, offset, shift), ...]: each conv's kernel (Cout, Cin, kH, kW), the (rows,
+    cols) it computes, where its result (0, 0) lands in y (its results step by `step`), and where
+    its padded input starts inside the planes (row shift, column shift); b: one bias for all.
+    """
     (sh, sw), (dh, dw) = stride, dilation
     hq, wq = plane_hw
-    oh, ow = out_hw
-    w = np.ascontiguousarray(w, dtype=buf.dtype)
-    b = bias_or_zeros(np, b, w.shape[0], buf.dtype)
-    block = image_block(n_, hq * wq, (w.shape[0] + 3) // 4)
-    tasks = -(-n_ // block) * ((w.shape[0] + 3) // 4)   # (image block, 4 output channels)
-    parallel_for(_gather_task, tasks, buf, w, b, y_flat, n_, sh, sw, dh, dw, hq, wq, block,
-                 oh, ow, y_shape[2], y_shape[3], offset[0], offset[1], step[0], step[1],
-                 shift[0], shift[1])
+    c_out, c_in = convs[0][0].shape[:2]
+    k_h = max(w.shape[2] for w, _, _, _ in convs)
+    k_w = max(w.shape[3] for w, _, _, _ in convs)
+    weights = np.zeros((len(convs), c_out, c_in, k_h, k_w), buf.dtype)   # zero-padded kernels
+    table = np.empty((len(convs), 8), np.int64)                          # gather_task's convs
+    for index, (w, (oh, ow), (row0, col0), (row_shift, col_shift)) in enumerate(convs):
+        weights[index, :, :, :w.shape[2], :w.shape[3]] = w
+        table[index] = (w.shape[2], w.shape[3], oh, ow, row0, col0, row_shift, col_shift)
+    b = bias_or_zeros(np, b, c_out, buf.dtype)
+    block = image_block(n_, hq * wq, (c_out + 3) // 4)
+    tasks = -(-n_ // block) * ((c_out + 3) // 4)        # (image block, 4 output channels)
+    parallel_for(_gather_task, tasks, buf, weights, b, y_flat, table, n_, sh, sw, dh, dw, hq, wq,
+                 block, y_shape[2], y_shape[3], step[0], step[1])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -325,8 +345,9 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dila
     dilated by dH', with the flipped sub-kernel w[:, :, first::every][..., ::-1], written to
     every sH-th output row. Rows no tap reaches (kernel < stride, or a phase the dilation skips)
     get only the bias. The phases differ only in their padding, so they share one packed copy
-    of x, padded for all of them, each reading it from its own offset (gather_packed's shift).
-    At stride 1 the single phase is a plain conv2d with the flipped kernel and runs through
+    of x, padded for all of them, each reading it from its own offset (a conv's shift in
+    gather_packed), and one set of tasks: each task runs every phase for its images and
+    channels, so the part of y they interleave in is written while it stays in cache. At stride 1 the single phase is a plain conv2d with the flipped kernel and runs through
     `conv_into` (gather_into's signature): the tier passes its own, which takes Winograd where
     that pays.
     """
@@ -378,10 +399,10 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dila
     reach = max((extent_h + pack_top - pad_h) * wq + extent_w + pack_left - pad_w
                 for (_, extent_h, pad_h), (_, extent_w, pad_w) in zip(readers_h, readers_w))
     buf = pack(x, pack_top, pack_left, (1, 1), hq, wq, reach)
-    for sub, sub_pads, out, first in phases:
-        gather_packed(y_flat, y.shape, buf, (hq, wq), x.shape[0], sub, b, (1, 1), out,
-                      offset=first, step=(sh, sw), dilation=sub_dilation,
-                      shift=(pack_top - sub_pads[0], pack_left - sub_pads[1]))
+    gather_packed(y_flat, y.shape, buf, (hq, wq), x.shape[0],
+                  [(sub, out, first, (pack_top - sub_pads[0], pack_left - sub_pads[1]))
+                   for sub, sub_pads, out, first in phases],
+                  b, (1, 1), (sh, sw), sub_dilation)
     return y
 
 

@@ -251,6 +251,42 @@ def test_shared_padding_edge_geometry_matches_reference(tier):
         check_tier(CONVT, tier, x, w, b, grad_y, geom, np.float32)
 
 
+@pytest.mark.parametrize("stride, kernel, dilation, out_hw", [
+    ((2, 2), (3, 3), (1, 1), (13, 12)),     # phases of 2x2, 2x1, 1x2, 1x1 taps, 7 / 6 outputs
+    ((3, 2), (4, 3), (1, 2), (17, 14)),     # six phases, dilated columns
+    ((2, 3), (1, 2), (1, 1), (11, 15)),     # kernel below the stride: phases with only the bias
+])
+def test_transposed_phases_run_in_one_set_of_tasks(stride, kernel, dilation, out_hw):
+    """A strided transposed conv runs all its phase convs in one launch (each task writes every
+    phase of its images and channels), with results equal to the reference: 45 images (several
+    image blocks) and 6 output channels (a block of 4 and one of 2)."""
+    from aecore.kernels import compile as kernel_compile
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    from aecore.kernels.conv2d import direct, reference
+    if not NUMBA_AVAILABLE or TINY:
+        pytest.skip("the numba tier's loops")
+    rng = np.random.default_rng(sum(out_hw))
+    x = rng.standard_normal((45, 5, 6, 7)).astype(np.float32)
+    w = rng.standard_normal((5, 6) + kernel).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    launches = []
+    original = direct.parallel_for
+
+    def counting(task, *args):
+        launches.append(task)
+        return original(task, *args)
+
+    direct.parallel_for = counting
+    try:
+        got = direct.scatter_by_phases(x, w, b, stride, (1, 0), out_hw, dilation=dilation)
+    finally:
+        direct.parallel_for = original
+    expected = reference.scatter_ref(x, w, b, stride, (1, 0), out_hw, dilation=dilation)
+    np.testing.assert_allclose(got, expected, **TOL[np.float32])
+    assert launches.count(direct._gather_task) == 1
+    assert kernel_compile.parallel_for is original
+
+
 @pytest.mark.parametrize("g_rows", [4, 8])
 @pytest.mark.parametrize("stride", [1, 2])
 def test_both_weight_gradient_blockings_match_reference(g_rows, stride):
