@@ -149,6 +149,33 @@ def test_model_bench_quick(tmp_path):
     assert payload["benchmark"] == "models" and len(payload["results"]) == 3
 
 
+def test_model_bench_profile_is_of_a_warm_step(monkeypatch):
+    """--profile records one step of the parent's own model after its warm-up steps, so the
+    profile holds no first-call compile: the profiler opens after warmup steps have run."""
+    bench_models = load_bench("models")
+    ae = bench_models.common.import_aecore()
+    from aecore import optim
+    steps_before_profile = []
+    real_profile, real_step = ae.profile, optim.Adam.step
+    taken = []
+
+    def counting_step(self):
+        taken.append(1)
+        return real_step(self)
+
+    def recording_profile(*args, **kwargs):
+        steps_before_profile.append(len(taken))
+        return real_profile(*args, **kwargs)
+
+    monkeypatch.setattr(optim.Adam, "step", counting_step)
+    monkeypatch.setattr(ae, "profile", recording_profile)
+    results = bench_models.run(models=("ae",), quick=True, steps=1, warmup=2, torch=False,
+                               out=False, verbose=False, profile=True)
+    rows = results[0]["profile"]
+    assert rows and any("Linear" in str(row) for row in rows)
+    assert steps_before_profile == [2]       # the parent's two warm-up steps, then the profile
+
+
 @pytest.mark.parametrize("kind", ["aecore", "torch"])
 def test_each_library_steps_in_a_process_of_its_own(kind):
     """bench/models.py times every CPU step inside a child process of its library (no shared
