@@ -161,7 +161,10 @@ class VAE(Autoencoder):
         kl = (kl.data if isinstance(kl, Tensor) else kl).astype(np.float64)
         recon = recon.data if isinstance(recon, Tensor) else recon
         if self.output == "sigmoid":
-            bce = bce_per_pixel_array(outputs, target)
+            if self.reconstruction == "bce":         # recon is that BCE, averaged or summed
+                bce = recon if self.reduction == "mean" else recon / math.prod(self.input_shape)
+            else:
+                bce = bce_per_pixel_array(outputs, target)
             terms = {"nelbo": bce * math.prod(self.input_shape) + kl, "bce": bce}
         else:
             a = outputs.data if isinstance(outputs, Tensor) else outputs
