@@ -61,33 +61,37 @@ _FMA_REDUCE = {"contract", "reassoc"}
 def pack_task(task, x, buf, top, left, sh, sw, hq, wq):
     # x: (N, C, H, W) -> buf: flat (C, sH, sW, N, Hq, Wq) + slack, with
     # buf[c, ry, rx, n, a, q] = x[n, c, a*sH + ry - top, q*sW + rx - left] (0 outside x)
+    # One task = one (c, n) plane of x, into its sH*sW phase planes: each is zeroed whole, then
+    # its rows and columns inside x are copied. The bounds are found once per phase, so the row
+    # loop has no branch: at stride 2 a phase's rows are short (7 values for 14x14), and the
+    # per-row work around each copy was most of the time (kernels/NOTES.md, "packing").
     n_, c_, h, w = x.shape
     plane = hq * wq
     c = task // n_
     n = task - c * n_
+    image = x[n, c]                                            # (H, W)
     for ry in range(sh):
+        # rows a in [a0, a1) come from x (r = a*sH + ry - top in [0, H))
+        a0 = min(max(0, -((ry - top) // sh)), hq)
+        a1 = max(min(hq, (h - 1 - ry + top) // sh + 1), a0)
         for rx in range(sw):
             base = ((c * sh + ry) * sw + rx) * n_ * plane + n * plane
-            # columns q in [q0, q1) come from x (col = q*sW + rx - left in [0, W)), the rest are 0:
-            # the bounds are found once, so the copy loop has no branch and vectorizes
+            phase = buf[base:base + plane]                     # (Hq*Wq,)
+            phase[:] = 0
+            # columns q in [q0, q1) come from x (col = q*sW + rx - left in [0, W))
             q0 = min(max(0, -((rx - left) // sw)), wq)
             q1 = max(min(wq, (w - 1 - rx + left) // sw + 1), q0)
-            for a in range(hq):
-                r = a * sh + ry - top
-                row = buf[base + a * wq:base + (a + 1) * wq]
-                if r < 0 or r >= h:
-                    row[:] = 0
+            first = q0 * sw + rx - left                        # x's column for q0
+            for a in range(a0, a1):
+                dst = phase[a * wq + q0:a * wq + q1]
+                src = image[a * sh + ry - top]
+                if sw == 1:       # unit stride: slices of both rows, a loop LLVM vectorizes
+                    row = src[first:first + q1 - q0]
+                    for q in range(q1 - q0):
+                        dst[q] = row[q]
                 else:
-                    row[:q0] = 0
-                    row[q1:] = 0
-                    src = x[n, c, r]
-                    if sw == 1:       # unit stride: slices of both rows, a loop LLVM vectorizes
-                        dst, first = row[q0:q1], src[q0 + rx - left:q1 + rx - left]
-                        for q in range(q1 - q0):
-                            dst[q] = first[q]
-                    else:
-                        for q in range(q0, q1):
-                            row[q] = src[q * sw + rx - left]
+                    for q in range(q1 - q0):
+                        dst[q] = src[first + q * sw]
 
 
 _pack_task = cpu_kernel(pack_task)

@@ -226,6 +226,30 @@ def test_stride1_planes_share_their_padding():
     assert direct.plane_hw((14, 14), (0, 0), (7, 7), (3, 3), (2, 2), (1, 1)) == (8, 8)
 
 
+def test_pack_matches_its_definition():
+    """direct.pack against its definition written in NumPy, buf[c, ry, rx, n, a, q] =
+    x[n, c, a*sH + ry - top, q*sW + rx - left] (0 outside x), and zero slack: strides 1-3,
+    pads wider than the image, planes shorter or longer than the padded image."""
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    from aecore.kernels.conv2d import direct
+    if not NUMBA_AVAILABLE or TINY:
+        pytest.skip("the numba tier's loops")
+    rng = np.random.default_rng(5)
+    for _ in range(120):
+        n, c, h, w = (int(v) for v in rng.integers(1, 7, 4))
+        sh, sw, top, left = (int(v) for v in rng.integers(1, 4, 4))
+        hq, wq = (int(v) for v in rng.integers(1, 10, 2))
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+        padded = np.zeros((n, c, hq * sh + top + h, wq * sw + left + w), np.float32)
+        padded[:, :, top:top + h, left:left + w] = x
+        expected = np.stack([np.stack([padded[:, :, ry:ry + hq * sh:sh, rx:rx + wq * sw:sw]
+                                       for rx in range(sw)], axis=1) for ry in range(sh)], axis=1)
+        expected = expected.transpose(3, 1, 2, 0, 4, 5).reshape(-1)  # (C, sH, sW, N, Hq, Wq)
+        buf = direct.pack(x, top, left, (sh, sw), hq, wq, 3)
+        np.testing.assert_array_equal(buf[:expected.size], expected)
+        assert buf.size > expected.size and not buf[expected.size:].any()
+
+
 @pytest.mark.parametrize("tier", tier_params(*CONV, *CONVT, compiled_only=True))
 def test_shared_padding_edge_geometry_matches_reference(tier):
     """Where the shared padding is easiest to get wrong: padding wider than the kernel reaches,
