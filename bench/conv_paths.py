@@ -86,7 +86,8 @@ def run(quick=False, rounds=None, batch=200, out=None, verbose=True):
                          "op": name, "direct_ms": direct_ms, "winograd_ms": winograd_ms,
                          "speedup": direct_ms / winograd_ms,
                          "default_path": "winograd" if conv2d.uses_winograd(
-                             (layer[1], layer[0], 3, 3), (1, 1)) else "direct"})
+                             (layer[1], layer[0], 3, 3), (1, 1), out_hw=(layer[2], layer[2]))
+                         else "direct"})
     lines = ["### conv2d numba paths, batch %d float32, median of %d alternating rounds" % (batch, rounds),
              "", "| layer | op | direct ms | Winograd ms | direct / Winograd | taken by default |",
              "|---|---|---|---|---|---|"]

@@ -42,7 +42,7 @@ The algorithms, one module each:
                   gradient as a two-stage (chunks, then their sum in order) reduction.
                   AECORE_CUDA_CONV=naive runs version 1 instead.
 The numba tier picks Winograd or the direct loops by shape (uses_winograd, below: undilated
-3x3 stride-1 convs only); the weight gradient always takes the direct loops. The reference and
+3x3 stride-1 convs with 8+ channels and outputs of 8x8 or more); the weight gradient always takes the direct loops. The reference and
 the numba tier run groups as one conv per group (reference.by_groups); the cuda kernels index
 the groups themselves. Measurements and what was tried: kernels/NOTES.md, "conv2d".
 """
@@ -176,20 +176,25 @@ FAMILY = describe(Family(
 # Winograd for 3x3 stride-1 convs with at least this many input AND output channels: below it
 # the transforms cost more than the multiplications they save.
 WINOGRAD_MIN_CHANNELS = 8
+# ... and outputs at least this many rows and columns: a 7x7 output takes 4x4 tiles of 2x2 (64
+# results for 49), and the direct loops were faster there (kernels/NOTES.md, "Winograd F(2x2, 3x3)").
+WINOGRAD_MIN_OUTPUT = 8
 
 
-def uses_winograd(w_shape, stride, dilation=(1, 1)):
+def uses_winograd(w_shape, stride, dilation=(1, 1), out_hw=None):
     """True when conv2d (of one group) with this weight shape (Cout, Cin, kH, kW), stride and
-    dilation runs Winograd: F(2x2, 3x3) is derived for adjacent taps, so never when dilated."""
+    dilation, and output (rows, cols) when given, runs Winograd: F(2x2, 3x3) is derived for
+    adjacent taps, so never when dilated."""
     c_out, c_in, k_h, k_w = w_shape
     return ((k_h, k_w) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
-            and min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS)
+            and min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS
+            and (out_hw is None or min(out_hw) >= WINOGRAD_MIN_OUTPUT))
 
 
 def gather_into_numba(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), step=(1, 1),
                       dilation=(1, 1)):
     """direct.gather_into, or Winograd when uses_winograd() and the result fills y (N, Cout, oh, ow)."""
-    if offset == (0, 0) and step == (1, 1) and uses_winograd(w.shape, stride, dilation):
+    if offset == (0, 0) and step == (1, 1) and uses_winograd(w.shape, stride, dilation, out_hw):
         gather_winograd(x, w, b, pads, out_hw, y=y_flat.reshape(y_shape))
         return
     direct.gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset, step, dilation)

@@ -59,7 +59,7 @@ def test_winograd_matches_reference(dtype, case, seed, with_bias):
        seed=st.integers(0, 2**32 - 1))
 def test_registered_ops_take_winograd_and_match_reference(dtype, n, c_in, c_out, h, w, padding, seed):
     """conv2d forward and input gradient through the registry (the input gradient reaches
-    Winograd through the scatter core), with the threshold lowered so every case takes it."""
+    Winograd through the scatter core), with the thresholds lowered so every case takes it."""
     pad = {"same": 1, "valid": 0}.get(padding, padding)
     assume(min(h, w) + 2 * pad >= 3)
     x_shape, w_shape = (n, c_in, h, w), (c_out, c_in, 3, 3)
@@ -72,6 +72,7 @@ def test_registered_ops_take_winograd_and_match_reference(dtype, n, c_in, c_out,
     calls = []
     real = conv2d.gather_winograd
     with mock.patch.object(conv2d, "WINOGRAD_MIN_CHANNELS", 1), \
+            mock.patch.object(conv2d, "WINOGRAD_MIN_OUTPUT", 1), \
             mock.patch.object(conv2d, "gather_winograd", lambda *a, **k: calls.append(1) or real(*a, **k)):
         for op, args in [("conv2d_forward", (x, w, None, geom)),
                          ("conv2d_backward_input", (grad_y, w, geom))]:
@@ -81,8 +82,14 @@ def test_registered_ops_take_winograd_and_match_reference(dtype, n, c_in, c_out,
 
 
 def test_dispatch_rule():
-    """Winograd for 3x3 stride-1 convs with enough channels; the direct loops otherwise."""
+    """Winograd for 3x3 stride-1 convs with enough channels and outputs of 8x8 or more; the
+    direct loops otherwise (the CAE's 7x7 layers among them)."""
     enough = conv2d.WINOGRAD_MIN_CHANNELS
+    assert conv2d.WINOGRAD_MIN_OUTPUT == 8
+    assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1), out_hw=(14, 14))
+    assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1), out_hw=(8, 8))
+    assert not conv2d.uses_winograd((16, 32, 3, 3), (1, 1), out_hw=(7, 7))
+    assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), out_hw=(28, 7))
     assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1))
     assert conv2d.uses_winograd((enough, enough, 3, 3), (1, 1))
     assert not conv2d.uses_winograd((32, 1, 3, 3), (1, 1))      # the CAE's first conv
