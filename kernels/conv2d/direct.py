@@ -229,7 +229,8 @@ def gather_task(task, buf, w, b, y, convs, n_, sh, sw, dh, dw, hq, wq, block,
     offs = np.zeros(9, np.int64)
     for conv in range(convs.shape[0]):
         k_h, k_w, out_h, out_w = convs[conv, 0], convs[conv, 1], convs[conv, 2], convs[conv, 3]
-        y_row0, y_col0, row_shift, col_shift = convs[conv, 4], convs[conv, 5], convs[conv, 6], convs[conv, 7]
+        y_row0, y_col0 = convs[conv, 4], convs[conv, 5]
+        row_shift, col_shift = convs[conv, 6], convs[conv, 7]
         acc[:] = 0
         # The taps (ci, ky, kx), in order, are taken 9 at a time, across kernel rows and input
         # channels: a 3x3 kernel costs 1 pass per input channel, and so do the 2x2 + 2x1 + 1x2 +
@@ -351,7 +352,8 @@ def scatter_by_phases(x, w, b, stride, pads, out_hw, conv_into=gather_into, dila
     get only the bias. The phases differ only in their padding, so they share one packed copy
     of x, padded for all of them, each reading it from its own offset (a conv's shift in
     gather_packed), and one set of tasks: each task runs every phase for its images and
-    channels, so the part of y they interleave in is written while it stays in cache. At stride 1 the single phase is a plain conv2d with the flipped kernel and runs through
+    channels, so the part of y they interleave in is written while it stays in cache. At
+    stride 1 the single phase is a plain conv2d with the flipped kernel and runs through
     `conv_into` (gather_into's signature): the tier passes its own, which takes Winograd where
     that pays.
     """
