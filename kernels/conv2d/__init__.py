@@ -42,9 +42,9 @@ The algorithms, one module each:
                   gradient as a two-stage (chunks, then their sum in order) reduction.
                   AECORE_CUDA_CONV=naive runs version 1 instead.
 The numba tier picks Winograd or the direct loops by shape (uses_winograd, below: undilated
-3x3 stride-1 convs with 8+ channels and outputs of 8x8 or more); the weight gradient always takes the direct loops. The reference and
-the numba tier run groups as one conv per group (reference.by_groups); the cuda kernels index
-the groups themselves. Measurements and what was tried: kernels/NOTES.md, "conv2d".
+3x3 stride-1 convs with 8+ channels and outputs of 8x8 or more); the weight gradient always
+takes the direct loops. The reference and the numba tier run groups as one conv per group
+(reference.by_groups); the cuda kernels index the groups themselves. Measurements and what was tried: kernels/NOTES.md, "conv2d".
 """
 
 import numpy as np
@@ -181,20 +181,20 @@ WINOGRAD_MIN_CHANNELS = 8
 WINOGRAD_MIN_OUTPUT = 8
 
 
-def uses_winograd(w_shape, stride, dilation=(1, 1), out_hw=None):
-    """True when conv2d (of one group) with this weight shape (Cout, Cin, kH, kW), stride and
-    dilation, and output (rows, cols) when given, runs Winograd: F(2x2, 3x3) is derived for
-    adjacent taps, so never when dilated."""
+def uses_winograd(w_shape, stride, dilation=(1, 1), *, out_hw):
+    """True when conv2d (of one group) with this weight shape (Cout, Cin, kH, kW), stride,
+    dilation and output (rows, cols) runs Winograd: F(2x2, 3x3) is derived for adjacent taps,
+    so never when dilated."""
     c_out, c_in, k_h, k_w = w_shape
     return ((k_h, k_w) == (3, 3) and tuple(stride) == (1, 1) and tuple(dilation) == (1, 1)
             and min(c_in, c_out) >= WINOGRAD_MIN_CHANNELS
-            and (out_hw is None or min(out_hw) >= WINOGRAD_MIN_OUTPUT))
+            and min(out_hw) >= WINOGRAD_MIN_OUTPUT)
 
 
 def gather_into_numba(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), step=(1, 1),
                       dilation=(1, 1)):
     """direct.gather_into, or Winograd when uses_winograd() and the result fills y (N, Cout, oh, ow)."""
-    if offset == (0, 0) and step == (1, 1) and uses_winograd(w.shape, stride, dilation, out_hw):
+    if offset == (0, 0) and step == (1, 1) and uses_winograd(w.shape, stride, dilation, out_hw=out_hw):
         gather_winograd(x, w, b, pads, out_hw, y=y_flat.reshape(y_shape))
         return
     direct.gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset, step, dilation)

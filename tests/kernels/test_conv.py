@@ -280,11 +280,10 @@ def test_shared_padding_edge_geometry_matches_reference(tier):
     ((3, 2), (4, 3), (1, 2), (17, 14)),     # six phases, dilated columns
     ((2, 3), (1, 2), (1, 1), (11, 15)),     # kernel below the stride: phases with only the bias
 ])
-def test_transposed_phases_run_in_one_set_of_tasks(stride, kernel, dilation, out_hw):
+def test_transposed_phases_run_in_one_set_of_tasks(stride, kernel, dilation, out_hw, monkeypatch):
     """A strided transposed conv runs all its phase convs in one launch (each task writes every
     phase of its images and channels), with results equal to the reference: 45 images (several
     image blocks) and 6 output channels (a block of 4 and one of 2)."""
-    from aecore.kernels import compile as kernel_compile
     from aecore.kernels.compile import NUMBA_AVAILABLE
     from aecore.kernels.conv2d import direct, reference
     if not NUMBA_AVAILABLE or TINY:
@@ -300,15 +299,11 @@ def test_transposed_phases_run_in_one_set_of_tasks(stride, kernel, dilation, out
         launches.append(task)
         return original(task, *args)
 
-    direct.parallel_for = counting
-    try:
-        got = direct.scatter_by_phases(x, w, b, stride, (1, 0), out_hw, dilation=dilation)
-    finally:
-        direct.parallel_for = original
+    monkeypatch.setattr(direct, "parallel_for", counting)
+    got = direct.scatter_by_phases(x, w, b, stride, (1, 0), out_hw, dilation=dilation)
     expected = reference.scatter_ref(x, w, b, stride, (1, 0), out_hw, dilation=dilation)
     np.testing.assert_allclose(got, expected, **TOL[np.float32])
     assert launches.count(direct._gather_task) == 1
-    assert kernel_compile.parallel_for is original
 
 
 @pytest.mark.parametrize("g_rows", [4, 8])
@@ -590,9 +585,9 @@ def test_a_geometry_with_groups_that_do_not_divide_is_refused():
 
 def test_winograd_takes_only_undilated_convs():
     from aecore.kernels import conv2d
-    assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (1, 1))
-    assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (2, 2))
-    assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (1, 2))
+    assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (1, 1), out_hw=(14, 14))
+    assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (2, 2), out_hw=(14, 14))
+    assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), (1, 2), out_hw=(14, 14))
 
 
 @pytest.mark.parametrize("tier", tier_params(*CONV, compiled_only=True))

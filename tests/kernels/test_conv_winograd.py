@@ -90,12 +90,11 @@ def test_dispatch_rule():
     assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1), out_hw=(8, 8))
     assert not conv2d.uses_winograd((16, 32, 3, 3), (1, 1), out_hw=(7, 7))
     assert not conv2d.uses_winograd((32, 32, 3, 3), (1, 1), out_hw=(28, 7))
-    assert conv2d.uses_winograd((32, 32, 3, 3), (1, 1))
-    assert conv2d.uses_winograd((enough, enough, 3, 3), (1, 1))
-    assert not conv2d.uses_winograd((32, 1, 3, 3), (1, 1))      # the CAE's first conv
-    assert not conv2d.uses_winograd((1, 32, 3, 3), (1, 1))      # and its last
-    assert not conv2d.uses_winograd((32, 32, 3, 3), (2, 2))
-    assert not conv2d.uses_winograd((32, 32, 5, 5), (1, 1))
+    assert conv2d.uses_winograd((enough, enough, 3, 3), (1, 1), out_hw=(14, 14))
+    assert not conv2d.uses_winograd((32, 1, 3, 3), (1, 1), out_hw=(14, 14))      # the CAE's first conv
+    assert not conv2d.uses_winograd((1, 32, 3, 3), (1, 1), out_hw=(14, 14))      # and its last
+    assert not conv2d.uses_winograd((32, 32, 3, 3), (2, 2), out_hw=(14, 14))
+    assert not conv2d.uses_winograd((32, 32, 5, 5), (1, 1), out_hw=(14, 14))
 
 
 def test_classic_cae_layer_both_paths_agree():
