@@ -23,7 +23,7 @@ planes share their padding: the zeros below one image are the zeros above the ne
                             AVX2's 16: weight_g_rows) against 3 taps of x per pass; fastmath
                             "reassoc" vectorizes the reductions (the sum order changes; the result
                             is deterministic)
-    bias_backward_numba(g)  the bias gradient in one parallel pass
+    bias_backward_numba(g)  the bias gradient: blocks of images in parallel, summed in float64
 
 Dilation only changes where each tap's slice starts (computed once per pass, outside the inner
 loops), so a plain conv runs the very same loops. Groups are independent convs of channel
@@ -42,8 +42,9 @@ import math
 import numpy as np
 
 from .. import memory
-from ..compile import SERIAL_MAX_VALUES, cpu_kernel, has_32_vector_registers, parallel_for
-from .reference import bias_backward_ref, bias_or_zeros, weight_by_groups
+from ..compile import (SERIAL_MAX_VALUES, cpu_kernel, has_32_vector_registers, parallel_for,
+                       run_in_chunks)
+from .reference import bias_or_zeros, weight_by_groups
 
 # Inner-loop targets: about 2048 positions per pass keeps the 4 accumulator rows (32 KiB in
 # float32) in L1; lengths are rounded up to ROUND so the vector loop has no scalar remainder.
@@ -676,31 +677,31 @@ def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1, g_row
 # ----------------------------------------------------------------------------------------------
 
 def bias_task(task, g, partial, block):
-    # g: (N, C, H*W); partial: (blocks, C) float64. One task = (a block of images, a channel).
+    # g: (N, C, H*W); partial: (blocks, C) float64. One task = a block of images, every channel.
     # Each plane is summed in the array's dtype (a vectorized reduction), the planes in float64.
     n_, c_, plane = g.shape
-    nb = task // c_
-    c = task - nb * c_
-    total = 0.0
-    for n in range(nb * block, min((nb + 1) * block, n_)):
-        row = g[n, c]
-        s = row.dtype.type(0)
-        for p in range(plane):
-            s += row[p]
-        total += s
-    partial[nb, c] = total
+    for c in range(c_):
+        total = 0.0
+        for n in range(task * block, min((task + 1) * block, n_)):
+            row = g[n, c]
+            s = row.dtype.type(0)
+            for p in range(plane):
+                s += row[p]
+            total += s
+        partial[task, c] = total
 
 
 _bias_task = cpu_kernel(bias_task, fastmath=_FMA_REDUCE)
 
 
 def bias_backward_numba(grad_y):
-    """conv2d_backward_bias in one parallel pass (NumPy's strided sum over N, H, W is one core)."""
-    if grad_y.size <= SERIAL_MAX_VALUES:      # too small to wake the thread pool for
-        return bias_backward_ref(grad_y)
+    """conv2d_backward_bias: blocks of images in parallel, or all of them on this thread when
+    the gradient is small (run_in_chunks); the blocks' sums added in float64 at the end. NumPy's
+    strided sum over (N, H, W) takes 4x as long on the CAE's 7x7 planes (kernels/NOTES.md)."""
     n_, c_ = grad_y.shape[:2]
     block = max(1, -(-n_ // 8))                                   # 8 image blocks: 2+ cores busy
-    partial = np.empty((-(-n_ // block), c_), np.float64)
-    parallel_for(_bias_task, partial.size,                        # (image block, channel)
-                 np.ascontiguousarray(grad_y).reshape(n_, c_, -1), partial, block)
+    blocks = 1 if grad_y.size <= SERIAL_MAX_VALUES else -(-n_ // block)
+    partial = np.empty((blocks, c_), np.float64)
+    run_in_chunks(_bias_task, n_, block, np.ascontiguousarray(grad_y).reshape(n_, c_, -1),
+                  partial, values=grad_y.size)
     return partial.sum(axis=0).astype(grad_y.dtype)
