@@ -28,8 +28,10 @@ planes share their padding: the zeros below one image are the zeros above the ne
 Dilation only changes where each tap's slice starts (computed once per pass, outside the inner
 loops), so a plain conv runs the very same loops. Groups are independent convs of channel
 slices (reference.by_groups), run one after another.
-Inner loops index slices (`xr = buf[base:base+L]; xr[p]`), never `buf[base + p]`: Numba's
-negative-index wraparound on a computed index keeps LLVM from vectorizing. Each parallel pass is
+Inner loops index slices (`xr = buf[base:base+L]; xr[p]`), never `buf[base + p]` with a signed
+index: Numba's negative-index wraparound on a computed index keeps LLVM from vectorizing (the
+packing copies, whose rows are too short to pay for a slice each, use unsigned offsets, which
+need no wraparound). Each parallel pass is
 a serial "task" function over a task index, run by compile.parallel_for (which compiles the task
 once, where a prange loop around it would compile it four times). winograd.py reuses
 rows4_taps9 / rows1_taps9; this module imports nothing from it.
@@ -62,37 +64,42 @@ _FMA_REDUCE = {"contract", "reassoc"}
 def pack_task(task, x, buf, top, left, sh, sw, hq, wq):
     # x: (N, C, H, W) -> buf: flat (C, sH, sW, N, Hq, Wq) + slack, with
     # buf[c, ry, rx, n, a, q] = x[n, c, a*sH + ry - top, q*sW + rx - left] (0 outside x)
-    # One task = one (c, n) plane of x, into its sH*sW phase planes: each is zeroed whole, then
-    # its rows and columns inside x are copied. The bounds are found once per phase, so the row
-    # loop has no branch: at stride 2 a phase's rows are short (7 values for 14x14), and the
-    # per-row work around each copy was most of the time (kernels/NOTES.md, "packing").
+    # One task = one (n, c) plane of x, into its sH*sW phase planes: each is zeroed whole, then
+    # its rows and columns inside x are copied. The tasks run in x's own order (n, then c), so
+    # x is read front to back. The bounds are found once per phase, so the row loop has no
+    # branch: at stride 2 a phase's rows are short (7 values for 14x14), and the per-row work
+    # around each copy was most of the time. The offsets are unsigned: an index that cannot be
+    # negative needs no wraparound check, which would keep LLVM from vectorizing, and a short
+    # row needs no slice of its own (kernels/NOTES.md, "packing").
     n_, c_, h, w = x.shape
     plane = hq * wq
-    c = task // n_
-    n = task - c * n_
-    image = x[n, c]                                            # (H, W)
+    n = task // c_
+    c = task - n * c_
+    flat_x = x.reshape(-1)
+    image = np.uint64((n * c_ + c) * h * w)                  # where x[n, c] starts
     for ry in range(sh):
         # rows a in [a0, a1) come from x (r = a*sH + ry - top in [0, H))
         a0 = min(max(0, -((ry - top) // sh)), hq)
         a1 = max(min(hq, (h - 1 - ry + top) // sh + 1), a0)
         for rx in range(sw):
-            base = ((c * sh + ry) * sw + rx) * n_ * plane + n * plane
-            phase = buf[base:base + plane]                     # (Hq*Wq,)
-            phase[:] = 0
+            phase = np.uint64(((c * sh + ry) * sw + rx) * n_ * plane + n * plane)
+            for i in range(np.uint64(plane)):
+                buf[phase + i] = 0
             # columns q in [q0, q1) come from x (col = q*sW + rx - left in [0, W))
             q0 = min(max(0, -((rx - left) // sw)), wq)
             q1 = max(min(wq, (w - 1 - rx + left) // sw + 1), q0)
             first = q0 * sw + rx - left                        # x's column for q0
+            width = np.uint64(q1 - q0)
             for a in range(a0, a1):
-                dst = phase[a * wq + q0:a * wq + q1]
-                src = image[a * sh + ry - top]
-                if sw == 1:       # unit stride: slices of both rows, a loop LLVM vectorizes
-                    row = src[first:first + q1 - q0]
-                    for q in range(q1 - q0):
-                        dst[q] = row[q]
+                dst = phase + np.uint64(a * wq + q0)
+                src = image + np.uint64((a * sh + ry - top) * w + first)
+                if sw == 1:       # unit stride: a loop LLVM vectorizes
+                    for q in range(width):
+                        buf[dst + q] = flat_x[src + q]
                 else:
-                    for q in range(q1 - q0):
-                        dst[q] = src[first + q * sw]
+                    step = np.uint64(sw)
+                    for q in range(width):
+                        buf[dst + q] = flat_x[src + q * step]
 
 
 _pack_task = cpu_kernel(pack_task)
