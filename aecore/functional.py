@@ -10,6 +10,7 @@ import numpy as np
 from . import kernels
 from .kernels import geometry
 from .kernels.compile import array_module_of
+from .kernels.conv2d.direct import sharing_packs
 from .backend import device_constant
 from .losses import binary_cross_entropy, binary_cross_entropy_with_logits, mse_loss, l1_loss  # noqa: F401
 from .ops import (leaky_relu, relu, sigmoid, softplus, tanh)  # noqa: F401
@@ -122,10 +123,12 @@ class ConvTranspose2d(Function):
     def backward(self, grad):
         x, w = self.saved
         needs = self.needs_input_grad
-        grad_x = (_call(self, "conv_transpose2d_backward_input", grad, w, self.geom)
-                  if needs[0] else None)
-        grad_w = (_call(self, "conv_transpose2d_backward_weight", grad, x, self.geom)
-                  if needs[1] else None)
+        # both gradients read grad packed the same way on the numba tier: packed once
+        with sharing_packs():
+            grad_x = (_call(self, "conv_transpose2d_backward_input", grad, w, self.geom)
+                      if needs[0] else None)
+            grad_w = (_call(self, "conv_transpose2d_backward_weight", grad, x, self.geom)
+                      if needs[1] else None)
         if len(needs) == 2:
             return grad_x, grad_w
         grad_b = _call(self, "conv2d_backward_bias", grad) if needs[2] else None

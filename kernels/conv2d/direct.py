@@ -38,8 +38,10 @@ rows4_taps9 / rows1_taps9; this module imports nothing from it.
 Figures and what was tried: kernels/NOTES.md, "conv2d".
 """
 
+import contextlib
 import functools
 import math
+import threading
 
 import numpy as np
 
@@ -110,15 +112,42 @@ def pack(x, top, left, stride, hq, wq, reach):
 
     x: (N, C, H, W) -> flat (C*sH*sW*N*Hq*Wq + reach + ROUND,), the slack zeroed; reach: the
     largest offset inside a plane that a tap's slice starts at (the last slices run past the
-    last plane by that much, plus the inner loop's rounding).
+    last plane by that much, plus the inner loop's rounding). Inside a sharing_packs() scope, a
+    copy of the same array packed the same way is made once.
     """
     sh, sw = stride
     n_, c_ = x.shape[0], x.shape[1]
     size = c_ * sh * sw * n_ * hq * wq
+    shared = getattr(_scope, "packs", None)
+    key = (id(x), x.shape, x.strides, x.dtype.str, top, left, sh, sw, hq, wq)
+    if shared is not None and key in shared and shared[key][1].size >= size + reach + _ROUND:
+        return shared[key][1]
     buf = memory.empty(size + reach + _ROUND, x.dtype)
     buf[size:] = 0
     parallel_for(_pack_task, n_ * c_, np.ascontiguousarray(x), buf, top, left, sh, sw, hq, wq)
+    if shared is not None:
+        shared[key] = (x, buf)          # x held, so its id is not reused while the scope is open
     return buf
+
+
+_scope = threading.local()
+
+
+@contextlib.contextmanager
+def sharing_packs():
+    """A scope in which pack() keeps its copies and hands the same one out again for the same
+    array packed the same way. For one layer's backward: a strided transposed conv's input
+    gradient (a strided conv2d of grad_y) and its weight gradient pack grad_y identically, and
+    at stride 2 that pack is a slow part of each. Nothing may write to a packed array while the
+    scope is open; the copies go back to the buffer cache when it closes."""
+    if getattr(_scope, "packs", None) is not None:      # nested: the outer scope keeps them
+        yield
+        return
+    _scope.packs = {}
+    try:
+        yield
+    finally:
+        _scope.packs = None
 
 
 def plane_length(size, before, convs):

@@ -250,6 +250,55 @@ def test_pack_matches_its_definition():
         assert buf.size > expected.size and not buf[expected.size:].any()
 
 
+def test_sharing_packs_makes_each_copy_once(monkeypatch):
+    """Inside direct.sharing_packs() the same array packed the same way is packed once (another
+    array, another geometry or more slack is packed anew; outside the scope, every call packs);
+    and a strided transposed conv's backward packs grad_y once for both of its gradients, with
+    the reference's results."""
+    from aecore.kernels.compile import NUMBA_AVAILABLE
+    from aecore.kernels.conv2d import direct
+    if not NUMBA_AVAILABLE or TINY:
+        pytest.skip("the numba tier's loops")
+    import aecore as ae
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 2, 6, 5)).astype(np.float32)
+    packed = []
+    real_task = direct._pack_task
+    original_parallel_for = direct.parallel_for
+
+    def counting_parallel_for(task, *args):
+        if task is real_task:
+            packed.append(args[1])                      # the array packed
+        return original_parallel_for(task, *args)
+
+    monkeypatch.setattr(direct, "parallel_for", counting_parallel_for)
+    with direct.sharing_packs():
+        first = direct.pack(x, 1, 1, (2, 2), 4, 4, 3)
+        assert direct.pack(x, 1, 1, (2, 2), 4, 4, 3) is first
+        assert direct.pack(x, 1, 1, (2, 2), 4, 4, 2) is first          # less slack: the same
+        assert direct.pack(x, 1, 1, (2, 2), 4, 4, 40) is not first     # more slack: anew
+        assert direct.pack(x.copy(), 1, 1, (2, 2), 4, 4, 3) is not first
+        assert direct.pack(x, 0, 1, (2, 2), 4, 4, 3) is not first
+    assert len(packed) == 4
+    direct.pack(x, 1, 1, (2, 2), 4, 4, 3)
+    direct.pack(x, 1, 1, (2, 2), 4, 4, 3)
+    assert len(packed) == 6
+
+    x_np = rng.standard_normal((4, 3, 5, 5)).astype(np.float32)
+    w_np = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    x_t, w_t = ae.tensor(x_np, requires_grad=True), ae.tensor(w_np, requires_grad=True)
+    y = ae.functional.conv_transpose2d(x_t, w_t, stride=2, padding=1, output_padding=1)
+    grad_y = rng.standard_normal(y.shape).astype(np.float32)
+    del packed[:]
+    y.backward(ae.tensor(grad_y))
+    assert sum(a is not None and a.shape == grad_y.shape for a in packed) == 1
+    geom = geometry.conv_transpose2d_geometry(x_t.shape, w_t.shape, 2, 1, 1)
+    np.testing.assert_allclose(x_t.grad, call("conv_transpose2d_backward_input", "ref", grad_y,
+                                              w_np, geom), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(w_t.grad, call("conv_transpose2d_backward_weight", "ref", grad_y,
+                                              x_np, geom), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("tier", tier_params(*CONV, *CONVT, compiled_only=True))
 def test_shared_padding_edge_geometry_matches_reference(tier):
     """Where the shared padding is easiest to get wrong: padding wider than the kernel reaches,
