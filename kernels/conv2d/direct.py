@@ -228,22 +228,47 @@ def rows1_taps9(a0, buf, offs, wt, c, length):
 _rows1_taps9 = cpu_kernel(rows1_taps9, fastmath=_FMA)
 
 
-def add_bias_row(dst, src, bias):
-    # dst[i] = src[i] + bias: one output row, from the accumulator to y
-    for i in range(src.shape[0]):
-        dst[i] = src[i] + bias
+def write_rows(y, a, a2, paired, c, bias, n0, images, c_out, plane, wq, y_rows, y_cols,
+               y_row_step, y_col_step, out_h, y_row0, y_col0, out_w, out_w2):
+    # One output channel c's results for `images` images from n0, from its accumulator row a:
+    # y[n0 + j, c, y_row0 + oy*y_row_step, y_col0 + ox*y_col_step] = a[j*plane + oy*wq + ox] + bias.
+    # paired: a2 holds a second conv's results, which land one column to the right of each of
+    # a's (a transposed conv's two column phases at stride 2, out_w2 of them per row): both
+    # are written in one loop, a pair of neighbours per step, which LLVM vectorizes as
+    # interleaved stores (each phase alone would store every other value). The offsets are
+    # unsigned: an index that cannot be negative needs no wraparound check, so the unit-stride
+    # row is a vector loop, and a short row costs no slice of its own.
+    step = np.uint64(y_col_step)
+    for j in range(images):
+        out = ((n0 + j) * c_out + c) * y_rows
+        for oy in range(out_h):
+            row = np.uint64((out + y_row0 + oy * y_row_step) * y_cols + y_col0)
+            src = np.uint64(j * plane + oy * wq)
+            if paired:
+                for ox in range(np.uint64(out_w2)):
+                    y[row + np.uint64(2) * ox] = a[src + ox] + bias
+                    y[row + np.uint64(2) * ox + np.uint64(1)] = a2[src + ox] + bias
+                if out_w > out_w2:
+                    y[row + np.uint64(2 * out_w2)] = a[src + np.uint64(out_w2)] + bias
+            elif y_col_step == 1:
+                for ox in range(np.uint64(out_w)):
+                    y[row + ox] = a[src + ox] + bias
+            else:
+                for ox in range(np.uint64(out_w)):
+                    y[row + ox * step] = a[src + ox] + bias
 
 
-_add_bias_row = cpu_kernel(add_bias_row)
+_write_rows = cpu_kernel(write_rows)
 
 
 def gather_task(task, buf, w, b, y, convs, n_, sh, sw, dh, dw, hq, wq, block,
                 y_rows, y_cols, y_row_step, y_col_step):
     # buf: packed input (Cin, sH, sW, N, Hq, Wq) + slack; b: (Cout,)
-    # convs: (P, 8) int64, one row per conv reading buf: kH, kW (its kernel's size), out_h, out_w
+    # convs: (P, 9) int64, one row per conv reading buf: kH, kW (its kernel's size), out_h, out_w
     # (the results it computes), y_row0, y_col0 (where its result (0, 0) lands in y), row_shift,
-    # col_shift (where its padded input starts inside the planes). P = 1 for a plain conv; a
-    # transposed conv's sH*sW phases share one packed copy and one task.
+    # col_shift (where its padded input starts inside the planes), paired (1: its results and
+    # the next conv's are neighbours in y, written together; column_pairs). P = 1 for a plain
+    # conv; a transposed conv's sH*sW phases share one packed copy and one task.
     # w: (P, Cout, Cin, kHmax, kWmax): conv p's kernel is w[p, :, :, :kH, :kW]
     # dh, dw: the dilation (tap (ky, kx) reads window row ky*dh, column kx*dw)
     # y: flat output (N, Cout, y_rows, y_cols); conv p's result (oy, ox) goes to
@@ -260,14 +285,15 @@ def gather_task(task, buf, w, b, y, convs, n_, sh, sw, dh, dw, hq, wq, block,
     n0 = nb * block
     images = min(block, n_ - n0)
     length = -(-(images * plane) // _ROUND) * _ROUND
-    acc = np.empty((4, length), y.dtype)
+    sums = np.empty((2, 4, length), y.dtype)         # a second slot for a paired conv
     channels = min(4, c_out - c0)
     wt = np.zeros((4, 9), y.dtype)
     offs = np.zeros(9, np.int64)
     for conv in range(convs.shape[0]):
         k_h, k_w, out_h, out_w = convs[conv, 0], convs[conv, 1], convs[conv, 2], convs[conv, 3]
-        y_row0, y_col0 = convs[conv, 4], convs[conv, 5]
         row_shift, col_shift = convs[conv, 6], convs[conv, 7]
+        slot = 1 if conv > 0 and convs[conv - 1, 8] == 1 else 0
+        acc = sums[slot]
         acc[:] = 0
         # The taps (ci, ky, kx), in order, are taken 9 at a time, across kernel rows and input
         # channels: a 3x3 kernel costs 1 pass per input channel, and so do the 2x2 + 2x1 + 1x2 +
@@ -294,20 +320,13 @@ def gather_task(task, buf, w, b, y, convs, n_, sh, sw, dh, dw, hq, wq, block,
             else:
                 for c in range(channels):
                     _rows1_taps9(acc[c], buf, offs, wt, c, length)
+        if convs[conv, 8] == 1:                     # written with the next conv
+            continue
+        first = conv - slot                         # the pair's first conv, or this one alone
         for c in range(channels):
-            bias = b[c0 + c]
-            for j in range(images):
-                out = ((n0 + j) * c_out + c0 + c) * y_rows
-                for oy in range(out_h):
-                    row = (out + y_row0 + oy * y_row_step) * y_cols + y_col0
-                    src = acc[c, j * plane + oy * wq:j * plane + oy * wq + out_w]
-                    # two calls, so each is compiled for its own layout: the unit-stride one is a
-                    # vector loop (a computed index y[row + ox*step] would be a scalar loop)
-                    if y_col_step == 1:
-                        _add_bias_row(y[row:row + out_w], src, bias)
-                    else:
-                        _add_bias_row(y[row:row + (out_w - 1) * y_col_step + 1:y_col_step], src,
-                                      bias)
+            _write_rows(y, sums[0, c], sums[1, c], slot == 1, c0 + c, b[c0 + c], n0, images,
+                        c_out, plane, wq, y_rows, y_cols, y_row_step, y_col_step,
+                        convs[first, 2], convs[first, 4], convs[first, 5], convs[first, 3], out_w)
 
 
 _gather_task = cpu_kernel(gather_task, fastmath=_FMA)
@@ -335,6 +354,26 @@ def gather_into(y_flat, y_shape, x, w, b, stride, pads, out_hw, offset=(0, 0), s
                   stride, step, dilation)
 
 
+def column_pairs(table, step):
+    """gather_task's `paired` column: 1 where conv p's results and conv p+1's are neighbours in
+    y, the second one column to the right of each of the first's (y steps 2 columns; the same
+    rows; as many columns, or one fewer for the second), so that both are written in one loop.
+    Each conv is in one pair at most. table: (P, 9), the columns gather_task reads."""
+    paired = np.zeros(len(table), np.int64)
+    if step[1] != 2:
+        return paired
+    p = 0
+    while p + 1 < len(table):
+        first, second = table[p], table[p + 1]
+        if (first[2] == second[2] and first[4] == second[4] and second[5] == first[5] + 1
+                and first[3] - second[3] in (0, 1)):
+            paired[p] = 1
+            p += 2
+        else:
+            p += 1
+    return paired
+
+
 def gather_packed(y_flat, y_shape, buf, plane_hw, n_, convs, b, stride=(1, 1), step=(1, 1),
                   dilation=(1, 1)):
     """gather_into's loops on x already packed into planes of plane_hw = (Hq, Wq), for one conv
@@ -350,10 +389,11 @@ def gather_packed(y_flat, y_shape, buf, plane_hw, n_, convs, b, stride=(1, 1), s
     k_h = max(w.shape[2] for w, _, _, _ in convs)
     k_w = max(w.shape[3] for w, _, _, _ in convs)
     weights = np.zeros((len(convs), c_out, c_in, k_h, k_w), buf.dtype)   # zero-padded kernels
-    table = np.empty((len(convs), 8), np.int64)                          # gather_task's convs
+    table = np.empty((len(convs), 9), np.int64)                          # gather_task's convs
     for index, (w, (oh, ow), (row0, col0), (row_shift, col_shift)) in enumerate(convs):
         weights[index, :, :, :w.shape[2], :w.shape[3]] = w
-        table[index] = (w.shape[2], w.shape[3], oh, ow, row0, col0, row_shift, col_shift)
+        table[index] = (w.shape[2], w.shape[3], oh, ow, row0, col0, row_shift, col_shift, 0)
+    table[:, 8] = column_pairs(table, step)
     b = bias_or_zeros(np, b, c_out, buf.dtype)
     block = image_block(n_, hq * wq, (c_out + 3) // 4)
     tasks = -(-n_ // block) * ((c_out + 3) // 4)        # (image block, 4 output channels)
