@@ -250,6 +250,30 @@ def test_pack_matches_its_definition():
         assert buf.size > expected.size and not buf[expected.size:].any()
 
 
+@pytest.mark.parametrize("tier", tier_params(*CONVT, compiled_only=True))
+def test_column_phase_pairs_match_reference(tier):
+    """At stride 2 the numba tier writes a transposed conv's two column phases in one loop
+    (direct.column_pairs): output widths even and odd (phases of equal width, and the second
+    one column short), a crop that starts y on the second phase, stride 3 (never paired)."""
+    if TINY:
+        pytest.skip("too large for the CUDA simulator")
+    from aecore.kernels.conv2d import direct
+    table = np.array([[2, 2, 4, 6, 0, 0, 0, 0, 0], [2, 1, 4, 5, 0, 1, 0, 0, 0],
+                      [1, 2, 3, 6, 1, 0, 0, 0, 0], [1, 1, 3, 6, 1, 1, 0, 0, 0]], np.int64)
+    assert list(direct.column_pairs(table, (2, 2))) == [1, 0, 1, 0]
+    assert list(direct.column_pairs(table, (2, 3))) == [0, 0, 0, 0]
+    table[1, 3] = 7                                       # the second one wider: not a pair
+    assert list(direct.column_pairs(table, (2, 2))) == [0, 0, 1, 0]
+    rng = np.random.default_rng(3)
+    for x_shape, w_shape, stride, padding, output_padding in [
+            ((3, 4, 5, 5), (4, 6, 3, 3), 2, 0, 0), ((3, 4, 5, 6), (4, 5, 3, 3), 2, 1, 1),
+            ((2, 3, 4, 5), (3, 4, 4, 4), 2, 1, 0), ((2, 3, 4, 4), (3, 2, 3, 3), 3, 1, 2)]:
+        geom = geometry.conv_transpose2d_geometry(x_shape, w_shape, stride, padding,
+                                                  output_padding, b_shape=(w_shape[1],))
+        x, w, b, grad_y, geom = _arrays(x_shape, w_shape, w_shape[1], geom, 1, np.float32, True)
+        check_tier(CONVT, tier, x, w, b, grad_y, geom, np.float32)
+
+
 def test_sharing_packs_makes_each_copy_once(monkeypatch):
     """Inside direct.sharing_packs() the same array packed the same way is packed once (another
     array, another geometry or more slack is packed anew; outside the scope, every call packs);
