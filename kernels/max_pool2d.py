@@ -40,7 +40,7 @@ import numpy as np
 
 from . import geometry, memory
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, needs_wide_index,
-                      parallel_for, split_index, window_span, windows_over)
+                      parallel_for, run_in_chunks, split_index, window_span, windows_over)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -292,23 +292,28 @@ def forward_plane(p, x, y_planes, argmax_planes, k_h, k_w, stride_h, stride_w, p
 _forward_plane = cpu_kernel(forward_plane)
 
 
-def backward_plane(p, grad_y, argmax, grad_x, out_of_plane):
+_PLANE_BLOCK = 1024      # values of grad_x per backward task (4 KiB in float32)
+
+
+def backward_planes(task, grad_y, argmax, grad_x, out_of_plane, planes):
     # grad_y, argmax: (P, outH * outW); grad_x: (P, H * W), any values on entry;
     # out_of_plane: (P,), set to 1 for a plane whose argmax points outside it (never written).
-    # Task p scatters plane p. Each plane is zeroed by the task that fills it, while it is in
-    # cache (np.zeros on the whole array first was one core's 20 MB memset before the loop).
+    # Task t scatters planes t*planes .. (t+1)*planes - 1. Each plane is zeroed by the task
+    # that fills it, while it is in cache (np.zeros on the whole array first was one core's
+    # 20 MB memset before the loop).
     outs = grad_y.shape[1]
     size = grad_x.shape[1]
-    grad_x[p, :] = 0
-    for o in range(outs):
-        i = argmax[p, o]
-        if 0 <= i < size:
-            grad_x[p, i] += grad_y[p, o]
-        else:
-            out_of_plane[p] = 1
+    for p in range(task * planes, min((task + 1) * planes, grad_x.shape[0])):
+        grad_x[p, :] = 0
+        for o in range(outs):
+            i = argmax[p, o]
+            if 0 <= i < size:
+                grad_x[p, i] += grad_y[p, o]
+            else:
+                out_of_plane[p] = 1
 
 
-_backward_plane = cpu_kernel(backward_plane)
+_backward_planes = cpu_kernel(backward_planes)
 
 
 @register("max_pool2d_forward", "numba")
@@ -328,10 +333,13 @@ def max_pool2d_backward_numba(grad_y, argmax, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom.h * geom.w), grad_y.dtype)     # zeroed in the loop
     out_of_plane = np.zeros(n * c, np.uint8)
-    parallel_for(_backward_plane, n * c,
-                 np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
-                 np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
-                 grad_x, out_of_plane)
+    # planes in blocks of about _PLANE_BLOCK values of grad_x per task; a small grad_x on this
+    # thread (run_in_chunks)
+    planes = max(1, _PLANE_BLOCK // (geom.h * geom.w))
+    run_in_chunks(_backward_planes, n * c, planes,
+                  np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
+                  np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
+                  grad_x, out_of_plane, values=grad_x.size)
     if out_of_plane.any():  # argmax did not come from max_pool2d_forward with this geometry
         raise ValueError(f"max_pool2d_backward: argmax holds indices outside the "
                          f"{geom.h}x{geom.w} input plane (in {int(out_of_plane.sum())} of "

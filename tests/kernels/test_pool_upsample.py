@@ -277,6 +277,37 @@ def test_max_pool_2x2_fast_rows_match_reference(tier, size, padding):
     np.testing.assert_array_equal(argmax, argmax_ref)
 
 
+@pytest.mark.parametrize("tier", tier_params("max_pool2d_backward", compiled_only=True))
+def test_max_pool_backward_on_both_sides_of_the_serial_limit(tier):
+    """The numba tier scatters a small gradient on the calling thread and a large one in
+    parallel blocks of planes: both against the reference, with a plane count that does not
+    split evenly into the blocks, and a bad argmax refused in the parallel path too."""
+    if TINY:
+        pytest.skip("too large for the CUDA simulator")
+    from aecore.kernels.compile import SERIAL_MAX_VALUES
+    rng = np.random.default_rng(4)
+    for shape in [(3, 5, 7, 6), (41, 7, 30, 31), (13, 3, 5, 5)]:
+        geom = geometry.max_pool2d_geometry(shape, 2, stride=2, padding="same")
+        x = rng.standard_normal(shape).astype(np.float32)
+        _, argmax = call("max_pool2d_forward", "ref", x, geom)
+        grad_y = rng.standard_normal(argmax.shape).astype(np.float32)
+        assert (x.size > SERIAL_MAX_VALUES) == (shape[0] == 41)
+        np.testing.assert_array_equal(call("max_pool2d_backward", tier, grad_y, argmax, geom),
+                                      call("max_pool2d_backward", "ref", grad_y, argmax, geom))
+    argmax = np.array(argmax)
+    argmax[-1, -1, 0, 0] = -1
+    with pytest.raises(ValueError, match="outside"):
+        call("max_pool2d_backward", tier, grad_y, argmax, geom)
+    big = (41, 7, 30, 31)
+    geom = geometry.max_pool2d_geometry(big, 2, stride=2, padding="same")
+    x = rng.standard_normal(big).astype(np.float32)
+    _, argmax = call("max_pool2d_forward", "ref", x, geom)
+    argmax = np.array(argmax)
+    argmax[-1, -1, -1, -1] = 10 ** 6
+    with pytest.raises(ValueError, match="outside"):
+        call("max_pool2d_backward", tier, np.ones(argmax.shape, np.float32), argmax, geom)
+
+
 @pytest.mark.parametrize("tier", tier_params(*POOL_OPS))
 def test_max_pool_backward_is_deterministic(tier):
     rng = np.random.default_rng(0)
