@@ -47,7 +47,7 @@ import numpy as np
 
 from . import geometry, memory
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
-                      needs_wide_index, parallel_for, split_index, table_argument, window_span,
+                      needs_wide_index, run_planes, split_index, table_argument, window_span,
                       windows_over)
 from .max_pool2d import _padded_slice, _window_origin   # the same windows: the same slices
 from .op import Arg, Family, Op, describe
@@ -222,30 +222,32 @@ def avg_pool2d_backward_ref(grad_y, geom):
 # numba cpu
 # ------------------------------------------------------------------------------------------------
 # x, grad_x: (P, H, W) with P = N*C planes; y, grad_y: (P, outH, outW); divisor: (outH, outW).
-# Task p computes plane p; parallel_for runs the tasks over all planes. The window containing
+# Task t computes planes t*planes .. (t+1)*planes - 1; compile.run_planes runs the tasks over
+# all planes. The window containing
 # input row ih at offset i starts at row ih - i, so the windows holding row ih are those with
 # oy * stride_h - pad_top in (ih - k_h, ih].
 
-def avg_pool2d_forward_plane(p, x, divisor, y, zero, k_h, k_w, stride_h, stride_w, pad_top,
-                             pad_left):
+def avg_pool2d_forward_planes(task, x, divisor, y, zero, k_h, k_w, stride_h, stride_w, pad_top,
+                              pad_left, planes):
     _, h, w = x.shape
     out_h, out_w = divisor.shape
-    for oy in range(out_h):
-        h_start = oy * stride_h - pad_top
-        h_end = min(h_start + k_h, h)
-        h_start = max(h_start, 0)
-        for ox in range(out_w):
-            w_start = ox * stride_w - pad_left
-            w_end = min(w_start + k_w, w)
-            w_start = max(w_start, 0)
-            total = zero
-            for ih in range(h_start, h_end):
-                for iw in range(w_start, w_end):
-                    total += x[p, ih, iw]
-            y[p, oy, ox] = total / divisor[oy, ox]
+    for p in range(task * planes, min((task + 1) * planes, x.shape[0])):
+        for oy in range(out_h):
+            h_start = oy * stride_h - pad_top
+            h_end = min(h_start + k_h, h)
+            h_start = max(h_start, 0)
+            for ox in range(out_w):
+                w_start = ox * stride_w - pad_left
+                w_end = min(w_start + k_w, w)
+                w_start = max(w_start, 0)
+                total = zero
+                for ih in range(h_start, h_end):
+                    for iw in range(w_start, w_end):
+                        total += x[p, ih, iw]
+                y[p, oy, ox] = total / divisor[oy, ox]
 
 
-_avg_pool2d_forward_plane = cpu_kernel(avg_pool2d_forward_plane)
+_avg_pool2d_forward_planes = cpu_kernel(avg_pool2d_forward_planes)
 
 
 def window_ranges(in_size, kernel, stride, pad, out_size):
@@ -258,22 +260,23 @@ def window_ranges(in_size, kernel, stride, pad, out_size):
     return first.astype(np.int64), np.maximum(last, first).astype(np.int64)
 
 
-def avg_pool2d_backward_plane(p, scaled_grad, rows_first, rows_last, cols_first, cols_last,
-                              grad_x, zero):
+def avg_pool2d_backward_planes(task, scaled_grad, rows_first, rows_last, cols_first, cols_last,
+                               grad_x, zero, planes):
     # scaled_grad = grad_y / divisor: (P, outH, outW); rows_*: (H,), cols_*: (W,) window_ranges
     # per element the sum runs over oy, then ox, as the reference's scatter-add does
     _, h, w = grad_x.shape
-    for ih in range(h):
-        row = grad_x[p, ih]
-        row[:] = zero
-        for oy in range(rows_first[ih], rows_last[ih]):
-            source = scaled_grad[p, oy]
-            for iw in range(w):
-                for ox in range(cols_first[iw], cols_last[iw]):
-                    row[iw] += source[ox]
+    for p in range(task * planes, min((task + 1) * planes, grad_x.shape[0])):
+        for ih in range(h):
+            row = grad_x[p, ih]
+            row[:] = zero
+            for oy in range(rows_first[ih], rows_last[ih]):
+                source = scaled_grad[p, oy]
+                for iw in range(w):
+                    for ox in range(cols_first[iw], cols_last[iw]):
+                        row[iw] += source[ox]
 
 
-_avg_pool2d_backward_plane = cpu_kernel(avg_pool2d_backward_plane)
+_avg_pool2d_backward_planes = cpu_kernel(avg_pool2d_backward_planes)
 
 
 def _geometry_scalars(geom):
@@ -285,8 +288,9 @@ def _geometry_scalars(geom):
 def avg_pool2d_forward_numba(x, geom):
     n, c, h, w = x.shape
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
-    parallel_for(_avg_pool2d_forward_plane, n * c, np.ascontiguousarray(x).reshape(n * c, h, w),
-                 divisor_table(geom, x.dtype), y, x.dtype.type(0), *_geometry_scalars(geom))
+    run_planes(_avg_pool2d_forward_planes, n * c, h * w,
+               np.ascontiguousarray(x).reshape(n * c, h, w),
+               divisor_table(geom, x.dtype), y, x.dtype.type(0), *_geometry_scalars(geom))
     return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
@@ -295,10 +299,10 @@ def avg_pool2d_backward_numba(grad_y, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom.h, geom.w), grad_y.dtype)     # every element written
     scaled = (grad_y / divisor_table(geom, grad_y.dtype)).reshape(n * c, out_h, out_w)
-    parallel_for(_avg_pool2d_backward_plane, n * c, scaled,
-                 *window_ranges(geom.h, geom.k_h, geom.stride_h, geom.pad_top, out_h),
-                 *window_ranges(geom.w, geom.k_w, geom.stride_w, geom.pad_left, out_w),
-                 grad_x, grad_y.dtype.type(0))
+    run_planes(_avg_pool2d_backward_planes, n * c, geom.h * geom.w, scaled,
+               *window_ranges(geom.h, geom.k_h, geom.stride_h, geom.pad_top, out_h),
+               *window_ranges(geom.w, geom.k_w, geom.stride_w, geom.pad_left, out_w),
+               grad_x, grad_y.dtype.type(0))
     return grad_x.reshape(n, c, geom.h, geom.w)
 
 

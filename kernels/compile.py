@@ -149,6 +149,21 @@ def run_in_chunks(task, n_items, chunk, *args, values=None):
         parallel_for(task, -(-n_items // chunk), *args, chunk)
 
 
+# Values per task for the kernels that work plane by plane (pooling, upsampling): a 7x7 plane is
+# less work than its own launch, so small planes go several to a task (kernels/NOTES.md,
+# "max_pool2d").
+PLANE_BLOCK_VALUES = 1024
+
+
+def run_planes(task, n_planes, plane_values, *args):
+    """Run a plane-by-plane kernel in parallel, task(t, *args, planes) doing planes t*planes ..
+    (t+1)*planes - 1 of n_planes, each plane_values values: about PLANE_BLOCK_VALUES values per
+    task, one plane at least. Even a small whole stays parallel: a window loop costs several
+    times an elementwise one per value, and one thread took longer than two tasks' launch."""
+    planes = max(1, PLANE_BLOCK_VALUES // max(1, plane_values))
+    parallel_for(task, -(-n_planes // planes), *args, planes)
+
+
 # ---------------------------------------------------------------------------------------------
 # parallel_for: the one parallel loop, calling each kernel's task through a function pointer
 # ---------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ import numpy as np
 
 from . import geometry, memory
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, needs_wide_index,
-                      parallel_for, run_in_chunks, split_index, window_span, windows_over)
+                      parallel_for, run_planes, split_index, window_span, windows_over)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -292,9 +292,6 @@ def forward_plane(p, x, y_planes, argmax_planes, k_h, k_w, stride_h, stride_w, p
 _forward_plane = cpu_kernel(forward_plane)
 
 
-_PLANE_BLOCK = 1024      # values of grad_x per backward task (4 KiB in float32)
-
-
 def backward_planes(task, grad_y, argmax, grad_x, out_of_plane, planes):
     # grad_y, argmax: (P, outH * outW); grad_x: (P, H * W), any values on entry;
     # out_of_plane: (P,), set to 1 for a plane whose argmax points outside it (never written).
@@ -333,13 +330,10 @@ def max_pool2d_backward_numba(grad_y, argmax, geom):
     n, c, out_h, out_w = grad_y.shape
     grad_x = memory.empty((n * c, geom.h * geom.w), grad_y.dtype)     # zeroed in the loop
     out_of_plane = np.zeros(n * c, np.uint8)
-    # planes in blocks of about _PLANE_BLOCK values of grad_x per task; a small grad_x on this
-    # thread (run_in_chunks)
-    planes = max(1, _PLANE_BLOCK // (geom.h * geom.w))
-    run_in_chunks(_backward_planes, n * c, planes,
-                  np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
-                  np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
-                  grad_x, out_of_plane, values=grad_x.size)
+    run_planes(_backward_planes, n * c, geom.h * geom.w,
+               np.ascontiguousarray(grad_y).reshape(n * c, out_h * out_w),
+               np.ascontiguousarray(argmax, dtype=np.int64).reshape(n * c, out_h * out_w),
+               grad_x, out_of_plane)
     if out_of_plane.any():  # argmax did not come from max_pool2d_forward with this geometry
         raise ValueError(f"max_pool2d_backward: argmax holds indices outside the "
                          f"{geom.h}x{geom.w} input plane (in {int(out_of_plane.sum())} of "

@@ -60,7 +60,7 @@ import numpy as np
 
 from . import geometry, memory
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d,
-                      needs_wide_index, parallel_for, split_index, table_argument)
+                      needs_wide_index, run_planes, split_index, table_argument)
 from .op import Arg, Family, Op, describe
 from .registry import register
 
@@ -328,65 +328,69 @@ def upsample_bilinear_backward_ref(grad_y, geom):
 # ------------------------------------------------------------------------------------------------
 # numba cpu
 # ------------------------------------------------------------------------------------------------
-# x: (P, H, W) with P = N*C planes, y: (P, outH, outW); task p computes plane p, and
-# parallel_for runs the tasks over all planes.
+# x: (P, H, W) with P = N*C planes, y: (P, outH, outW); task t computes planes t*planes ..
+# (t+1)*planes - 1, and compile.run_planes runs the tasks over all planes.
 
-def nearest_forward_plane(p, x, src_h, src_w, y):
+def nearest_forward_planes(task, x, src_h, src_w, y, planes):
     _, out_h, out_w = y.shape
-    for oy in range(out_h):
-        ih = src_h[oy]
-        for ox in range(out_w):
-            y[p, oy, ox] = x[p, ih, src_w[ox]]
+    for p in range(task * planes, min((task + 1) * planes, y.shape[0])):
+        for oy in range(out_h):
+            ih = src_h[oy]
+            for ox in range(out_w):
+                y[p, oy, ox] = x[p, ih, src_w[ox]]
 
 
-_nearest_forward_plane = cpu_kernel(nearest_forward_plane)
+_nearest_forward_planes = cpu_kernel(nearest_forward_planes)
 
 
-def nearest_backward_plane(p, grad_y, src_h, src_w, grad_x):
+def nearest_backward_planes(task, grad_y, src_h, src_w, grad_x, planes):
     # grad_x zero on entry
     _, out_h, out_w = grad_y.shape
-    for oy in range(out_h):
-        ih = src_h[oy]
-        for ox in range(out_w):
-            grad_x[p, ih, src_w[ox]] += grad_y[p, oy, ox]
+    for p in range(task * planes, min((task + 1) * planes, grad_x.shape[0])):
+        for oy in range(out_h):
+            ih = src_h[oy]
+            for ox in range(out_w):
+                grad_x[p, ih, src_w[ox]] += grad_y[p, oy, ox]
 
 
-_nearest_backward_plane = cpu_kernel(nearest_backward_plane)
+_nearest_backward_planes = cpu_kernel(nearest_backward_planes)
 
 
-def bilinear_forward_plane(p, x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y):
+def bilinear_forward_planes(task, x, h0, h1, l0h, l1h, w0, w1, l0w, l1w, y, planes):
     _, out_h, out_w = y.shape
-    for oy in range(out_h):
-        a, b = h0[oy], h1[oy]
-        wa, wb = l0h[oy], l1h[oy]
-        for ox in range(out_w):
-            c, d = w0[ox], w1[ox]
-            wc, wd = l0w[ox], l1w[ox]
-            y[p, oy, ox] = (wa * (wc * x[p, a, c] + wd * x[p, a, d])
-                            + wb * (wc * x[p, b, c] + wd * x[p, b, d]))
+    for p in range(task * planes, min((task + 1) * planes, y.shape[0])):
+        for oy in range(out_h):
+            a, b = h0[oy], h1[oy]
+            wa, wb = l0h[oy], l1h[oy]
+            for ox in range(out_w):
+                c, d = w0[ox], w1[ox]
+                wc, wd = l0w[ox], l1w[ox]
+                y[p, oy, ox] = (wa * (wc * x[p, a, c] + wd * x[p, a, d])
+                                + wb * (wc * x[p, b, c] + wd * x[p, b, d]))
 
 
-_bilinear_forward_plane = cpu_kernel(bilinear_forward_plane)
+_bilinear_forward_planes = cpu_kernel(bilinear_forward_planes)
 
 
-def bilinear_backward_plane(p, grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x):
+def bilinear_backward_planes(task, grad_y, h0, h1, l0h, l1h, w0, w1, l0w, l1w, grad_x, planes):
     # grad_x zero on entry
     _, out_h, out_w = grad_y.shape
-    for oy in range(out_h):
-        a, b = h0[oy], h1[oy]
-        wa, wb = l0h[oy], l1h[oy]
-        for ox in range(out_w):
-            c, d = w0[ox], w1[ox]
-            wc, wd = l0w[ox], l1w[ox]
-            g = grad_y[p, oy, ox]
-            ga, gb = wa * g, wb * g
-            grad_x[p, a, c] += wc * ga
-            grad_x[p, a, d] += wd * ga
-            grad_x[p, b, c] += wc * gb
-            grad_x[p, b, d] += wd * gb
+    for p in range(task * planes, min((task + 1) * planes, grad_x.shape[0])):
+        for oy in range(out_h):
+            a, b = h0[oy], h1[oy]
+            wa, wb = l0h[oy], l1h[oy]
+            for ox in range(out_w):
+                c, d = w0[ox], w1[ox]
+                wc, wd = l0w[ox], l1w[ox]
+                g = grad_y[p, oy, ox]
+                ga, gb = wa * g, wb * g
+                grad_x[p, a, c] += wc * ga
+                grad_x[p, a, d] += wd * ga
+                grad_x[p, b, c] += wc * gb
+                grad_x[p, b, d] += wd * gb
 
 
-_bilinear_backward_plane = cpu_kernel(bilinear_backward_plane)
+_bilinear_backward_planes = cpu_kernel(bilinear_backward_planes)
 
 
 def _planes(a):
@@ -407,7 +411,7 @@ def upsample_nearest_forward_numba(x, geom):
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
     (src_h, _), = _taps(geom, "h", x.dtype)
     (src_w, _), = _taps(geom, "w", x.dtype)
-    parallel_for(_nearest_forward_plane, n * c, _planes(x), src_h, src_w, y)
+    run_planes(_nearest_forward_planes, n * c, geom.out_h * geom.out_w, _planes(x), src_h, src_w, y)
     return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
@@ -418,7 +422,8 @@ def upsample_nearest_backward_numba(grad_y, geom):
     grad_x = memory.zeros((n * c, geom.h, geom.w), grad_y.dtype)
     (src_h, _), = _taps(geom, "h", grad_y.dtype)
     (src_w, _), = _taps(geom, "w", grad_y.dtype)
-    parallel_for(_nearest_backward_plane, n * c, _planes(grad_y), src_h, src_w, grad_x)
+    run_planes(_nearest_backward_planes, n * c, geom.out_h * geom.out_w, _planes(grad_y), src_h,
+               src_w, grad_x)
     return grad_x.reshape(n, c, geom.h, geom.w)
 
 
@@ -427,8 +432,8 @@ def upsample_bilinear_forward_numba(x, geom):
     _check_mode(geom, "bilinear")
     n, c = x.shape[:2]
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
-    parallel_for(_bilinear_forward_plane, n * c, _planes(x), *_bilinear_tables(geom, x.dtype),
-                 y)
+    run_planes(_bilinear_forward_planes, n * c, geom.out_h * geom.out_w, _planes(x),
+               *_bilinear_tables(geom, x.dtype), y)
     return y.reshape(n, c, geom.out_h, geom.out_w)
 
 
@@ -437,8 +442,8 @@ def upsample_bilinear_backward_numba(grad_y, geom):
     _check_mode(geom, "bilinear")
     n, c = grad_y.shape[:2]
     grad_x = memory.zeros((n * c, geom.h, geom.w), grad_y.dtype)
-    parallel_for(_bilinear_backward_plane, n * c, _planes(grad_y),
-                 *_bilinear_tables(geom, grad_y.dtype), grad_x)
+    run_planes(_bilinear_backward_planes, n * c, geom.out_h * geom.out_w, _planes(grad_y),
+               *_bilinear_tables(geom, grad_y.dtype), grad_x)
     return grad_x.reshape(n, c, geom.h, geom.w)
 
 

@@ -278,20 +278,21 @@ def test_max_pool_2x2_fast_rows_match_reference(tier, size, padding):
 
 
 @pytest.mark.parametrize("tier", tier_params("max_pool2d_backward", compiled_only=True))
-def test_max_pool_backward_on_both_sides_of_the_serial_limit(tier):
-    """The numba tier scatters a small gradient on the calling thread and a large one in
-    parallel blocks of planes: both against the reference, with a plane count that does not
-    split evenly into the blocks, and a bad argmax refused in the parallel path too."""
+def test_max_pool_backward_in_blocks_of_planes(tier):
+    """The numba tier scatters several small planes per task (compile.run_planes): planes of
+    one per task up to dozens, plane counts that do not split evenly into the blocks, against
+    the reference; and a bad argmax refused wherever it is."""
     if TINY:
         pytest.skip("too large for the CUDA simulator")
-    from aecore.kernels.compile import SERIAL_MAX_VALUES
+    from aecore.kernels.compile import PLANE_BLOCK_VALUES
     rng = np.random.default_rng(4)
-    for shape in [(3, 5, 7, 6), (41, 7, 30, 31), (13, 3, 5, 5)]:
+    for shape in [(3, 5, 7, 6), (41, 7, 30, 31), (50, 3, 6, 6), (13, 3, 5, 5)]:
         geom = geometry.max_pool2d_geometry(shape, 2, stride=2, padding="same")
         x = rng.standard_normal(shape).astype(np.float32)
         _, argmax = call("max_pool2d_forward", "ref", x, geom)
         grad_y = rng.standard_normal(argmax.shape).astype(np.float32)
-        assert (x.size > SERIAL_MAX_VALUES) == (shape[0] == 41)
+        planes_per_task = max(1, PLANE_BLOCK_VALUES // (shape[2] * shape[3]))
+        assert (shape[0] * shape[1]) % planes_per_task != 0 or planes_per_task == 1
         np.testing.assert_array_equal(call("max_pool2d_backward", tier, grad_y, argmax, geom),
                                       call("max_pool2d_backward", "ref", grad_y, argmax, geom))
     argmax = np.array(argmax)
