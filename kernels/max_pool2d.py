@@ -255,41 +255,44 @@ def windows_any(plane, y_row, argmax_row, h_start, h_end, ox_from, ox_to, k_w, s
 _windows_any = cpu_kernel(windows_any)
 
 
-def forward_plane(p, x, y_planes, argmax_planes, k_h, k_w, stride_h, stride_w, pad_top, pad_left):
-    # x: (P, H, W); y_planes, argmax_planes: (P, outH, outW); task p pools plane p
-    plane, y, argmax = x[p], y_planes[p], argmax_planes[p]
-    h, w = plane.shape
-    out_h, out_w = y.shape
-    pairs = k_h == 2 and k_w == 2 and stride_h == 2 and stride_w == 2
-    # output columns whose 2x2 window lies inside the input: 0 <= 2*ox - pad_left <= w - 2
-    ox_from = min((pad_left + 1) // 2, out_w)
-    ox_to = max(min((w - 2 + pad_left) // 2 + 1, out_w), ox_from)
-    first = np.int64(0)    # not the constant 0: see compile.py, "one signature per kernel"
-    for oy in range(out_h):
-        h_start = oy * stride_h - pad_top
-        h_end = min(h_start + k_h, h)
-        h_start = max(h_start, 0)
-        if pairs and h_end - h_start == 2 and ox_to > ox_from:
-            # Both rows inside: the inner windows go to the vectorized loop. The rows are sliced
-            # from the first inner window's column, so its indexes are visibly >= 0 (a possibly
-            # negative index costs a wraparound check per load).
-            col = 2 * ox_from - pad_left
-            y_row, argmax_row = y[oy], argmax[oy]
-            _windows_2x2(plane[h_start, col:], plane[h_start + 1, col:], y_row[ox_from:ox_to],
-                         argmax_row[ox_from:ox_to], h_start * w + col, (h_start + 1) * w + col,
-                         ox_to - ox_from)
-            if ox_from > 0:
-                _windows_any(plane, y_row, argmax_row, h_start, h_end, first, ox_from, k_w,
-                             stride_w, pad_left)
-            if ox_to < out_w:
-                _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_to, out_w, k_w,
-                             stride_w, pad_left)
-        else:
-            _windows_any(plane, y[oy], argmax[oy], h_start, h_end, first, out_w, k_w, stride_w,
-                         pad_left)
+def forward_planes(task, x, y_planes, argmax_planes, k_h, k_w, stride_h, stride_w, pad_top,
+                   pad_left, planes):
+    # x: (P, H, W); y_planes, argmax_planes: (P, outH, outW); task t pools planes t*planes ..
+    # (t+1)*planes - 1
+    for p in range(task * planes, min((task + 1) * planes, x.shape[0])):
+        plane, y, argmax = x[p], y_planes[p], argmax_planes[p]
+        h, w = plane.shape
+        out_h, out_w = y.shape
+        pairs = k_h == 2 and k_w == 2 and stride_h == 2 and stride_w == 2
+        # output columns whose 2x2 window lies inside the input: 0 <= 2*ox - pad_left <= w - 2
+        ox_from = min((pad_left + 1) // 2, out_w)
+        ox_to = max(min((w - 2 + pad_left) // 2 + 1, out_w), ox_from)
+        first = np.int64(0)    # not the constant 0: see compile.py, "one signature per kernel"
+        for oy in range(out_h):
+            h_start = oy * stride_h - pad_top
+            h_end = min(h_start + k_h, h)
+            h_start = max(h_start, 0)
+            if pairs and h_end - h_start == 2 and ox_to > ox_from:
+                # Both rows inside: the inner windows go to the vectorized loop. The rows are sliced
+                # from the first inner window's column, so its indexes are visibly >= 0 (a possibly
+                # negative index costs a wraparound check per load).
+                col = 2 * ox_from - pad_left
+                y_row, argmax_row = y[oy], argmax[oy]
+                _windows_2x2(plane[h_start, col:], plane[h_start + 1, col:], y_row[ox_from:ox_to],
+                             argmax_row[ox_from:ox_to], h_start * w + col, (h_start + 1) * w + col,
+                             ox_to - ox_from)
+                if ox_from > 0:
+                    _windows_any(plane, y_row, argmax_row, h_start, h_end, first, ox_from, k_w,
+                                 stride_w, pad_left)
+                if ox_to < out_w:
+                    _windows_any(plane, y_row, argmax_row, h_start, h_end, ox_to, out_w, k_w,
+                                 stride_w, pad_left)
+            else:
+                _windows_any(plane, y[oy], argmax[oy], h_start, h_end, first, out_w, k_w, stride_w,
+                             pad_left)
 
 
-_forward_plane = cpu_kernel(forward_plane)
+_forward_planes = cpu_kernel(forward_planes)
 
 
 def backward_planes(task, grad_y, argmax, grad_x, out_of_plane, planes):
@@ -319,8 +322,8 @@ def max_pool2d_forward_numba(x, geom):
     x3 = np.ascontiguousarray(x).reshape(n * c, h, w)
     y = memory.empty((n * c, geom.out_h, geom.out_w), x.dtype)
     argmax = memory.empty(y.shape, np.int64)
-    parallel_for(_forward_plane, n * c, x3, y, argmax, geom.k_h, geom.k_w, geom.stride_h,
-                 geom.stride_w, geom.pad_top, geom.pad_left)
+    run_planes(_forward_planes, n * c, h * w, x3, y, argmax, geom.k_h, geom.k_w, geom.stride_h,
+               geom.stride_w, geom.pad_top, geom.pad_left)
     shape = (n, c, geom.out_h, geom.out_w)
     return y.reshape(shape), argmax.reshape(shape)
 
