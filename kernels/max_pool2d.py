@@ -40,7 +40,7 @@ import numpy as np
 
 from . import geometry, memory
 from .compile import (array_module_of, cpu_kernel, cuda, cuda_kernel, launch_1d, needs_wide_index,
-                      parallel_for, run_planes, split_index, window_span, windows_over)
+                      run_planes, split_index, window_span, windows_over)
 from .op import Arg, Family, Op, describe
 from .registry import register
 

@@ -290,7 +290,7 @@ def gather_task(task, buf, w, b, y, convs, n_, sh, sw, dh, dw, hq, wq, block,
     wt = np.zeros((4, 9), y.dtype)
     offs = np.zeros(9, np.int64)
     for conv in range(convs.shape[0]):
-        k_h, k_w, out_h, out_w = convs[conv, 0], convs[conv, 1], convs[conv, 2], convs[conv, 3]
+        k_h, k_w, out_w = convs[conv, 0], convs[conv, 1], convs[conv, 3]
         row_shift, col_shift = convs[conv, 6], convs[conv, 7]
         slot = 1 if conv > 0 and convs[conv - 1, 8] == 1 else 0
         acc = sums[slot]

@@ -264,7 +264,6 @@ def test_column_phase_pairs_match_reference(tier):
     assert list(direct.column_pairs(table, (2, 3))) == [0, 0, 0, 0]
     table[1, 3] = 7                                       # the second one wider: not a pair
     assert list(direct.column_pairs(table, (2, 2))) == [0, 0, 1, 0]
-    rng = np.random.default_rng(3)
     for x_shape, w_shape, stride, padding, output_padding in [
             ((3, 4, 5, 5), (4, 6, 3, 3), 2, 0, 0), ((3, 4, 5, 6), (4, 5, 3, 3), 2, 1, 1),
             ((2, 3, 4, 5), (3, 4, 4, 4), 2, 1, 0), ((2, 3, 4, 4), (3, 2, 3, 3), 3, 1, 2)]:
