@@ -754,17 +754,19 @@ def weight_numba(g, x, stride, pads, kernel_hw, dilation=(1, 1), groups=1, g_row
 
 def bias_task(task, g, partial, block):
     # g: (N, C, H*W); partial: (blocks, C) float64. One task = a block of images, every channel.
-    # Each plane is summed in the array's dtype (a vectorized reduction), the planes in float64.
+    # Each plane is summed in the array's dtype (a vectorized reduction), the planes in float64,
+    # image after image: g is read in its own order, and each channel's planes are still added
+    # in the order of the images.
     n_, c_, plane = g.shape
-    for c in range(c_):
-        total = 0.0
-        for n in range(task * block, min((task + 1) * block, n_)):
+    totals = partial[task]
+    totals[:] = 0.0
+    for n in range(task * block, min((task + 1) * block, n_)):
+        for c in range(c_):
             row = g[n, c]
             s = row.dtype.type(0)
             for p in range(plane):
                 s += row[p]
-            total += s
-        partial[task, c] = total
+            totals[c] += s
 
 
 _bias_task = cpu_kernel(bias_task, fastmath=_FMA_REDUCE)
