@@ -708,8 +708,14 @@ _weight_task = cpu_kernel(weight_task, fastmath=_FMA_REDUCE)
 
 def weight_chunk(total, rows):
     """Positions per weight-gradient task: the chunk's `rows` rows of g and x fill about half of
-    a 2 MiB L2 (in float32), and there are at least 8 tasks so 2+ threads share the work."""
+    a 2 MiB L2 (in float32), and there are at least 8 tasks so 2+ threads share the work, and a
+    multiple of 4 of them, so that 2 or 4 threads get as many each (13 tasks kept one of two
+    threads busy for 7 while the other had 6). The split depends on the shapes alone, never on
+    the thread count: the sums, and so the result, are the same on any machine."""
     chunk = min(max(_L2_VALUES // rows, 256), 8192, max(-(-total // 8), 32))
+    tasks = -(-total // chunk)
+    tasks = -(-tasks // 4) * 4
+    chunk = -(-total // tasks)
     return -(-chunk // _ROUND) * _ROUND
 
 
